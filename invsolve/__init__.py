@@ -1,0 +1,28 @@
+"""invsolve: reconstruct images from indirect, incomplete or corrupted measurements
+with diffusion models as priors.
+
+>>> import invsolve
+>>> from invsolve.operators import Mask, random_pixel_mask
+>>> from invsolve.priors import GaussianPrior
+>>> prior = GaussianPrior.squared_exponential((1, 16, 16), length_scale=3.0)
+>>> A = Mask(random_pixel_mask((16, 16), missing_fraction=0.5, seed=0))
+>>> y = A(prior.sample_exact(1, seed=1))
+>>> result = invsolve.reconstruct(y, A, prior, sampler="red-diff", progress=False)
+"""
+
+from invsolve.oracle import gaussian_posterior
+from invsolve.reconstruct import Reconstruction, reconstruct
+from invsolve.samplers import Sampler, available_samplers, get_sampler, register_sampler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Reconstruction",
+    "reconstruct",
+    "gaussian_posterior",
+    "Sampler",
+    "available_samplers",
+    "get_sampler",
+    "register_sampler",
+    "__version__",
+]
