@@ -44,3 +44,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         atomic_write(target, failing)
     assert json.loads(target.read_text()) == {"a": 1}
     assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    path = save_json(tmp_path / "m.json", {})
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
