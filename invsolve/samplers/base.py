@@ -120,7 +120,7 @@ def network_residual(
     Dividing by the normalisation scale keeps step sizes and weights
     independent of the physical units of the measurement.
     """
-    return (y - operator._forward(prior.to_physical(x_network))) / prior.normalization.scale
+    return (y - operator(prior.to_physical(x_network))) / prior.normalization.scale
 
 
 def per_item_mean(values: torch.Tensor) -> torch.Tensor:

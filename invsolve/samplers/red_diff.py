@@ -104,7 +104,7 @@ class RedDiff(Sampler):
         times = prior.schedule.sampling_times(steps)
         alphas, sigmas = prior.schedule.alpha_sigma(times)
         with torch.no_grad():
-            start = prior.to_network(operator._pinv(y)).to(prior.dtype)
+            start = prior.to_network(operator.pinv(y)).to(prior.dtype)
         mu = start.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([mu], lr=self.lr, betas=tuple(self.adam_betas))
         with torch.enable_grad():

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,8 +28,10 @@ def test_demo_rejects_bad_size(tmp_path, capsys):
     assert not (tmp_path / "demo.png").exists()
 
 
-def test_console_script_is_installed():
-    completed = subprocess.run([sys.executable, "-m", "invsolve.cli", "--help"], capture_output=True, text=True)
+def test_console_script_is_installed(tmp_path):
+    script = Path(sys.executable).parent / "invsolve"
+    # outside the checkout, so the installed package is what runs
+    completed = subprocess.run([str(script), "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert completed.returncode == 0 and "demo" in completed.stdout
 
 
