@@ -225,10 +225,13 @@ class DiffusionPrior(nn.Module):
     ) -> torch.Tensor:
         """Unconditional samples by ancestral sampling, ``(n, *image_shape)`` in physical units."""
         generator = make_generator(seed, self.device)
-        times = self.schedule.sampling_times(steps).tolist()
-        x = torch.empty((int(n), *self.image_shape), dtype=self.dtype, device=self.device)
-        x = self.schedule.alpha_sigma(torch.tensor(times[0]))[1].item() * randn_like(x, generator)
-        for i, t in enumerate(tqdm(times, desc="sampling", disable=not progress)):
-            x0_hat = self.denoise(x, t)
-            x = self.ancestral_step(x, x0_hat, t, times[i + 1] if i + 1 < len(times) else None, generator)
+        x = self.initial_noise(int(n), generator)
+        for t, s in tqdm(self.schedule.reverse_steps(steps), desc="sampling", disable=not progress):
+            x = self.ancestral_step(x, self.denoise(x, t), t, s, generator)
         return self.to_physical(x)
+
+    def initial_noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Start of reverse sampling: ``σ_1·ε``, ``(n, *image_shape)`` in network range."""
+        sigma_max = float(self.schedule.alpha_sigma(torch.tensor(1.0, dtype=torch.float64))[1])
+        x = torch.empty((n, *self.image_shape), dtype=self.dtype, device=self.device)
+        return sigma_max * randn_like(x, generator)

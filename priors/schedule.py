@@ -62,6 +62,12 @@ class NoiseSchedule:
             return torch.ones(1, dtype=torch.float64)
         return torch.linspace(1.0, 0.0, steps, dtype=torch.float64)
 
+    def reverse_steps(self, steps: int) -> list[tuple[float, float | None]]:
+        """Pairs ``(t, s)`` of consecutive :meth:`sampling_times`; the last ``s`` is
+        ``None``, the clean end of the process."""
+        times = self.sampling_times(steps).tolist()
+        return list(zip(times, [*times[1:], None]))
+
     def to_config(self) -> dict[str, Any]:
         """JSON-serialisable description; :func:`schedule_from_config` inverts it."""
         raise NotImplementedError

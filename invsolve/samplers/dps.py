@@ -26,7 +26,6 @@ import torch
 from tqdm.auto import tqdm
 
 from invsolve._checks import check_nonnegative
-from invsolve._random import randn_like
 from invsolve.operators import LinearOperator
 from invsolve.priors import DiffusionPrior
 
@@ -66,18 +65,15 @@ class DPS(Sampler):
         generator: torch.Generator,
         progress: bool,
     ) -> torch.Tensor:
-        times = prior.schedule.sampling_times(steps).tolist()
         batch = y.shape[0]
-        x = torch.empty((batch, *prior.image_shape), dtype=prior.dtype, device=y.device)
-        x = prior.schedule.alpha_sigma(torch.tensor(times[0], dtype=torch.float64))[1].item() * randn_like(x, generator)
+        x = prior.initial_noise(batch, generator)
         with torch.enable_grad():
-            for i, t in enumerate(tqdm(times, desc=self.name, disable=not progress)):
+            for t, s in tqdm(prior.schedule.reverse_steps(steps), desc=self.name, disable=not progress):
                 x = x.detach().requires_grad_(True)
                 x0_hat = prior.denoise(x, t)
                 residual = network_residual(y, operator, prior, x0_hat)
                 distance = torch.linalg.vector_norm(residual.reshape(batch, -1), dim=1)
                 (gradient,) = torch.autograd.grad(distance.sum(), x)
-                next_time = times[i + 1] if i + 1 < len(times) else None
                 with torch.no_grad():
-                    x = prior.ancestral_step(x, x0_hat.detach(), t, next_time, generator) - self.step_size * gradient
+                    x = prior.ancestral_step(x, x0_hat.detach(), t, s, generator) - self.step_size * gradient
         return prior.to_physical(x.detach())

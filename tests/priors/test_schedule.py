@@ -64,3 +64,10 @@ def test_schedule_errors():
         VESchedule(1.0, 0.5)
     with pytest.raises(ValueError, match=r"steps must be in \[1, 1000\]"):
         DiscreteVPSchedule.linear().sampling_times(2000)
+
+
+def test_reverse_steps_pair_consecutive_times_and_end_clean():
+    schedule = DiscreteVPSchedule.linear(num_steps=10)
+    pairs = schedule.reverse_steps(4)
+    times = schedule.sampling_times(4).tolist()
+    assert pairs == [(times[0], times[1]), (times[1], times[2]), (times[2], times[3]), (times[3], None)]
