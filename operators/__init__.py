@@ -6,7 +6,7 @@ Every operator is a :class:`LinearOperator` with an exact adjoint; see
 
 from .base import LinearOperator, MatrixOperator, dot_test, stack
 from .mask import Mask, box_mask, random_pixel_mask, stroke_mask
-from .noise import GaussianNoise
+from .noise import GaussianNoise, PoissonNoise
 
 __all__ = [
     "LinearOperator",
@@ -18,4 +18,5 @@ __all__ = [
     "box_mask",
     "stroke_mask",
     "GaussianNoise",
+    "PoissonNoise",
 ]
