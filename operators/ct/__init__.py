@@ -1,8 +1,10 @@
-"""2D computed tomography: acquisition geometries and the ray transform.
+"""Computed tomography: geometries, ray transforms and analytic reconstruction.
 
-:mod:`.geometry` describes where the image and the scanner are (conventions of
-ODL's ``odl.applications.tomo``); :mod:`.projector` is the discrete ray
-transform with its exact adjoint.  ODL is imported only by ``to_odl()``.
+:mod:`.geometry` describes where the image and the scanner are in 2D
+(conventions of ODL's ``odl.applications.tomo``); :mod:`.projector` is the 2D
+ray transform with its exact adjoint; :mod:`.fbp` is filtered backprojection
+for parallel and fan beam; :mod:`.cone` is 3D cone-beam CT (geometry,
+transform and FDK).  ODL is imported only by ``to_odl()``.
 """
 
 from .geometry import (
@@ -13,6 +15,8 @@ from .geometry import (
     sparse_view_angles,
     uniform_angles,
 )
+from .cone import ConeBeam3D, ConeBeamTransform
+from .fbp import FBP_FILTERS, FilteredBackProjection, angle_cell_widths, fbp
 from .projector import RayTransform
 
 __all__ = [
@@ -20,6 +24,12 @@ __all__ = [
     "ParallelBeam2D",
     "FanBeam2D",
     "RayTransform",
+    "ConeBeam3D",
+    "ConeBeamTransform",
+    "FilteredBackProjection",
+    "fbp",
+    "FBP_FILTERS",
+    "angle_cell_widths",
     "uniform_angles",
     "sparse_view_angles",
     "limited_angle_angles",
