@@ -1,0 +1,22 @@
+"""The examples run on a fresh install and write their figure and metrics."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_ct_sparse_view(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / "ct_sparse_view.py"), "--out", str(tmp_path), "--tv-iterations", "30", "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "ct_sparse_view.png").read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for scores in metrics["views"].values():
+        assert scores["tv"]["psnr_db"] > scores["fbp"]["psnr_db"]  # TV wins at every view count
