@@ -10,7 +10,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def test_ct_sparse_view(tmp_path):
     completed = subprocess.run(
-        [sys.executable, str(EXAMPLES / "ct_sparse_view.py"), "--out", str(tmp_path), "--tv-iterations", "30", "--no-progress"],
+        [sys.executable, str(EXAMPLES / "ct_sparse_view.py"), "--out", str(tmp_path), "--tv-iterations", "100", "--no-progress"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
