@@ -51,6 +51,7 @@ from collections.abc import Sequence
 
 import torch
 
+from invsolve._checks import check_extent, check_int, check_nonnegative, check_range, check_shape
 from invsolve._random import make_generator
 
 __all__ = [
@@ -99,6 +100,8 @@ _TEXTURE_WAVES = 6
 # Random ellipses stay inside the ball of this radius (reference units), so
 # the whole object lies inside the disc inscribed in the default image.
 _OBJECT_RADIUS = 0.95
+# Axes of the accepted image shapes.
+_LAYOUTS = (("H", "W"), ("D", "H", "W"))
 
 
 def shepp_logan_ellipsoids(ndim: int, modified: bool = True) -> torch.Tensor:
@@ -173,7 +176,7 @@ def shepp_logan(
     >>> shepp_logan((64, 64)).shape
     torch.Size([1, 1, 64, 64])
     """
-    dims = _check_shape(shape)
+    dims = check_shape(shape, "shape", *_LAYOUTS)
     phantom = ellipsoid_phantom(
         dims, shepp_logan_ellipsoids(len(dims), modified), extent=extent, dtype=torch.float64, device=device
     )
@@ -218,7 +221,7 @@ def ellipsoid_phantom(
         ``(1, 1, *shape)``, the sum of each ellipse's value over the pixels
         whose centres it contains.
     """
-    dims = _check_shape(shape)
+    dims = check_shape(shape, "shape", *_LAYOUTS)
     ndim = len(dims)
     width = 6 if ndim == 2 else 10
     table = torch.as_tensor(ellipsoids, dtype=torch.float64)
@@ -234,7 +237,7 @@ def ellipsoid_phantom(
     centres = table[:, 1 + ndim : 1 + 2 * ndim]
     rotations = _rotation_2d(table[:, 5]) if ndim == 2 else _rotation_3d(*table[:, 7:10].unbind(dim=1))
     dtype = _check_dtype(dtype)
-    points = _grid(dims, _check_extent(extent, ndim), device)
+    points = _grid(dims, check_extent(extent, ndim), device)
     inside = _inside_chunks(points, centres[None], rotations[None], axes[None] ** -2)
     values = table[None, :, 0].to(points.device)
     total = torch.zeros(1, points.shape[0], dtype=torch.float64, device=points.device)
@@ -314,22 +317,20 @@ def random_ellipse_phantoms(
     >>> x.shape
     torch.Size([8, 1, 64, 64])
     """
-    count = _check_int(n, "n", minimum=1)
-    dims = _check_shape(shape)
+    count = check_int(n, "n")
+    dims = check_shape(shape, "shape", *_LAYOUTS)
     ndim = len(dims)
     low_k, high_k = _check_count_range(n_ellipses)
-    low_v, high_v = _check_range(value_range, "value_range", lower=0.0)
-    low_a, high_a = _check_range(axis_range, "axis_range", lower=0.0, upper=_OBJECT_RADIUS)
+    low_v, high_v = check_range(value_range, "value_range", lower=0.0)
+    low_a, high_a = check_range(axis_range, "axis_range", lower=0.0, upper=_OBJECT_RADIUS)
     if low_a <= 0:
         raise ValueError(f"axis_range must have a lower end > 0, got {axis_range!r}")
     texture = float(texture)
     if not 0.0 <= texture < 1.0:
         raise ValueError(f"texture must lie in [0, 1), got {texture!r}")
-    max_frequency = float(max_frequency)
-    if not (math.isfinite(max_frequency) and max_frequency >= 0):
-        raise ValueError(f"max_frequency must be a finite number >= 0, got {max_frequency!r}")
+    max_frequency = check_nonnegative(max_frequency, "max_frequency")
     dtype = _check_dtype(dtype)
-    sides = _check_extent(extent, ndim)
+    sides = check_extent(extent, ndim)
 
     generator = make_generator(seed)
 
@@ -456,52 +457,10 @@ def _inside_chunks(points: torch.Tensor, centres: torch.Tensor, rotations: torch
 
 
 # -- validation ----------------------------------------------------------------------
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise ValueError(f"shape must be (H, W) or (D, H, W), got {shape!r}") from None
-    if len(dims) not in (2, 3) or any(
-        isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1 for n in dims
-    ):
-        raise ValueError(f"shape must be (H, W) or (D, H, W) with positive int sizes, got {shape!r}")
-    return tuple(int(n) for n in dims)
-
-
-def _check_extent(extent: float | Sequence[float] | None, ndim: int) -> tuple[float, ...]:
-    if extent is None:
-        return (2.0,) * ndim
-    sides = (extent,) * ndim if isinstance(extent, numbers.Real) else tuple(extent)
-    if len(sides) != ndim or not all(
-        isinstance(s, numbers.Real) and math.isfinite(s) and s > 0 for s in sides
-    ):
-        raise ValueError(f"extent must be a number > 0 or {ndim} numbers > 0 (one per axis), got {extent!r}")
-    return tuple(float(s) for s in sides)
-
-
 def _check_dtype(dtype: torch.dtype) -> torch.dtype:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     return dtype
-
-
-def _check_range(
-    value: tuple[float, float], name: str, lower: float, upper: float = math.inf
-) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high) and lower <= low <= high <= upper):
-        bound = f" <= {upper}" if math.isfinite(upper) else ""
-        raise ValueError(f"{name} must satisfy {lower} <= low <= high{bound}, got {value!r}")
-    return low, high
 
 
 def _check_count_range(value: int | tuple[int, int]) -> tuple[int, int]:
@@ -510,7 +469,7 @@ def _check_count_range(value: int | tuple[int, int]) -> tuple[int, int]:
         low, high = pair
     except (TypeError, ValueError):
         raise ValueError(f"n_ellipses must be an int >= 1 or a pair (low, high), got {value!r}") from None
-    low, high = _check_int(low, "n_ellipses", 1), _check_int(high, "n_ellipses", 1)
+    low, high = check_int(low, "n_ellipses"), check_int(high, "n_ellipses")
     if low > high:
         raise ValueError(f"n_ellipses must be (low, high) with low <= high, got {value!r}")
     return low, high

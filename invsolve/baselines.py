@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from invsolve._checks import (
     check_batched_shape,
     check_finite,
+    check_int,
     check_nonnegative,
     check_same_device,
     check_tensor,
@@ -106,8 +107,9 @@ def tv_reconstruct(
         For a negative or non-finite ``weight``, ``iterations < 1``, non-finite
         ``y``, shapes that do not match ``operator`` or an operator of norm 0.
     TypeError
-        For an ``operator`` that is not a real-domain ``LinearOperator`` or
-        inputs that are not floating-point tensors.
+        For an ``operator`` that is not a real-domain ``LinearOperator``,
+        inputs that are not floating-point tensors or a non-integer
+        ``iterations``.
 
     Examples
     --------
@@ -122,8 +124,7 @@ def tv_reconstruct(
             f"operator.in_shape must be (C, *spatial) with at least one spatial axis, got {operator.in_shape}"
         )
     lam = check_nonnegative(weight, "weight")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
+    iterations = check_int(iterations, "iterations")
     check_tensor(y, "y")
     check_finite(y, "y")
     check_batched_shape(y, operator.out_shape, f"y (measurement of {operator.describe()})")

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from invsolve._checks import check_batched_shape, check_finite, check_nonnegative, check_tensor
+from invsolve._checks import check_batched_shape, check_finite, check_int, check_nonnegative, check_tensor
 from invsolve._random import make_generator
 from invsolve.operators import LinearOperator
 from invsolve.priors import DiffusionPrior
@@ -96,11 +96,8 @@ def reconstruct(
         raise ValueError(f"y is on {y.device} but the operator is on {operator.device}")
     if y.device != prior.device:
         raise ValueError(f"y is on {y.device} but the prior is on {prior.device}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
-    steps = chosen.default_steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    n_samples = check_int(n_samples, "n_samples")
+    steps = check_int(chosen.default_steps if steps is None else steps, "steps")
 
     batch = y.shape[0]
     repeated = y.repeat_interleave(n_samples, dim=0) if n_samples > 1 else y

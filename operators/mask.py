@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from invsolve._checks import check_tensor
+from invsolve._checks import check_int, check_range, check_shape, check_tensor
 from invsolve._random import make_generator
 
 from .base import LinearOperator
@@ -79,20 +79,6 @@ class Mask(LinearOperator):
     _pinv = _forward
 
 
-def _check_spatial(shape: Sequence[int]) -> tuple[int, int]:
-    dims = tuple(int(n) for n in shape)
-    if len(dims) != 2 or min(dims) < 1:
-        raise ValueError(f"shape must be (H, W) with positive sizes, got {tuple(shape)!r}")
-    return dims
-
-
-def _check_fraction(value: float, name: str) -> float:
-    number = float(value)
-    if not 0.0 <= number <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-    return number
-
-
 def random_pixel_mask(
     shape: Sequence[int], missing_fraction: float, seed: int | torch.Generator | None = None
 ) -> torch.Tensor:
@@ -112,8 +98,10 @@ def random_pixel_mask(
     torch.Tensor
         Boolean ``(H, W)`` mask, ``True`` where observed.
     """
-    height, width = _check_spatial(shape)
-    fraction = _check_fraction(missing_fraction, "missing_fraction")
+    height, width = check_shape(shape, "shape", ("H", "W"))
+    fraction = float(missing_fraction)
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"missing_fraction must lie in [0, 1], got {missing_fraction!r}")
     n_pixels = height * width
     n_missing = round(fraction * n_pixels)
     order = torch.randperm(n_pixels, generator=make_generator(seed))
@@ -146,12 +134,11 @@ def box_mask(
     torch.Tensor
         Boolean ``(H, W)`` mask, ``True`` where observed.
     """
-    height, width = _check_spatial(shape)
-    low, high = (_check_fraction(v, "size_range") for v in size_range)
-    if low > high or high == 0:
-        raise ValueError(f"size_range must be (low, high) with 0 <= low <= high, high > 0; got {size_range!r}")
-    if int(n_boxes) < 0:
-        raise ValueError(f"n_boxes must be >= 0, got {n_boxes!r}")
+    height, width = check_shape(shape, "shape", ("H", "W"))
+    low, high = check_range(size_range, "size_range", 0.0, 1.0)
+    if high == 0:
+        raise ValueError(f"size_range must be a pair (low, high) with high > 0, got {size_range!r}")
+    n_boxes = check_int(n_boxes, "n_boxes", 0)
     generator = make_generator(seed)
     sides = torch.tensor([height, width], dtype=torch.float64)
     sizes = (low + (high - low) * torch.rand(n_boxes, 2, generator=generator, dtype=torch.float64)) * sides
@@ -200,18 +187,14 @@ def stroke_mask(
     torch.Tensor
         Boolean ``(H, W)`` mask, ``True`` where observed.
     """
-    height, width = _check_spatial(shape)
-    if int(n_strokes) < 0 or int(max_vertices) < 1:
-        raise ValueError(
-            f"n_strokes must be >= 0 and max_vertices >= 1, got {n_strokes!r} and {max_vertices!r}"
-        )
-    low, high = (_check_fraction(v, "width_range") for v in width_range)
-    if low > high:
-        raise ValueError(f"width_range must be (low, high) with low <= high, got {width_range!r}")
+    height, width = check_shape(shape, "shape", ("H", "W"))
+    n_strokes = check_int(n_strokes, "n_strokes", 0)
+    max_vertices = check_int(max_vertices, "max_vertices")
+    low, high = check_range(width_range, "width_range", 0.0, 1.0)
     generator = make_generator(seed)
     side = min(height, width)
     rand = lambda *size: torch.rand(*size, generator=generator, dtype=torch.float64)  # noqa: E731
-    n_segments = torch.randint(1, int(max_vertices) + 1, (n_strokes,), generator=generator)
+    n_segments = torch.randint(1, max_vertices + 1, (n_strokes,), generator=generator)
     starts = rand(n_strokes, 2) * torch.tensor([height - 1, width - 1], dtype=torch.float64)
     widths = (low + (high - low) * rand(n_strokes)) * side
     # Random walk: all strokes padded to max_vertices segments, unused ones dropped.

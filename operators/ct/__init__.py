@@ -4,7 +4,8 @@
 (conventions of ODL's ``odl.applications.tomo``); :mod:`.projector` is the 2D
 ray transform with its exact adjoint; :mod:`.fbp` is filtered backprojection
 for parallel and fan beam; :mod:`.cone` is 3D cone-beam CT (geometry,
-transform and FDK).  ODL is imported only by ``to_odl()``.
+transform and FDK); :mod:`.filters` holds the ramp filters and angular
+weights that FBP and FDK share.  ODL is imported only by ``to_odl()``.
 """
 
 from .geometry import (
@@ -16,7 +17,8 @@ from .geometry import (
     uniform_angles,
 )
 from .cone import ConeBeam3D, ConeBeamTransform
-from .fbp import FBP_FILTERS, FilteredBackProjection, angle_cell_widths, fbp
+from .fbp import FilteredBackProjection, fbp
+from .filters import FBP_FILTERS, angle_cell_widths
 from .projector import RayTransform
 
 __all__ = [

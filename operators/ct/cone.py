@@ -55,8 +55,25 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from invsolve._checks import (
+    check_extent,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_positive_tuple,
+    check_shape,
+)
+
 from ..base import LinearOperator
-from .geometry import _angles, _nonnegative, _positive, _positive_int
+from .filters import (
+    angle_cell_widths,
+    check_filter_name,
+    check_frequency_scaling,
+    filter_response,
+    largest_angle_gap,
+    padded_length,
+)
+from .geometry import check_angles, odl_angle_partition, odl_reco_space
 
 __all__ = ["ConeBeam3D", "ConeBeamTransform"]
 
@@ -64,10 +81,6 @@ __all__ = ["ConeBeam3D", "ConeBeamTransform"]
 # columns; bounds the index and weight tensors of one chunk (about 40 bytes a
 # sample in float32).
 _SAMPLES_PER_CHUNK = 1 << 21
-
-# Names of the windows that :meth:`ConeBeamTransform.fbp` applies to the ramp
-# filter (definitions in :func:`_window`, as in ODL's ``fbp_op``).
-_FDK_FILTERS = ("ram-lak", "shepp-logan", "cosine", "hann", "hamming")
 
 
 class ConeBeam3D:
@@ -127,11 +140,11 @@ class ConeBeam3D:
         detector_spacing: float | Sequence[float] | None = None,
         extent: float | Sequence[float] | None = None,
     ) -> None:
-        self.volume_shape = _triple_of_ints(volume_shape, "volume_shape")
-        self.extent = _extent3(extent)
-        self.angles = _angles(angles)
-        self.src_radius = _positive(src_radius, "src_radius")
-        self.det_radius = _nonnegative(det_radius, "det_radius")
+        self.volume_shape = check_shape(volume_shape, "volume_shape", ("N_x", "N_y", "N_z"))
+        self.extent = check_extent(extent, 3)
+        self.angles = check_angles(angles)
+        self.src_radius = check_positive(src_radius, "src_radius")
+        self.det_radius = check_nonnegative(det_radius, "det_radius")
         cylinder = math.hypot(self.extent[0], self.extent[1]) / 2
         if self.src_radius <= cylinder:
             raise ValueError(
@@ -143,7 +156,7 @@ class ConeBeam3D:
         magnification = self.distance / self.src_radius
         if detector_spacing is None:
             detector_spacing = (min(dx, dy) * magnification, dz * magnification)
-        self.detector_spacing = _spacing_pair(detector_spacing)
+        self.detector_spacing = check_positive_tuple(detector_spacing, "detector_spacing", ("du", "dv"))
         if detector_shape is None:
             # The cylinder's silhouette across the axis, and the top and bottom
             # faces seen from the closest point of the cylinder (most magnified).
@@ -153,7 +166,7 @@ class ConeBeam3D:
                 math.ceil(2 * half_width / self.detector_spacing[0] - 1e-9),
                 math.ceil(2 * half_height / self.detector_spacing[1] - 1e-9),
             )
-        self.detector_shape = _pair_of_ints(detector_shape, "detector_shape")
+        self.detector_shape = check_shape(detector_shape, "detector_shape", ("n_u", "n_v"))
         self._check_coverage()
 
     # -- derived quantities ----------------------------------------------------------
@@ -257,18 +270,11 @@ class ConeBeam3D:
         import odl
         from odl.applications import tomo
 
-        reco_space = odl.uniform_discr(
-            list(self.min_pt), [-v for v in self.min_pt], list(self.volume_shape), dtype="float32"
-        )
-        values = self.angles.numpy()
-        if self.n_angles == 1:
-            angle_partition = odl.nonuniform_partition(values, min_pt=values[0] - 0.5, max_pt=values[0] + 0.5)
-        else:
-            angle_partition = odl.nonuniform_partition(values)
+        reco_space = odl_reco_space(self.min_pt, self.volume_shape)
         half = [n * s / 2 for n, s in zip(self.detector_shape, self.detector_spacing)]
         detector_partition = odl.uniform_partition([-h for h in half], half, list(self.detector_shape))
         geometry = tomo.ConeBeamGeometry(
-            angle_partition, detector_partition, src_radius=self.src_radius, det_radius=self.det_radius
+            odl_angle_partition(self.angles), detector_partition, src_radius=self.src_radius, det_radius=self.det_radius
         )
         return reco_space, geometry
 
@@ -357,12 +363,8 @@ class ConeBeamTransform(LinearOperator):
     def __init__(self, geometry: ConeBeam3D, channels: int = 1, columns_per_chunk: int | None = None) -> None:
         if not isinstance(geometry, ConeBeam3D):
             raise TypeError(f"geometry must be a ConeBeam3D, got {type(geometry).__name__}")
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be an int >= 1, got {channels!r}")
-        if columns_per_chunk is not None and (
-            isinstance(columns_per_chunk, bool) or not isinstance(columns_per_chunk, int) or columns_per_chunk < 1
-        ):
-            raise ValueError(f"columns_per_chunk must be an int >= 1 or None, got {columns_per_chunk!r}")
+        channels = check_int(channels, "channels")
+        columns_per_chunk = check_int(columns_per_chunk, "columns_per_chunk", optional=True)
         super().__init__((channels, *geometry.volume_shape), (channels, *geometry.projection_shape))
         self.geometry = geometry
         self.columns_per_chunk = columns_per_chunk
@@ -397,7 +399,8 @@ class ConeBeamTransform(LinearOperator):
            source, ``(u(x), v(x))`` the detector point of the ray through
            ``x`` (bilinear interpolation, zero off the detector) and ``Δθ`` the
            angular width of each view (half the gaps to its neighbours on the
-           circle; ``2π/n_angles`` for equally spaced views).
+           circle, :func:`~.filters.angle_cell_widths` with period ``2π``;
+           ``2π/n_angles`` for equally spaced views).
 
         In the plane of the orbit this is fan-beam FBP; elsewhere it is an
         approximation whose cone-beam artefacts grow with the cone angle.
@@ -406,8 +409,11 @@ class ConeBeamTransform(LinearOperator):
         ----------
         y : torch.Tensor, shape (B, C, n_angles, n_u, n_v)
             Projections (line integrals, physical units).
-        filter_type : {"ram-lak", "shepp-logan", "cosine", "hann", "hamming"}
-            Window applied to the ramp; case-insensitive.
+        filter_type : str
+            Window applied to the ramp, one of :data:`~.filters.FBP_FILTERS`
+            (``"ram-lak"``, ``"shepp-logan"``, ``"cosine"``, ``"hamming"``,
+            ``"hann"``; case-insensitive, with the aliases that
+            :class:`~.fbp.FilteredBackProjection` accepts).
         frequency_scaling : float in (0, 1]
             Relative cut-off: frequencies above ``frequency_scaling`` times
             the Nyquist frequency are set to zero and the window is stretched
@@ -426,12 +432,19 @@ class ConeBeamTransform(LinearOperator):
             full scan (short or limited scans need other weights).
         """
         self._check_measurement(y)
-        name = _filter_name(filter_type)
-        scaling = float(frequency_scaling)
-        if not (math.isfinite(scaling) and 0 < scaling <= 1):
-            raise ValueError(f"frequency_scaling must be in (0, 1], got {frequency_scaling!r}")
+        name = check_filter_name(filter_type, "filter_type")
+        scaling = check_frequency_scaling(frequency_scaling)
         geometry = self.geometry
-        weights = _angular_weights(self.angles)
+        full = 2 * math.pi
+        largest = largest_angle_gap(self.angles, full)
+        if largest > 2 * full / geometry.n_angles * (1 + 1e-9):
+            warnings.warn(
+                f"FDK assumes a full 2π circular scan with roughly even spacing; the angles leave a gap "
+                f"of {largest:.4g} rad (mean {full / geometry.n_angles:.4g}), so the reconstruction is biased. "
+                "Short and limited scans need other weights.",
+                stacklevel=2,
+            )
+        weights = angle_cell_widths(self.angles, period=full)
         radius, distance = geometry.src_radius, geometry.distance
         u, v = geometry.detector_coordinates(torch.float64, y.device)
         cosine = distance / torch.sqrt(distance**2 + u[:, None] ** 2 + v[None, :] ** 2)
@@ -627,74 +640,20 @@ class _Backproject(torch.autograd.Function):
 
 
 # -- FDK ---------------------------------------------------------------------------------
-def _filter_name(filter_type: object) -> str:
-    if not isinstance(filter_type, str) or filter_type.lower() not in _FDK_FILTERS:
-        raise ValueError(f"filter_type must be one of {_FDK_FILTERS} (case-insensitive), got {filter_type!r}")
-    return filter_type.lower()
-
-
-def _window(name: str, frequency: torch.Tensor, scaling: float) -> torch.Tensor:
-    """FDK window at relative frequencies ``frequency`` ∈ [0, 1] (1 = Nyquist).
-
-    Zero above ``scaling``; below it the Ram-Lak (1), Shepp-Logan (sinc),
-    cosine, Hann (cos²) or Hamming window, stretched to end at ``scaling``.
-    """
-    relative = frequency / scaling
-    if name == "ram-lak":
-        window = torch.ones_like(frequency)
-    elif name == "shepp-logan":
-        window = torch.sinc(relative / 2)
-    elif name == "cosine":
-        window = torch.cos(relative * (math.pi / 2))
-    elif name == "hann":
-        window = torch.cos(relative * (math.pi / 2)) ** 2
-    else:  # hamming
-        window = 0.54 + 0.46 * torch.cos(relative * math.pi)
-    return torch.where(frequency <= scaling, window, torch.zeros_like(window))
-
-
 def _filter_rows(projections: torch.Tensor, spacing: float, name: str, scaling: float) -> torch.Tensor:
     """Ramp-filter ``projections`` (…, n_u, n_v) along ``u`` with sample spacing ``spacing``.
 
-    The kernel is the band-limited ramp sampled at ``spacing`` (``h[0] =
-    1/(4τ²)``, ``h[k] = -1/(πkτ)²`` for odd ``k``, zero for even ``k``; Kak &
-    Slaney, section 3.3), so the DC gain is right; the data are zero-padded to a
-    power of two at least ``2 n_u`` long, so the circular convolution is a
-    linear one.  The result approximates ``∫ p(u') h(u - u') du'``.
+    The filter is :func:`~.filters.filter_response` (the band-limited ramp
+    of Kak & Slaney times the window) divided by ``spacing``; the rows are
+    zero-padded to :func:`~.filters.padded_length`, so the circular
+    convolution is a linear one.  The result approximates
+    ``∫ p(u') h(u - u') du'``.
     """
     n_u = projections.shape[-2]
-    length = 1 << math.ceil(math.log2(2 * n_u))
-    offset = torch.arange(length, dtype=torch.float64, device=projections.device)
-    offset = torch.where(offset < length // 2, offset, offset - length)
-    kernel = torch.where(
-        offset.remainder(2) == 1, -1.0 / (math.pi * offset * spacing) ** 2, torch.zeros_like(offset)
-    )
-    kernel[0] = 1.0 / (4 * spacing**2)
-    response = torch.fft.rfft(kernel).real * spacing
-    frequency = torch.fft.rfftfreq(length, dtype=torch.float64, device=projections.device) * 2
-    response = (response * _window(name, frequency, scaling)).to(projections.dtype)
+    length = padded_length(n_u)
+    response = (filter_response(name, scaling, length) / spacing).to(projections.device, projections.dtype)
     spectrum = torch.fft.rfft(projections, n=length, dim=-2)
     return torch.fft.irfft(spectrum * response[:, None], n=length, dim=-2)[..., :n_u, :]
-
-
-def _angular_weights(angles: torch.Tensor) -> torch.Tensor:
-    """Angular width ``Δθ`` of each view: half the gaps to its neighbours on the circle."""
-    full = 2 * math.pi
-    wrapped = angles.to(torch.float64).remainder(full)
-    order = torch.argsort(wrapped)
-    ordered = wrapped[order]
-    gaps = torch.diff(ordered, append=ordered[:1] + full)
-    largest = float(gaps.max())
-    if largest > 2 * full / len(angles) * (1 + 1e-9):
-        warnings.warn(
-            f"FDK assumes a full 2π circular scan with roughly even spacing; the angles leave a gap "
-            f"of {largest:.4g} rad (mean {full / len(angles):.4g}), so the reconstruction is biased. "
-            "Short and limited scans need other weights.",
-            stacklevel=3,
-        )
-    widths = torch.empty_like(gaps)
-    widths[order] = (gaps + torch.roll(gaps, 1)) / 2
-    return widths
 
 
 def _fdk_backproject(
@@ -753,46 +712,3 @@ def _fdk_backproject(
 def _scalars(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
     """Zero-dimensional tensors of ``values`` (for :func:`torch.where` in a set dtype)."""
     return [torch.tensor(value, dtype=dtype, device=device) for value in values]
-
-
-# -- argument checks ---------------------------------------------------------------------
-def _triple_of_ints(shape: Sequence[int], name: str) -> tuple[int, int, int]:
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a triple (N_x, N_y, N_z) of ints, got {shape!r}") from None
-    if len(dims) != 3:
-        raise ValueError(f"{name} must be a triple (N_x, N_y, N_z) of ints, got {shape!r}")
-    return tuple(_positive_int(n, f"{name}[{i}]") for i, n in enumerate(dims))
-
-
-def _pair_of_ints(shape: Sequence[int], name: str) -> tuple[int, int]:
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a pair (n_u, n_v) of ints, got {shape!r}") from None
-    if len(dims) != 2:
-        raise ValueError(f"{name} must be a pair (n_u, n_v) of ints, got {shape!r}")
-    return (_positive_int(dims[0], f"{name}[0]"), _positive_int(dims[1], f"{name}[1]"))
-
-
-def _spacing_pair(spacing: float | Sequence[float]) -> tuple[float, float]:
-    if isinstance(spacing, (int, float)):
-        value = _positive(spacing, "detector_spacing")
-        return (value, value)
-    values = tuple(spacing)
-    if len(values) != 2:
-        raise ValueError(f"detector_spacing must be a positive number or a pair (du, dv), got {spacing!r}")
-    return (_positive(values[0], "detector_spacing[0]"), _positive(values[1], "detector_spacing[1]"))
-
-
-def _extent3(extent: float | Sequence[float] | None) -> tuple[float, float, float]:
-    if extent is None:
-        return (2.0, 2.0, 2.0)
-    if isinstance(extent, (int, float)):
-        side = _positive(extent, "extent")
-        return (side, side, side)
-    sides = tuple(extent)
-    if len(sides) != 3:
-        raise ValueError(f"extent must be a positive number or a triple (L_x, L_y, L_z), got {extent!r}")
-    return tuple(_positive(side, f"extent[{i}]") for i, side in enumerate(sides))

@@ -56,10 +56,12 @@ agreement.  The differences, and why:
   odd ``n``, 0 for even ``n``), which keeps the right value at zero
   frequency; ODL samples ``|ν|`` directly (zero at DC).
 * **Angular weights.**  Each view is weighted by the width of its cell in
-  the partition of the sorted angles at the midpoints (end cells extended
-  by half the neighbouring gap, as ODL's ``nonuniform_partition``); ODL's
-  ``fbp_op`` uses the mean width for every view, which differs for
-  non-uniform angles.
+  the partition of the sorted angles at the midpoints, on a line (end cells
+  extended by half the neighbouring gap, as ODL's ``nonuniform_partition``;
+  :func:`~.filters.angle_cell_widths` without a period), for parallel and
+  fan beam alike, so that ``Σ Δθ`` measures the covered range for the
+  normalisation and the short-scan warning; ODL's ``fbp_op`` uses the mean
+  width for every view, which differs for non-uniform angles.
 
 Scan range: parallel beam needs views over ``π``; fan beam is supported for
 **full scans** (views over ``2π``).  A fan-beam short scan (``π`` plus the
@@ -83,31 +85,23 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from invsolve._checks import check_batched_shape, check_same_device, check_tensor
+from invsolve._checks import check_batched_shape, check_int, check_same_device, check_tensor
 
 from ..base import LinearOperator
+from .filters import (
+    FBP_FILTERS,
+    angle_cell_widths,
+    check_filter_name,
+    check_frequency_scaling,
+    filter_response,
+    padded_length,
+)
 from .geometry import FanBeam2D, Geometry2D, ParallelBeam2D
 from .projector import RayTransform
 
+# FBP_FILTERS and angle_cell_widths live in .filters (shared with FDK) and are
+# re-exported here, where they have always been importable from.
 __all__ = ["FBP_FILTERS", "FilteredBackProjection", "fbp", "angle_cell_widths"]
-
-#: Names of the FBP filters (windows applied to the ramp), as accepted by
-#: :class:`FilteredBackProjection`; matching is case-insensitive and ``_``,
-#: spaces and ``-`` are interchangeable.  Aliases: ``"ramp"``/``"ramlak"``
-#: for Ram-Lak, ``"hanning"`` for Hann.
-FBP_FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
-
-_ALIASES = {
-    "ram-lak": "ram-lak",
-    "ramlak": "ram-lak",
-    "ramp": "ram-lak",
-    "shepp-logan": "shepp-logan",
-    "shepplogan": "shepp-logan",
-    "cosine": "cosine",
-    "hamming": "hamming",
-    "hann": "hann",
-    "hanning": "hann",
-}
 
 # Pixel-view samples (pixels × views in a chunk × batch) handled at once by the
 # pixel-driven backprojector; bounds the gathered values (4 or 8 bytes each)
@@ -216,25 +210,24 @@ class FilteredBackProjection(LinearOperator):
             )
         if channels is None:
             channels = ray_transform.in_shape[0] if ray_transform is not None else 1
-        _check_int(channels, "channels", 1)
+        channels = check_int(channels, "channels")
         if ray_transform is not None and ray_transform.in_shape[0] != channels:
             raise ValueError(
                 f"channels={channels} does not match the ray transform's {ray_transform.in_shape[0]} channels"
             )
-        self.filter_name = _filter_name(filter)
-        self.frequency_scaling = _frequency_scaling(frequency_scaling)
+        self.filter_name = check_filter_name(filter)
+        self.frequency_scaling = check_frequency_scaling(frequency_scaling)
         if not isinstance(padding, bool):
             raise TypeError(f"padding must be True or False, got {padding!r}")
         if backprojector not in ("pixel", "adjoint"):
             raise ValueError(f"backprojector must be 'pixel' or 'adjoint', got {backprojector!r}")
-        _check_int(upsampling, "upsampling", 1)
+        upsampling = check_int(upsampling, "upsampling")
         if backprojector == "adjoint" and upsampling != 1:
             raise ValueError(
                 f"upsampling must be 1 with backprojector='adjoint' (the ray transform's adjoint reads "
                 f"the detector grid itself), got {upsampling}"
             )
-        if views_per_chunk is not None:
-            _check_int(views_per_chunk, "views_per_chunk", 1)
+        views_per_chunk = check_int(views_per_chunk, "views_per_chunk", optional=True)
         super().__init__((channels, *geometry.sinogram_shape), (channels, *geometry.image_shape))
         self.geometry = geometry
         self.padding = padding
@@ -244,7 +237,7 @@ class FilteredBackProjection(LinearOperator):
         self._fan = isinstance(geometry, FanBeam2D)
 
         n_det = geometry.n_detector
-        self.fft_length = _next_power_of_two(2 * n_det - 1) if padding else n_det
+        self.fft_length = padded_length(n_det) if padding else n_det
         widths = angle_cell_widths(geometry.angles)
         self.angular_range = float(widths.sum())
         if self._fan and self.angular_range < 2 * math.pi * (1 - 1e-9):
@@ -264,9 +257,7 @@ class FilteredBackProjection(LinearOperator):
             distance = geometry.src_radius + geometry.det_radius
             data_weights = data_weights * (distance / torch.sqrt(distance**2 + u**2))[None, :]
         self.register_buffer("_data_weights", data_weights.contiguous(), persistent=False)
-        response = _ramp_response(self.fft_length) * _window(
-            self.filter_name, self.frequency_scaling, self.fft_length
-        )
+        response = filter_response(self.filter_name, self.frequency_scaling, self.fft_length)
         self.register_buffer("frequency_response", response, persistent=False)
         if backprojector == "adjoint" and ray_transform is None:
             ray_transform = RayTransform(geometry, channels=channels)
@@ -500,105 +491,3 @@ def fbp(
         **options,
     ).to(sinogram.device)
     return operator(sinogram)
-
-
-def angle_cell_widths(angles: torch.Tensor) -> torch.Tensor:
-    """Width of each view's angular cell (radians), in the angles' order.
-
-    The sorted angles are partitioned at the midpoints between neighbours;
-    the first and last cells extend by half the gap to their neighbour
-    (ODL's ``nonuniform_partition``).  Uniform angles get equal widths
-    ``Δθ``; a single angle gets width 1 (as :meth:`Geometry2D.to_odl`).
-
-    Parameters
-    ----------
-    angles : torch.Tensor, shape (n,)
-        Angles in radians, any order.
-
-    Returns
-    -------
-    torch.Tensor, float64, shape (n,)
-    """
-    values = angles.detach().to("cpu", torch.float64).reshape(-1)
-    if values.numel() == 1:
-        return torch.ones(1, dtype=torch.float64)
-    ordered, order = torch.sort(values)
-    gaps = ordered[1:] - ordered[:-1]
-    sorted_widths = torch.empty_like(ordered)
-    sorted_widths[0] = gaps[0]
-    sorted_widths[-1] = gaps[-1]
-    sorted_widths[1:-1] = (gaps[:-1] + gaps[1:]) / 2
-    widths = torch.empty_like(ordered)
-    widths[order] = sorted_widths
-    return widths
-
-
-# -- filters -------------------------------------------------------------------------
-def _ramp_response(length: int) -> torch.Tensor:
-    """``rfft`` of Kak & Slaney's band-limited ramp kernel on ``length`` samples.
-
-    The kernel in units of one detector sample is ``1/4`` at 0, ``-1/(πn)²``
-    at odd ``n`` and 0 at even ``n != 0``, taken periodically with
-    ``|n| <= length/2``; its transform is ``≈ |k|`` (cycles per sample) with
-    a small positive value at ``k = 0``.
-    """
-    index = torch.arange(length, dtype=torch.float64)
-    distance = torch.minimum(index, length - index)
-    kernel = torch.where(
-        distance % 2 == 1, -1.0 / (math.pi * distance.clamp_min(1)) ** 2, torch.zeros_like(distance)
-    )
-    kernel[0] = 0.25
-    return torch.fft.rfft(kernel).real
-
-
-def _window(name: str, cutoff: float, length: int) -> torch.Tensor:
-    """Window at the ``rfft`` frequencies of ``length`` samples.
-
-    ``ν`` is the frequency relative to Nyquist (0.5 cycles per sample), the
-    window is stretched to ``[0, cutoff]`` and zero above it.
-    """
-    nu = torch.fft.rfftfreq(length, dtype=torch.float64) / 0.5
-    phase = math.pi * nu / (2 * cutoff)
-    if name == "ram-lak":
-        window = torch.ones_like(nu)
-    elif name == "shepp-logan":
-        window = torch.sinc(nu / (2 * cutoff))  # sin(πν/2c) / (πν/2c)
-    elif name == "cosine":
-        window = torch.cos(phase)
-    elif name == "hamming":
-        window = 0.54 + 0.46 * torch.cos(2 * phase)
-    else:  # hann
-        window = torch.cos(phase) ** 2
-    return torch.where(nu <= cutoff, window, torch.zeros_like(window))
-
-
-# -- argument checks -------------------------------------------------------------------
-def _filter_name(name: object) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"filter must be a string, one of {', '.join(FBP_FILTERS)}; got {name!r}")
-    key = name.strip().lower().replace("_", "-").replace(" ", "-")
-    if key not in _ALIASES:
-        raise ValueError(f"unknown filter {name!r}; known filters: {', '.join(FBP_FILTERS)}")
-    return _ALIASES[key]
-
-
-def _frequency_scaling(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"frequency_scaling must be a number in (0, 1], got {value!r}")
-    number = float(value)
-    if not (0.0 < number <= 1.0):
-        raise ValueError(
-            f"frequency_scaling must be in (0, 1] (a cutoff relative to the Nyquist frequency), got {value!r}"
-        )
-    return number
-
-
-def _check_int(value: object, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def _next_power_of_two(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())

@@ -28,12 +28,20 @@ radians.  The default ``extent`` makes the image span ``[-1, 1]²``.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+from invsolve._checks import (
+    check_extent,
+    check_finite_number,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_shape,
+)
 
 __all__ = [
     "Geometry2D",
@@ -63,8 +71,8 @@ def uniform_angles(n_angles: int, start: float, stop: float) -> torch.Tensor:
     torch.Tensor
         Float64 tensor of shape ``(n_angles,)``, radians.
     """
-    count = _positive_int(n_angles, "n_angles")
-    low, high = _finite(start, "start"), _finite(stop, "stop")
+    count = check_int(n_angles, "n_angles")
+    low, high = check_finite_number(start, "start"), check_finite_number(stop, "stop")
     if not high > low:
         raise ValueError(f"stop must be greater than start, got start={start!r}, stop={stop!r}")
     step = (high - low) / count
@@ -126,11 +134,11 @@ class Geometry2D:
         detector_spacing: float,
         extent: float | Sequence[float] | None = None,
     ) -> None:
-        self.image_shape = _image_shape(image_shape)
-        self.extent = _extent(extent)
-        self.angles = _angles(angles)
-        self.n_detector = _positive_int(n_detector, "n_detector")
-        self.detector_spacing = _positive(detector_spacing, "detector_spacing")
+        self.image_shape = check_shape(image_shape, "image_shape", ("H", "W"))
+        self.extent = check_extent(extent, 2)
+        self.angles = check_angles(angles)
+        self.n_detector = check_int(n_detector, "n_detector")
+        self.detector_spacing = check_positive(detector_spacing, "detector_spacing")
 
     # -- derived quantities ----------------------------------------------------------
     @property
@@ -194,17 +202,10 @@ class Geometry2D:
         import odl
         from odl.applications import tomo
 
-        reco_space = odl.uniform_discr(
-            list(self.min_pt), [-v for v in self.min_pt], list(self.image_shape), dtype="float32"
-        )
-        values = self.angles.numpy()
-        if self.n_angles == 1:
-            angle_partition = odl.nonuniform_partition(values, min_pt=values[0] - 0.5, max_pt=values[0] + 0.5)
-        else:
-            angle_partition = odl.nonuniform_partition(values)
+        reco_space = odl_reco_space(self.min_pt, self.image_shape)
         half_width = self.n_detector * self.detector_spacing / 2
         detector_partition = odl.uniform_partition(-half_width, half_width, self.n_detector)
-        return reco_space, self._odl_geometry(tomo, angle_partition, detector_partition)
+        return reco_space, self._odl_geometry(tomo, odl_angle_partition(self.angles), detector_partition)
 
     def _check_coverage(self, covered_radius: float) -> None:
         radius = self.object_radius
@@ -263,9 +264,9 @@ class ParallelBeam2D(Geometry2D):
         detector_spacing: float | None = None,
         extent: float | Sequence[float] | None = None,
     ) -> None:
-        shape, sides = _image_shape(image_shape), _extent(extent)
+        shape, sides = check_shape(image_shape, "image_shape", ("H", "W")), check_extent(extent, 2)
         spacing = min(s / n for s, n in zip(sides, shape)) if detector_spacing is None else detector_spacing
-        spacing = _positive(spacing, "detector_spacing")
+        spacing = check_positive(spacing, "detector_spacing")
         if n_detector is None:
             n_detector = math.ceil(math.hypot(*sides) / spacing - 1e-9)
         super().__init__(shape, angles, n_detector, spacing, sides)
@@ -326,9 +327,9 @@ class FanBeam2D(Geometry2D):
         detector_spacing: float | None = None,
         extent: float | Sequence[float] | None = None,
     ) -> None:
-        shape, sides = _image_shape(image_shape), _extent(extent)
-        self.src_radius = _positive(src_radius, "src_radius")
-        self.det_radius = _nonnegative(det_radius, "det_radius")
+        shape, sides = check_shape(image_shape, "image_shape", ("H", "W")), check_extent(extent, 2)
+        self.src_radius = check_positive(src_radius, "src_radius")
+        self.det_radius = check_nonnegative(det_radius, "det_radius")
         corner_radius = math.hypot(*sides) / 2
         if self.src_radius <= corner_radius:
             raise ValueError(
@@ -338,7 +339,7 @@ class FanBeam2D(Geometry2D):
         magnification = (self.src_radius + self.det_radius) / self.src_radius
         if detector_spacing is None:
             detector_spacing = min(s / n for s, n in zip(sides, shape)) * magnification
-        spacing = _positive(detector_spacing, "detector_spacing")
+        spacing = check_positive(detector_spacing, "detector_spacing")
         if n_detector is None:
             half_angle = math.asin(corner_radius / self.src_radius)
             half_width = (self.src_radius + self.det_radius) * math.tan(half_angle)
@@ -373,60 +374,13 @@ class FanBeam2D(Geometry2D):
         )
 
 
-# -- argument checks -------------------------------------------------------------------
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
-    return number
+# -- shared with .cone -------------------------------------------------------------------
+def check_angles(angles: Any) -> torch.Tensor:
+    """Angles in radians as a contiguous float64 CPU tensor of shape ``(n,)``, ``n >= 1``.
 
-
-def _finite(value: object, name: str) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return number
-
-
-def _positive(value: object, name: str) -> float:
-    number = _finite(value, name)
-    if number <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return number
-
-
-def _nonnegative(value: object, name: str) -> float:
-    number = _finite(value, name)
-    if number < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return number
-
-
-def _image_shape(shape: Sequence[int]) -> tuple[int, int]:
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"image_shape must be a pair (H, W) of ints, got {shape!r}") from None
-    if len(dims) != 2:
-        raise ValueError(f"image_shape must be a pair (H, W) of ints, got {shape!r}")
-    return (_positive_int(dims[0], "image_shape[0]"), _positive_int(dims[1], "image_shape[1]"))
-
-
-def _extent(extent: float | Sequence[float] | None) -> tuple[float, float]:
-    if extent is None:
-        return (2.0, 2.0)
-    if isinstance(extent, (int, float)):
-        side = _positive(extent, "extent")
-        return (side, side)
-    sides = tuple(extent)
-    if len(sides) != 2:
-        raise ValueError(f"extent must be a positive number or a pair (L_x, L_y), got {extent!r}")
-    return (_positive(sides[0], "extent[0]"), _positive(sides[1], "extent[1]"))
-
-
-def _angles(angles: Any) -> torch.Tensor:
+    A scalar becomes one angle; raises ``ValueError`` for an empty or
+    multidimensional array and for NaN or infinite values.
+    """
     values = torch.as_tensor(angles).detach().to("cpu", torch.float64)
     if values.dim() == 0:
         values = values.reshape(1)
@@ -436,3 +390,24 @@ def _angles(angles: Any) -> torch.Tensor:
     if not bool(finite.all()):
         raise ValueError(f"angles must be finite, got {int((~finite).sum())} NaN or infinite values")
     return values.contiguous()
+
+
+def odl_reco_space(min_pt: Sequence[float], shape: Sequence[int]):
+    """ODL's float32 ``uniform_discr`` of ``shape`` cells over the box from ``min_pt`` to ``-min_pt``."""
+    import odl
+
+    return odl.uniform_discr(list(min_pt), [-v for v in min_pt], list(shape), dtype="float32")
+
+
+def odl_angle_partition(angles: torch.Tensor):
+    """ODL's ``nonuniform_partition`` of sorted ``angles`` (cells between midpoints).
+
+    A single angle gets the cell of width 1 centred on it, the width that
+    :func:`~.filters.angle_cell_widths` gives it.
+    """
+    import odl
+
+    values = angles.numpy()
+    if values.size == 1:
+        return odl.nonuniform_partition(values, min_pt=values[0] - 0.5, max_pt=values[0] + 0.5)
+    return odl.nonuniform_partition(values)

@@ -53,6 +53,8 @@ import torch
 
 import torch.nn.functional as F
 
+from invsolve._checks import check_int
+
 from ..base import LinearOperator
 from .geometry import Geometry2D, ParallelBeam2D
 
@@ -106,12 +108,8 @@ class RayTransform(LinearOperator):
     def __init__(self, geometry: Geometry2D, channels: int = 1, views_per_chunk: int | None = None) -> None:
         if not isinstance(geometry, Geometry2D):
             raise TypeError(f"geometry must be a ParallelBeam2D or FanBeam2D, got {type(geometry).__name__}")
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be an int >= 1, got {channels!r}")
-        if views_per_chunk is not None and (
-            isinstance(views_per_chunk, bool) or not isinstance(views_per_chunk, int) or views_per_chunk < 1
-        ):
-            raise ValueError(f"views_per_chunk must be an int >= 1 or None, got {views_per_chunk!r}")
+        channels = check_int(channels, "channels")
+        views_per_chunk = check_int(views_per_chunk, "views_per_chunk", optional=True)
         super().__init__((channels, *geometry.image_shape), (channels, *geometry.sinogram_shape))
         self.geometry = geometry
         self.views_per_chunk = views_per_chunk

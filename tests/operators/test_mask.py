@@ -47,11 +47,11 @@ def test_stroke_mask_widths_follow_the_brush():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: random_pixel_mask((8,), 0.5), r"shape must be \(H, W\)"),
+        (lambda: random_pixel_mask((8,), 0.5), r"shape must be a pair \(H, W\) of ints, got \(8,\)"),
         (lambda: random_pixel_mask((8, 8), 1.5), r"missing_fraction must lie in \[0, 1\], got 1.5"),
         (lambda: box_mask((8, 8), size_range=(0.5, 0.2)), "size_range must be"),
-        (lambda: box_mask((8, 8), n_boxes=-1), "n_boxes must be >= 0"),
-        (lambda: stroke_mask((8, 8), max_vertices=0), "max_vertices >= 1"),
+        (lambda: box_mask((8, 8), n_boxes=-1), "n_boxes must be an int >= 0, got -1"),
+        (lambda: stroke_mask((8, 8), max_vertices=0), "max_vertices must be an int >= 1, got 0"),
         (lambda: stroke_mask((8, 8), width_range=(0.2, 0.1)), "width_range must be"),
     ],
 )
