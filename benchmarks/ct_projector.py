@@ -6,7 +6,7 @@ each available implementation, the ratios ``peer / invsolve`` and the peak
 resident memory of a fresh process doing that case.
 
 Cases: parallel beam 256² with 60 and 180 views, fan beam 256² with 180 views,
-and (once it exists) cone beam 128³.  Peers, when installed: ODL with
+and cone beam 128³ with 180 views (no peer runs 3D cone beam on a CPU).  Peers, when installed: ODL with
 ``impl='astra_cpu'`` (same geometry through ``to_odl()``), scikit-image's
 ``radon``/``iradon`` (parallel beam only, no matched adjoint) and deepinv's
 ``Tomography`` (parallel beam).  Timings use 2 torch threads (the CI machine)
@@ -43,35 +43,45 @@ def median_ms(function, repeats: int) -> float:
 
 
 def make_geometry(case: str):
-    from invsolve.operators.ct import FanBeam2D, ParallelBeam2D, sparse_view_angles
+    from invsolve.operators.ct import ConeBeam3D, FanBeam2D, ParallelBeam2D, sparse_view_angles
 
     kind, size, views = case.split("-")
     size, views = int(size), int(views)
     if kind == "parallel":
         return ParallelBeam2D((size, size), sparse_view_angles(views))
-    return FanBeam2D((size, size), sparse_view_angles(views, 2 * math.pi), src_radius=4.0, det_radius=2.0)
+    if kind == "fan":
+        return FanBeam2D((size, size), sparse_view_angles(views, 2 * math.pi), src_radius=4.0, det_radius=2.0)
+    return ConeBeam3D((size,) * 3, sparse_view_angles(views, 2 * math.pi), src_radius=4.0, det_radius=2.0)
 
 
-def phantom(size: int) -> torch.Tensor:
-    axis = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
-    x, y = axis[:, None], axis[None, :]
-    return ((x / 0.7) ** 2 + (y / 0.9) ** 2 <= 1).float() + 0.5 * (((x - 0.2) / 0.2) ** 2 + (y / 0.3) ** 2 <= 1).float()
+def phantom(shape: tuple[int, ...]) -> torch.Tensor:
+    """Two nested uniform ellipses (ellipsoids): sharp edges, like CT data."""
+    axes = [(torch.arange(n, dtype=torch.float32) + 0.5) / n * 2 - 1 for n in shape]
+    grid = torch.meshgrid(*axes, indexing="ij")
+    outer = sum((c / r) ** 2 for c, r in zip(grid, (0.7, 0.9, 0.8)))
+    inner = sum(((c - o) / r) ** 2 for c, o, r in zip(grid, (0.2, 0.0, 0.1), (0.2, 0.3, 0.25)))
+    return (outer <= 1).float() + 0.5 * (inner <= 1).float()
 
 
 def time_invsolve(case: str, repeats: int) -> dict:
-    from invsolve.operators.ct import RayTransform
+    from invsolve.operators.ct import ConeBeam3D, ConeBeamTransform, RayTransform, fbp
 
     geometry = make_geometry(case)
-    op = RayTransform(geometry)
-    x = phantom(geometry.image_shape[0])[None, None]
-    y = op(x)
-    result = {"forward_ms": median_ms(lambda: op(x), repeats), "adjoint_ms": median_ms(lambda: op.adjoint(y), repeats)}
-    try:
-        from invsolve.operators.ct import fbp
-    except ImportError:
-        return result
-    result["fbp_ms"] = median_ms(lambda: fbp(y, op), repeats)
-    return result
+    if isinstance(geometry, ConeBeam3D):
+        op = ConeBeamTransform(geometry)
+        x = phantom(geometry.volume_shape)[None, None]
+        y = op(x)
+        reconstruct = lambda: op.fbp(y)  # noqa: E731  (FDK)
+    else:
+        op = RayTransform(geometry)
+        x = phantom(geometry.image_shape)[None, None]
+        y = op(x)
+        reconstruct = lambda: fbp(y, op)  # noqa: E731
+    return {
+        "forward_ms": median_ms(lambda: op(x), repeats),
+        "adjoint_ms": median_ms(lambda: op.adjoint(y), repeats),
+        "fbp_ms": median_ms(reconstruct, repeats),
+    }
 
 
 def time_odl(case: str, repeats: int) -> dict:
@@ -80,7 +90,7 @@ def time_odl(case: str, repeats: int) -> dict:
 
     space, geometry = make_geometry(case).to_odl()
     op = tomo.RayTransform(space, geometry, impl="astra_cpu")
-    x = space.element(phantom(space.shape[0]).numpy())
+    x = space.element(phantom(tuple(space.shape)).numpy())
     y = op(x)
     fbp = tomo.fbp_op(op)
     return {
@@ -94,7 +104,7 @@ def time_skimage(case: str, repeats: int) -> dict:
     from skimage.transform import iradon, radon
 
     geometry = make_geometry(case)
-    image = phantom(geometry.image_shape[0]).numpy().astype(np.float64)
+    image = phantom(geometry.image_shape).numpy().astype(np.float64)
     degrees = np.rad2deg(geometry.angles.numpy())
     sinogram = radon(image, theta=degrees, circle=False)
     return {
@@ -108,13 +118,14 @@ def time_deepinv(case: str, repeats: int) -> dict:
 
     geometry = make_geometry(case)
     physics = Tomography(angles=torch.rad2deg(geometry.angles).float(), img_width=geometry.image_shape[0], circle=False)
-    x = phantom(geometry.image_shape[0])[None, None]
+    x = phantom(geometry.image_shape)[None, None]
     y = physics.A(x)
     return {"forward_ms": median_ms(lambda: physics.A(x), repeats), "adjoint_ms": median_ms(lambda: physics.A_adjoint(y), repeats)}
 
 
 IMPLEMENTATIONS = {"invsolve": time_invsolve, "odl_astra_cpu": time_odl, "skimage": time_skimage, "deepinv": time_deepinv}
-APPLIES = {"skimage": ("parallel",), "deepinv": ("parallel",)}
+# Which geometries each peer can do at all (ODL has no CPU backend for 3D).
+APPLIES = {"odl_astra_cpu": ("parallel", "fan"), "skimage": ("parallel",), "deepinv": ("parallel",)}
 
 
 def run_one(implementation: str, case: str, repeats: int) -> dict:
@@ -130,7 +141,7 @@ def run_one(implementation: str, case: str, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--cases", nargs="*", default=["parallel-256-60", "parallel-256-180", "fan-256-180"])
+    parser.add_argument("--cases", nargs="*", default=["parallel-256-60", "parallel-256-180", "fan-256-180", "cone-128-180"])
     parser.add_argument("--one", nargs=2, metavar=("IMPLEMENTATION", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
