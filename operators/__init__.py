@@ -5,6 +5,7 @@ Every operator is a :class:`LinearOperator` with an exact adjoint; see
 """
 
 from .base import LinearOperator, MatrixOperator, dot_test, stack
+from .complex import ComplexAsChannels, channels_to_complex, complex_to_channels, from_magnitude, magnitude_phase
 from .mask import Mask, box_mask, random_pixel_mask, stroke_mask
 from .noise import GaussianNoise, PoissonNoise
 
@@ -18,5 +19,10 @@ __all__ = [
     "box_mask",
     "stroke_mask",
     "GaussianNoise",
+    "ComplexAsChannels",
+    "complex_to_channels",
+    "channels_to_complex",
+    "magnitude_phase",
+    "from_magnitude",
     "PoissonNoise",
 ]

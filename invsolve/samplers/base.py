@@ -50,8 +50,9 @@ class Sampler:
             )
         if operator.complex_domain:
             raise ValueError(
-                f"{operator.describe()} acts on complex images; wrap it so that it takes the "
-                "prior's real image (e.g. real/imaginary channels) first"
+                f"{operator.describe()} acts on complex images; compose it with "
+                f"invsolve.operators.ComplexAsChannels({operator.in_shape}) (operator @ ComplexAsChannels(...)) "
+                "so that it takes the prior's real image with real and imaginary parts as channels"
             )
         if operator.device is not None and operator.device != prior.device:
             raise ValueError(f"the operator is on {operator.device} but the prior is on {prior.device}")

@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+import invsolve
+from invsolve.operators import dot_test
+from invsolve.operators.complex import (
+    ComplexAsChannels,
+    channels_to_complex,
+    complex_to_channels,
+    from_magnitude,
+    magnitude_phase,
+)
+from invsolve.operators.mri import CartesianMRI, random_mask
+from invsolve.priors import GaussianPrior
+
+
+def random_complex(shape, seed=0, dtype=torch.complex128):
+    return torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+def test_channel_layout_real_parts_then_imaginary_parts():
+    x = random_complex((2, 3, 4, 5))
+    channels = complex_to_channels(x)
+    assert channels.shape == (2, 6, 4, 5) and channels.dtype == torch.float64
+    assert torch.equal(channels[:, :3], x.real) and torch.equal(channels[:, 3:], x.imag)
+    assert torch.equal(channels_to_complex(channels), x)
+    assert channels_to_complex(channels.float()).dtype == torch.complex64
+    real = torch.randn(1, 2, 3)
+    assert torch.equal(complex_to_channels(real), torch.cat([real, torch.zeros_like(real)], dim=1))
+
+
+def test_magnitude_with_phase_kept_round_trips():
+    x = random_complex((2, 1, 4, 4))
+    magnitude, phase = magnitude_phase(x)
+    assert magnitude.dtype == phase.dtype == torch.float64
+    assert bool((magnitude >= 0).all()) and bool((phase.abs() <= torch.pi).all())
+    assert torch.allclose(from_magnitude(magnitude, phase), x, atol=1e-14)
+    # one phase map for a batch of magnitudes broadcasts
+    assert from_magnitude(magnitude, phase[:1]).shape == (2, 1, 4, 4)
+
+
+@pytest.mark.parametrize("shape", [(1, 6, 5), (2, 3, 4, 5)])
+def test_operator_is_an_orthogonal_map_with_exact_adjoint(shape):
+    C = ComplexAsChannels(shape)
+    assert C.in_shape == (2 * shape[0], *shape[1:]) and C.out_shape == shape
+    assert not C.complex_domain and C.complex_range
+    assert dot_test(C, torch.float64) <= 1e-12
+    assert dot_test(C, torch.float32) <= 1e-6
+    x = torch.randn(2, *C.in_shape, dtype=torch.float64)
+    assert torch.equal(C.normal(x), C.adjoint(C(x)))
+    y = random_complex((2, *shape))
+    assert torch.equal(C.pinv(y), C.adjoint(y)) and torch.equal(C(C.pinv(y)), y)
+    assert abs(C.norm() - 1.0) < 1e-6
+
+
+def test_mri_on_channels_is_a_real_domain_operator_with_exact_adjoint():
+    mri = CartesianMRI(random_mask(8, 0.25, 2, seed=0), shape=(8, 8))
+    A = mri @ ComplexAsChannels((1, 8, 8))
+    assert A.in_shape == (2, 8, 8) and not A.complex_domain and A.complex_range
+    assert dot_test(A, torch.float64) <= 1e-12
+    assert dot_test(A, torch.float32) <= 1e-5
+    x = torch.randn(1, 2, 8, 8, dtype=torch.float64)
+    assert torch.allclose(A(x), mri(channels_to_complex(x)))
+    assert torch.allclose(A.normal(x), A.adjoint(A(x)), atol=1e-12)
+
+
+@pytest.mark.parametrize("sampler", ["red-diff", "dps"])
+def test_reconstruct_accepts_mri_through_complex_channels(sampler):
+    prior = GaussianPrior.squared_exponential((2, 8, 8), length_scale=2.0)
+    A = CartesianMRI(random_mask(8, 0.25, 2, seed=0), shape=(8, 8)) @ ComplexAsChannels((1, 8, 8))
+    y = A(prior.sample_exact(1, seed=0))
+    assert y.is_complex()
+    result = invsolve.reconstruct(y, A, prior, sampler, noise_std=0.01, steps=5, seed=0, progress=False)
+    assert result.image.shape == (1, 2, 8, 8) and not result.image.is_complex()
+    assert bool(torch.isfinite(result.image).all())
+
+
+def test_raw_complex_operator_is_refused_with_a_pointer_to_the_wrapper():
+    prior = GaussianPrior.squared_exponential((1, 8, 8), length_scale=2.0)
+    A = CartesianMRI(random_mask(8, 0.25, 2, seed=0), shape=(8, 8))
+    y = A(torch.zeros(1, 1, 8, 8, dtype=torch.complex128))
+    with pytest.raises(ValueError, match=r"acts on complex images.*ComplexAsChannels"):
+        invsolve.reconstruct(y, A, prior, steps=5, progress=False)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: channels_to_complex(torch.zeros(1, 3, 4, 4)), ValueError, r"x must have an even number of channels .* got shape \(1, 3, 4, 4\)"),
+        (lambda: channels_to_complex(torch.zeros(1, 2, 4, dtype=torch.complex64)), TypeError, "x must be a floating-point tensor"),
+        (lambda: complex_to_channels(torch.zeros(4, dtype=torch.complex64)), ValueError, r"x must be batched \(B, C, \*spatial\)"),
+        (lambda: complex_to_channels(torch.zeros(1, 2, dtype=torch.int64)), TypeError, "x must be a floating-point or complex tensor"),
+        (lambda: from_magnitude(torch.ones(2), torch.ones(2, dtype=torch.complex64)), TypeError, "phase must be a floating-point tensor"),
+        (lambda: ComplexAsChannels(()), ValueError, r"shape must be a sequence \(C, \*spatial\) of ints, got \(\)"),
+        (lambda: ComplexAsChannels((0, 4, 4)), ValueError, r"shape\[0\] \(channels\) must be an int >= 1, got 0"),
+        (lambda: ComplexAsChannels((1, 4, 4))(torch.zeros(1, 1, 4, 4)), ValueError, r"must have shape \(B, 2, 4, 4\)"),
+    ],
+)
+def test_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
