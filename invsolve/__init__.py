@@ -10,7 +10,7 @@ with diffusion models as priors.
 >>> result = invsolve.reconstruct(y, A, prior, sampler="red-diff", progress=False)
 """
 
-from invsolve.baselines import tv_reconstruct
+from invsolve.baselines import cg_sense, tv_reconstruct
 from invsolve.oracle import gaussian_posterior
 from invsolve.reconstruct import Reconstruction, reconstruct
 from invsolve.samplers import Sampler, available_samplers, get_sampler, register_sampler
@@ -21,6 +21,7 @@ __all__ = [
     "Reconstruction",
     "reconstruct",
     "gaussian_posterior",
+    "cg_sense",
     "tv_reconstruct",
     "Sampler",
     "available_samplers",

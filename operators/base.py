@@ -480,12 +480,26 @@ def _power_iteration(op: LinearOperator, iterations: int, tol: float, seed: int)
 
 
 def conjugate_gradient_pinv(
-    op: LinearOperator, y: torch.Tensor, iterations: int = 100, tol: float = 1e-6
+    op: LinearOperator, y: torch.Tensor, iterations: int = 100, tol: float = 1e-6, damping: float = 0.0
 ) -> torch.Tensor:
-    """Minimum-norm least-squares solution of ``Ax = y`` by CG on ``AᴴAx = Aᴴy``.
+    """Solve ``(AᴴA + δI) x = Aᴴy`` by conjugate gradients, started at zero.
 
-    Started at zero, the iterates stay in the range of ``Aᴴ`` and converge to
-    ``A⁺y``.  Each batch item is solved independently.
+    With ``δ = 0`` the iterates stay in the range of ``Aᴴ`` and converge to
+    the minimum-norm least-squares solution ``A⁺y``; with ``δ > 0`` to the
+    Tikhonov-regularised solution.  Each batch item is solved independently
+    and stops once its residual norm falls below ``tol`` times its start.
+
+    Parameters
+    ----------
+    op : LinearOperator
+    y : torch.Tensor
+        Measurements ``(B, *op.out_shape)``, already validated.
+    iterations : int
+        Maximum number of iterations (one ``AᴴA`` each).
+    tol : float
+        Relative residual at which an item stops.
+    damping : float
+        ``δ >= 0``.
     """
     batch = y.shape[0]
     reduce_dims = tuple(range(1, len(op.in_shape) + 1))
@@ -499,6 +513,8 @@ def conjugate_gradient_pinv(
         if bool((rs_old <= threshold).all()):
             break
         a_direction = op._normal(direction)
+        if damping:
+            a_direction = a_direction + damping * direction
         curvature = (direction.conj() * a_direction).real.sum(dim=reduce_dims)
         step = torch.where(curvature > 0, rs_old / curvature.clamp_min(torch.finfo(curvature.dtype).tiny), 0)
         step = step.reshape(batch, *([1] * len(op.in_shape)))

@@ -179,3 +179,49 @@ def test_cuda_matches_cpu():
     cpu = tv_reconstruct(truth, _identity((16, 16)), 0.1, iterations=50, progress=False)
     cuda = tv_reconstruct(truth.cuda(), _identity((16, 16)).cuda(), 0.1, iterations=50, progress=False)
     torch.testing.assert_close(cuda.cpu(), cpu, rtol=1e-9, atol=1e-9)
+
+
+# -- CG-SENSE -----------------------------------------------------------------------
+
+
+def test_cg_sense_solves_the_damped_normal_equations():
+    from invsolve import cg_sense
+    from invsolve.operators import MatrixOperator
+
+    generator = torch.Generator().manual_seed(0)
+    matrix = torch.randn(20, 12, dtype=torch.complex128, generator=generator)
+    operator = MatrixOperator(matrix, in_shape=(1, 3, 4))
+    y = torch.randn(2, 20, dtype=torch.complex128, generator=generator)
+    for damping in (0.0, 0.5):
+        expected = torch.linalg.solve(matrix.conj().T @ matrix + damping * torch.eye(12), matrix.conj().T @ y.T).T
+        result = cg_sense(y, operator, iterations=50, tol=1e-12, damping=damping)
+        assert torch.allclose(result.reshape(2, 12), expected, atol=1e-9)
+
+
+def test_cg_sense_with_full_sampling_is_the_sense_combination():
+    from invsolve import cg_sense
+    from invsolve.operators.mri import CartesianMRI, ifft_centered
+
+    generator = torch.Generator().manual_seed(1)
+    maps = torch.randn(4, 8, 8, dtype=torch.complex128, generator=generator)
+    image = torch.randn(1, 1, 8, 8, dtype=torch.complex128, generator=generator)
+    operator = CartesianMRI(torch.ones(8, dtype=torch.bool), maps)
+    y = operator(image)
+    combined = (maps.conj() * ifft_centered(y)).sum(1, keepdim=True) / maps.abs().pow(2).sum(0)
+    assert torch.allclose(cg_sense(y, operator, iterations=100, tol=1e-14), combined, atol=1e-9)
+    assert torch.allclose(combined, image, atol=1e-9)
+
+
+def test_cg_sense_errors():
+    from invsolve import cg_sense
+    from invsolve.operators.mri import CartesianMRI
+
+    operator = CartesianMRI(torch.ones(8, dtype=torch.bool), shape=(8, 8))
+    with pytest.raises(ValueError, match=r"y \(measurement of CartesianMRI.*must have shape \(B, 1, 8, 8\)"):
+        cg_sense(torch.zeros(1, 1, 8, 7, dtype=torch.complex64), operator)
+    with pytest.raises(ValueError, match="y must be finite"):
+        cg_sense(torch.full((1, 1, 8, 8), complex("nan"), dtype=torch.complex64), operator)
+    with pytest.raises(ValueError, match="damping must be a finite number >= 0"):
+        cg_sense(torch.zeros(1, 1, 8, 8, dtype=torch.complex64), operator, damping=-1.0)
+    with pytest.raises(TypeError, match="operator must be an invsolve LinearOperator"):
+        cg_sense(torch.zeros(1, 1, 8, 8, dtype=torch.complex64), "sense")

@@ -1,0 +1,127 @@
+"""Accelerated multi-coil MRI of a real brain slice: zero-filled vs CG-SENSE vs TV.
+
+dipy's ``t1_coronal_slice.npy`` (a 256×256 T1-weighted brain slice) gets a
+smooth synthetic phase and 8 simulated receive coils (smooth complex
+sensitivities around the head), is transformed to k-space with fastMRI's
+centred orthonormal FFT, receives complex Gaussian noise, and is undersampled
+with fastMRI random column masks at 4× (8 % centre) and 8× (4 % centre).
+Coil maps are estimated from the undersampled data by ESPIRiT.  Writes
+``mri_cs.png`` (one row per acceleration) and ``metrics.json`` with fastMRI's
+NMSE, PSNR and SSIM of the magnitude images.
+
+Run: ``python examples/mri_cs.py [--out mri-cs] [--no-progress]``
+(needs ``dipy``, part of the ``examples`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from invsolve import cg_sense, tv_reconstruct
+from invsolve.files import save_json, save_png
+from invsolve.metrics import fastmri_nmse, fastmri_psnr, fastmri_ssim
+from invsolve.operators import ComplexAsChannels, GaussianNoise, channels_to_complex
+from invsolve.operators.mri import CartesianMRI, espirit_maps, fft_centered, random_mask, rss
+
+COILS = 8
+NOISE_STD = 2e-3  # per real component of k-space (the image peaks at 1)
+SETTINGS = {4: 0.08, 8: 0.04}  # acceleration: centre fraction (fastMRI's pairs)
+TV_WEIGHT = 2e-3  # λ per unit of TV; best of 5e-4..8e-3 on the 4× case
+
+
+def brain_slice() -> torch.Tensor:
+    """dipy's T1 slice with a smooth phase, complex ``(1, 1, 256, 256)``."""
+    from dipy.data import get_fnames
+
+    magnitude = torch.from_numpy(np.load(get_fnames(name="t1_coronal_slice")))
+    axis = torch.linspace(-1, 1, magnitude.shape[-1], dtype=torch.float64)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    phase = 0.6 * xx - 0.4 * yy + 0.5 * xx * yy
+    return (magnitude * torch.exp(1j * phase))[None, None]
+
+
+def coil_sensitivities(shape: tuple[int, int]) -> torch.Tensor:
+    """``COILS`` smooth complex sensitivities on a ring around the image, ``(coils, H, W)``."""
+    axes = [torch.linspace(-1, 1, n, dtype=torch.float64) for n in shape]
+    yy, xx = torch.meshgrid(*axes, indexing="ij")
+    maps = []
+    for c in range(COILS):
+        angle = 2 * math.pi * c / COILS
+        bump = torch.exp(-((xx - 1.3 * math.cos(angle)) ** 2 + (yy - 1.3 * math.sin(angle)) ** 2) / 1.2)
+        maps.append(bump * torch.exp(1j * (angle + 0.5 * xx - 0.3 * yy)))
+    maps = torch.stack(maps)
+    return maps / maps.abs().pow(2).sum(0, keepdim=True).sqrt().amax()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="mri-cs", help="output folder (default: %(default)s)")
+    parser.add_argument("--tv-iterations", type=int, default=300)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+
+    truth = brain_slice()
+    shape = tuple(truth.shape[-2:])
+    maps = coil_sensitivities(shape)
+    coil_images = maps * truth
+    full_kspace = GaussianNoise(NOISE_STD)(fft_centered(coil_images), seed=0)
+    # fastMRI's target: the root-sum-of-squares of the fully sampled (here noiseless) coil images,
+    # which is also what SENSE with unit-norm (ESPIRiT) maps reconstructs.
+    reference = rss(coil_images)[0]
+
+    images, titles = [], []
+    metrics: dict = {"image": "dipy t1_coronal_slice", "coils": COILS, "noise_std": NOISE_STD, "accelerations": {}}
+    for acceleration, centre in SETTINGS.items():
+        mask = random_mask(shape[1], centre, acceleration, seed=acceleration)
+        y = full_kspace * mask
+        estimated_maps = espirit_maps(y[0], mask)
+        operator = CartesianMRI(mask, estimated_maps)
+        results = {
+            "zero_filled": operator.rss(y)[0],
+            "cg_sense": cg_sense(y, operator, iterations=30).abs()[0],
+            "tv_sense": channels_to_complex(
+                tv_reconstruct(
+                    y,
+                    operator @ ComplexAsChannels(operator.in_shape),
+                    TV_WEIGHT,
+                    iterations=args.tv_iterations,
+                    nonnegative=False,
+                    progress=not args.no_progress,
+                )
+            ).abs()[0],
+        }
+        scores = {}
+        for name, image in results.items():
+            scores[name] = {
+                "nmse": float(fastmri_nmse(reference, image)),
+                "psnr_db": float(fastmri_psnr(reference, image)),
+                "ssim": float(fastmri_ssim(reference, image)),
+            }
+        metrics["accelerations"][acceleration] = {
+            "center_fraction": centre,
+            "sampled_fraction": float(mask.float().mean()),
+            **scores,
+        }
+        images += [reference, *results.values()]
+        titles += [f"truth ({acceleration}×)"] + [f"{name}  {scores[name]['psnr_db']:.1f} dB" for name in results]
+    out = Path(args.out)
+    save_png(
+        out / "mri_cs.png",
+        images,
+        titles,
+        value_range=(0.0, float(reference.max())),
+        columns=4,
+        figure_title="8-coil MRI of a T1 brain slice: magnitude, fastMRI PSNR",
+    )
+    save_json(out / "metrics.json", metrics)
+    print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()
