@@ -1,13 +1,25 @@
 """Where measurements and training images come from (installed as ``invsolve.datasets``).
 
 This package imports neither operators nor priors.  Synthetic phantoms (Shepp–Logan,
-random ellipses) and real sample images are here; readers for DICOM/NIfTI,
-fastMRI HDF5, FITS and ultrasound HDF5 files arrive with the issues that need
-them.
+random ellipses), real sample images, training datasets for priors (image
+folders, DICOM/NIfTI volumes, fastMRI targets, FITS cutouts, HDF5 arrays,
+phantoms) and, in :mod:`.io`, fastMRI HDF5 reading and writing.
 """
 
 from .phantoms import ellipsoid_phantom, random_ellipse_phantoms, shepp_logan, shepp_logan_ellipsoids
 from .samples import ct_small_slice
+from .training import (
+    TRAINING_SOURCES,
+    EpochSampler,
+    FastMRITargetDataset,
+    FITSCutoutDataset,
+    HDF5ArrayDataset,
+    ImageFolderDataset,
+    PhantomDataset,
+    TrainingDataset,
+    VolumeSliceDataset,
+    training_dataset,
+)
 
 __all__ = [
     "ct_small_slice",
@@ -15,4 +27,14 @@ __all__ = [
     "shepp_logan_ellipsoids",
     "ellipsoid_phantom",
     "random_ellipse_phantoms",
+    "TRAINING_SOURCES",
+    "TrainingDataset",
+    "ImageFolderDataset",
+    "VolumeSliceDataset",
+    "FastMRITargetDataset",
+    "FITSCutoutDataset",
+    "HDF5ArrayDataset",
+    "PhantomDataset",
+    "EpochSampler",
+    "training_dataset",
 ]
