@@ -1,21 +1,35 @@
 """Diffusion priors (installed as ``invsolve.priors``).
 
 A prior is a :class:`NoiseSchedule` plus a denoiser; :class:`GaussianPrior` is
-the exact reference every sampler is tested against.
+the exact reference every sampler is tested against, :class:`UNetPrior` the
+learned one (MONAI's ``DiffusionModelUNet``).  Priors are stored as one
+checkpoint file (:func:`save_prior`, :func:`load_prior`); those shipped with
+the package load with :func:`pretrained`.
 """
 
 from .base import PREDICTION_TYPES, DiffusionPrior, Normalization
+from .checkpoint import CheckpointError, load_prior, read_metadata, save_prior
 from .gaussian import GaussianPrior
+from .embedded import available_pretrained, pretrained
 from .schedule import DiscreteVPSchedule, EDMSchedule, NoiseSchedule, VESchedule, schedule_from_config
+from .unet import Conditioning, UNetPrior
 
 __all__ = [
     "PREDICTION_TYPES",
     "DiffusionPrior",
     "Normalization",
     "GaussianPrior",
+    "UNetPrior",
+    "Conditioning",
     "NoiseSchedule",
     "DiscreteVPSchedule",
     "VESchedule",
     "EDMSchedule",
     "schedule_from_config",
+    "save_prior",
+    "load_prior",
+    "read_metadata",
+    "CheckpointError",
+    "pretrained",
+    "available_pretrained",
 ]

@@ -6,6 +6,12 @@ with its :class:`Normalization`.  Everything a sampler needs — the clean-image
 estimate ``x̂₀``, the noise estimate ``ε̂`` and the score — is derived from one
 network output in :meth:`DiffusionPrior.predict`, the one place where the
 prediction types (ε, x₀, v) are converted.
+
+A *conditional* prior (``conditional`` is true, e.g. a class-conditional
+:class:`~invsolve.priors.UNetPrior`) takes an optional ``condition`` in
+:meth:`~DiffusionPrior.predict`, :meth:`~DiffusionPrior.denoise`,
+:meth:`~DiffusionPrior.eps`, :meth:`~DiffusionPrior.score` and
+:meth:`~DiffusionPrior.sample`; without one it acts as the unconditional model.
 """
 
 from __future__ import annotations
@@ -136,8 +142,17 @@ class DiffusionPrior(nn.Module):
         tensor = self._first_tensor()
         return tensor.dtype if tensor is not None and tensor.is_floating_point() else torch.float32
 
+    @property
+    def conditional(self) -> bool:
+        """Whether :meth:`network_output` accepts a ``condition`` (false here)."""
+        return False
+
     def network_output(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The denoiser's raw output for ``x_t`` (network range) at times ``t`` (shape ``(B,)``)."""
+        """The denoiser's raw output for ``x_t`` (network range) at times ``t`` (shape ``(B,)``).
+
+        A conditional prior's override also takes a keyword ``condition``;
+        :meth:`predict` passes it only when one is given.
+        """
         raise NotImplementedError
 
     def _times(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -148,7 +163,9 @@ class DiffusionPrior(nn.Module):
             raise ValueError(f"t must be a scalar or shaped (B,) = ({x_t.shape[0]},), got {tuple(t.shape)}")
         return t
 
-    def predict(self, x_t: torch.Tensor, t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self, x_t: torch.Tensor, t: torch.Tensor | float, condition: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean image and noise estimates ``(x̂₀, ε̂)`` from one network call.
 
         Parameters
@@ -157,29 +174,41 @@ class DiffusionPrior(nn.Module):
             Noisy images ``(B, *image_shape)`` in network range.
         t : float or torch.Tensor
             Time in ``[0, 1]``, a scalar or one per batch item.
+        condition : torch.Tensor, optional
+            What a conditional prior is conditioned on (see the subclass);
+            ``None`` asks for the unconditional estimate.
         """
         t = self._times(x_t, t)
         alpha, sigma = (_per_sample(v, x_t.dim()) for v in self.schedule.alpha_sigma(t))
-        output = self.network_output(x_t, t)
+        if condition is None:
+            output = self.network_output(x_t, t)
+        elif not self.conditional:
+            raise ValueError(
+                f"condition must be None for the unconditional {type(self).__name__}, got a {type(condition).__name__}"
+            )
+        else:
+            output = self.network_output(x_t, t, condition=condition)
         if self.prediction == "eps":
             return (x_t - sigma * output) / alpha, output
         if self.prediction == "x0":
             return output, (x_t - alpha * output) / sigma
         return alpha * x_t - sigma * output, sigma * x_t + alpha * output
 
-    def denoise(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def denoise(
+        self, x_t: torch.Tensor, t: torch.Tensor | float, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Posterior-mean estimate ``x̂₀ = E[x₀ | x_t]`` (network range)."""
-        return self.predict(x_t, t)[0]
+        return self.predict(x_t, t, condition)[0]
 
-    def eps(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor | float, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Noise estimate ``ε̂ = E[ε | x_t]``."""
-        return self.predict(x_t, t)[1]
+        return self.predict(x_t, t, condition)[1]
 
-    def score(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def score(self, x_t: torch.Tensor, t: torch.Tensor | float, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Score ``∇ log p_t(x_t) = −ε̂ / σ_t`` of the noisy marginal."""
         t = self._times(x_t, t)
         sigma = _per_sample(self.schedule.alpha_sigma(t)[1], x_t.dim())
-        return -self.eps(x_t, t) / sigma
+        return -self.eps(x_t, t, condition) / sigma
 
     def to_network(self, x: torch.Tensor) -> torch.Tensor:
         """Physical units → network range (see :class:`Normalization`)."""
@@ -222,12 +251,17 @@ class DiffusionPrior(nn.Module):
         steps: int = 1000,
         seed: int | torch.Generator | None = None,
         progress: bool = True,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Unconditional samples by ancestral sampling, ``(n, *image_shape)`` in physical units."""
+        """Samples by ancestral sampling, ``(n, *image_shape)`` in physical units.
+
+        ``condition`` (conditional priors only) is passed to every
+        :meth:`denoise` call; ``None`` samples the unconditional model.
+        """
         generator = make_generator(seed, self.device)
         x = self.initial_noise(int(n), generator)
         for t, s in tqdm(self.schedule.reverse_steps(steps), desc="sampling", disable=not progress):
-            x = self.ancestral_step(x, self.denoise(x, t), t, s, generator)
+            x = self.ancestral_step(x, self.denoise(x, t, condition), t, s, generator)
         return self.to_physical(x)
 
     def initial_noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
