@@ -31,6 +31,8 @@ def _geometries(angle_set: str):
     return [
         ParallelBeam2D((24, 20), make(math.pi), extent=(2.4, 2.0)),
         FanBeam2D((24, 20), make(2 * math.pi), src_radius=4.0, det_radius=2.0, extent=(2.4, 2.0)),
+        # A fan wider than 90°: up to three runs of rays per view sample rows or columns.
+        FanBeam2D((24, 20), make(2 * math.pi), src_radius=1.7, det_radius=1.0, extent=(2.4, 2.0)),
     ]
 
 
@@ -53,7 +55,7 @@ def test_dot_test(angle_set, dtype, tol):
         assert dot_test(op, dtype, batch=3) <= tol, geometry
 
 
-@pytest.mark.parametrize("geometry_index", [0, 1])
+@pytest.mark.parametrize("geometry_index", [0, 1, 2])
 def test_shapes_batches_and_channels(geometry_index):
     geometry = _geometries("sparse")[geometry_index]
     op = RayTransform(geometry, channels=3, views_per_chunk=2)
@@ -69,9 +71,16 @@ def test_shapes_batches_and_channels(geometry_index):
     assert back.shape == x.shape
     # Chunking changes nothing.
     torch.testing.assert_close(RayTransform(geometry, channels=3)(x), y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(RayTransform(geometry, channels=3, views_per_chunk=1)(x), y, rtol=1e-12, atol=1e-12)
+    for b in range(2):
+        for c in range(3):
+            expected = single.adjoint(y[b : b + 1, c : c + 1])[0, 0]
+            torch.testing.assert_close(back[b, c], expected, rtol=1e-12, atol=1e-12)
+    one_view = RayTransform(geometry, channels=3, views_per_chunk=1)
+    torch.testing.assert_close(one_view.adjoint(y), back, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("geometry_index", [0, 1])
+@pytest.mark.parametrize("geometry_index", [0, 1, 2])
 def test_float32_matches_float64(geometry_index):
     geometry = _geometries("irregular")[geometry_index]
     op = RayTransform(geometry)
@@ -120,8 +129,14 @@ def test_to_odl_geometry_matches():
         lambda: ParallelBeam2D((64, 64), torch.tensor([0.0, 0.4, 1.3, 2.2, 3.0]), n_detector=100, detector_spacing=0.025),
         lambda: FanBeam2D((64, 48), sparse_view_angles(24, 2 * math.pi), src_radius=4.0, det_radius=2.0, extent=(2.0, 1.5)),
         lambda: FanBeam2D((64, 64), torch.tensor([0.0, 0.5, 2.0, 4.5]), src_radius=10.0, det_radius=5.0),
+        # A detector three times too wide: many rays miss the image.
+        lambda: FanBeam2D((48, 40), sparse_view_angles(12, 2 * math.pi), 3.0, 1.0, n_detector=240, extent=(2.4, 2.0)),
+        lambda: ParallelBeam2D((48, 40), sparse_view_angles(12), n_detector=200, extent=(2.4, 2.0)),
     ],
-    ids=["parallel-limited", "parallel-irregular", "fan-sparse", "fan-irregular"],
+    ids=[
+        "parallel-limited", "parallel-irregular", "fan-sparse", "fan-irregular", "fan-wide-detector",
+        "parallel-wide-detector",
+    ],
 )
 def test_agrees_with_odl_astra_cpu(make):
     from odl.applications import tomo
@@ -136,6 +151,58 @@ def test_agrees_with_odl_astra_cpu(make):
     assert relative <= 0.01, relative
     # Same physical scaling: integrals of the sinograms agree, not just shapes.
     assert abs(ours.sum() / reference.sum() - 1) <= 2e-3
+
+
+@pytest.mark.parametrize(
+    "make, tolerance",
+    [
+        (lambda: ParallelBeam2D((128, 128), sparse_view_angles(60)), 0.01),
+        (lambda: ParallelBeam2D((128, 96), limited_angle_angles(45, 0.1, 2.5), extent=(2.0, 1.5)), 0.01),
+        (lambda: ParallelBeam2D((128, 128), torch.tensor([0.0, 0.4, math.pi / 4, 1.3, 2.2, 3.0]), 200, 0.0125), 0.01),
+        (lambda: FanBeam2D((256, 256), sparse_view_angles(40, 2 * math.pi), src_radius=4.0, det_radius=2.0), 0.01),
+        (lambda: FanBeam2D((256, 256), sparse_view_angles(40, 2 * math.pi), src_radius=2.0, det_radius=1.0), 0.01),
+    ],
+    ids=["parallel-128", "parallel-limited-128x96", "parallel-irregular-128", "fan-256", "fan-wide-256"],
+)
+def test_shepp_logan_agrees_with_odl_astra_cpu(make, tolerance):
+    """Sharp edges: the modified Shepp-Logan phantom, against ASTRA through ODL.
+
+    Parallel beam: ASTRA's ``linear`` projector is Joseph's method; ours
+    reads the detector from virtual rays half a pixel apart (module notes
+    of the projector), measured 0.4-0.5 % off at 128² (1.1 % at 64²).  Fan
+    beam: ours is exact Joseph, ASTRA's ``line_fanflat`` weights pixels by
+    their intersection length with the ray, a different model whose
+    difference shrinks with the pixel size: measured 2.1 % at 128² and
+    0.9 % at 256².
+    """
+    from odl.applications import tomo
+
+    from invsolve.datasets import shepp_logan
+
+    geometry = make()
+    phantom = shepp_logan(geometry.image_shape, extent=geometry.extent, dtype=torch.float64)
+    ours = RayTransform(geometry)(phantom)[0, 0].numpy()
+    space, odl_geometry = geometry.to_odl()
+    reference = tomo.RayTransform(space, odl_geometry, impl="astra_cpu")(phantom[0, 0].numpy().astype("float32"))
+    reference = np.asarray(reference.data, dtype=np.float64)
+    relative = np.linalg.norm(ours - reference) / np.linalg.norm(reference)
+    assert relative <= tolerance, relative
+    assert abs(ours.sum() / reference.sum() - 1) <= 2e-3
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        ParallelBeam2D((12, 10), torch.tensor([0.0])),
+        ParallelBeam2D((12, 10), torch.tensor([math.pi / 2, 1.4])),
+        FanBeam2D((12, 10), torch.tensor([0.3]), src_radius=6.0, det_radius=1.0),
+    ],
+    ids=["parallel-columns-only", "parallel-rows-only", "fan-one-view"],
+)
+def test_views_of_one_orientation_only(geometry):
+    op = RayTransform(geometry, channels=2)
+    assert dot_test(op, torch.float64, batch=2) <= 1e-10
+    assert op(torch.ones(1, 2, *geometry.image_shape)).shape == (1, 2, *geometry.sinogram_shape)
 
 
 def test_angle_helpers():
