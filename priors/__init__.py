@@ -4,7 +4,8 @@ A prior is a :class:`NoiseSchedule` plus a denoiser; :class:`GaussianPrior` is
 the exact reference every sampler is tested against, :class:`UNetPrior` the
 learned one (MONAI's ``DiffusionModelUNet``).  Priors are stored as one
 checkpoint file (:func:`save_prior`, :func:`load_prior`); those shipped with
-the package load with :func:`pretrained`.
+the package load with :func:`pretrained`; :func:`train` trains a
+:class:`UNetPrior` from a TOML config (``invsolve train-prior``).
 """
 
 from .base import PREDICTION_TYPES, DiffusionPrior, Normalization
@@ -12,6 +13,7 @@ from .checkpoint import CheckpointError, load_prior, read_metadata, save_prior
 from .gaussian import GaussianPrior
 from .embedded import available_pretrained, pretrained
 from .schedule import DiscreteVPSchedule, EDMSchedule, NoiseSchedule, VESchedule, schedule_from_config
+from .trainer import train
 from .unet import Conditioning, UNetPrior
 
 __all__ = [
@@ -32,4 +34,5 @@ __all__ = [
     "CheckpointError",
     "pretrained",
     "available_pretrained",
+    "train",
 ]

@@ -1,0 +1,955 @@
+"""Training a :class:`~invsolve.priors.UNetPrior` from a TOML config.
+
+``invsolve.priors.train("run.toml")`` or ``invsolve train-prior run.toml``
+builds the dataset of the ``[data]`` table, the prior of ``[prior]``, and
+optimises :meth:`UNetPrior.training_loss` (the one training objective) with
+AdamW, keeping an exponential moving average (EMA) of the weights; the EMA
+prior is what gets saved.  A config::
+
+    [data]                       # the keys of invsolve.datasets.training_dataset
+    source = "phantoms"
+    length = 20000
+    size = [64, 64]
+    flip = true
+
+    [prior]                      # all optional
+    prediction = "v"             # "eps", "x0" or "v"
+    schedule = { name = "vp-linear", params = {} }
+    normalization = "auto"       # or { low = 0.0, high = 1.15, unit = "1/cm" }
+    # image_shape = [1, 64, 64]  # default: the data's shape (must match it)
+
+    [prior.architecture]         # UNetPrior's network keyword arguments
+    channels = [32, 64, 64]
+    attention_levels = [false, false, true]
+
+    [train]                      # only steps is required
+    steps = 4000
+    batch_size = 16
+
+    [output]
+    dir = "runs/ct-ellipses"
+
+Sections and defaults
+---------------------
+``[data]``
+    Passed to :func:`~invsolve.datasets.training_dataset`; a relative
+    ``path`` is relative to the TOML file's folder (the working directory
+    for a dict config).
+``[prior]``
+    ``image_shape`` (default: the dataset's ``shape``), ``prediction``
+    (``"v"``), ``schedule`` (a table ``{name, params}``, names as in
+    :func:`~invsolve.priors.schedule_from_config`; default ``vp-linear``),
+    ``normalization`` (``"auto"``: the dataset's ``value_range`` onto
+    ``[-1, 1]``; or ``{low, high, unit}``), ``architecture`` (the
+    network keyword arguments of :class:`UNetPrior`; its defaults otherwise).
+    ``conditioning`` is refused: the training sources yield images without
+    labels, so the priors trained here are unconditional.
+``[train]``
+    ======================  =====================================================
+    ``steps``               optimiser steps (required)
+    ``batch_size``          global batch, split evenly over processes (16)
+    ``lr``                  AdamW learning rate (2e-4)
+    ``weight_decay``        AdamW's decoupled weight decay (0)
+    ``betas``               AdamW's ``[β₁, β₂]`` ([0.9, 0.999])
+    ``grad_clip``           max global gradient norm, 0 for none (1.0)
+    ``ema_decay``           EMA decay ``d`` in [0, 1) (0.999)
+    ``warmup_steps``        linear learning-rate warm-up from 0 (0)
+    ``bf16``                ``torch.autocast`` with bfloat16 on CPU or CUDA (false)
+    ``seed``                seed of initial weights, noise, times and data order (0)
+    ``num_workers``         ``DataLoader`` worker processes (0)
+    ``sample_every``        PNG grid of EMA samples every N steps and at the
+                            end, 0: never (0)
+    ``sample_images``       images in that grid (8)
+    ``sample_steps``        ancestral sampling steps of the grid (50)
+    ``checkpoint_every``    ``train_state.pt`` and ``prior.pt`` every N steps,
+                            0: at the end only (1000)
+    ``log_every``           a ``log.json`` record every N steps and at the end (50)
+    ``device``              ``"auto"`` (CUDA when available), ``"cpu"``,
+                            ``"cuda"`` or ``"cuda:N"``
+    ======================  =====================================================
+
+    The EMA decay ramps up as ``min(d, (1 + k)/(10 + k))`` after ``k``
+    steps, so that short runs do not average in the initial weights.
+``[output]``
+    ``dir``: the output folder, relative to the working directory; the
+    ``out`` argument (``--out``) replaces it.
+
+Unknown sections or keys raise ``ValueError`` naming the key and the
+section and listing the allowed keys.
+
+Output folder
+-------------
+``prior.pt``
+    The EMA prior (:func:`~invsolve.priors.save_prior`), with ``training``
+    metadata: the dataset's :meth:`~invsolve.datasets.TrainingDataset.describe`,
+    the steps, the resolved config and a loss-curve summary.  Written at
+    every checkpoint and at the end.
+``train_state.pt``
+    Everything a resume needs, loadable with ``torch.load(weights_only=True)``
+    (see :func:`load_train_state`), written atomically with ``prior.pt``.
+``log.json``
+    One record per ``log_every`` steps: mean loss, learning rate, images/s.
+``config.json``
+    The resolved config.
+``samples/step_NNNNNNN.png``
+    Grids of EMA samples in the prior's physical range.
+
+Reproducibility and resume
+--------------------------
+No global random state is used: the initial weights come from the default
+generator inside :func:`torch.random.fork_rng` (the caller's state is
+restored), ``t`` and ``ε`` from a ``torch.Generator`` on the CPU, the data
+order from :class:`~invsolve.datasets.EpochSampler` (consecutive epochs,
+batches running across epoch boundaries) and the augmentations from the
+dataset's ``(seed, epoch, index)`` contract.  All seeds derive from the
+config.  ``resume=True`` loads ``train_state.pt`` — weights, EMA, AdamW
+state, step, generator state, sampler position and loss history — and
+continues bit for bit: a run stopped at any checkpoint and resumed ends
+with the same weights, EMA weights and losses as one uninterrupted run (on
+the same device and thread count).  A resume may change ``steps``,
+``num_workers``, ``device``, the output folder and the sampling, checkpoint
+and log intervals; any other change to the config or the data is an error.
+
+Multiple processes
+------------------
+Under ``torchrun --nproc_per_node N -m invsolve.cli train-prior run.toml``
+(``WORLD_SIZE > 1``) the processes join a ``torch.distributed`` group
+(``gloo`` on the CPU, ``nccl`` on CUDA, one GPU per ``LOCAL_RANK``) and the
+model runs in ``DistributedDataParallel``.  Every step takes the same
+global batch as one process; rank ``r`` loads and runs rows
+``[r·b, (r+1)·b)`` with ``b = batch_size / N``.  Every rank draws ``t`` and
+``ε`` for the whole global batch from the same generator and keeps its
+rows, so the noise of each image is that of a single-process run; DDP
+averages the gradients of the per-rank mean losses, which is the gradient
+of the global mean.  The logged loss is the all-reduced mean.  Only rank 0
+writes files and shows progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import numbers
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from invsolve._checks import check_int
+from invsolve.datasets.training import EpochSampler, TrainingDataset, training_dataset
+from invsolve.files import atomic_write, save_json
+
+from .base import PREDICTION_TYPES, Normalization
+from .checkpoint import save_prior
+from .schedule import schedule_from_config
+from .unet import UNetPrior
+
+__all__ = ["train", "TrainingResult", "load_train_state", "save_sample_grid", "TRAIN_STATE_FORMAT"]
+
+#: value of the ``"format"`` key of ``train_state.pt``
+TRAIN_STATE_FORMAT = "invsolve-train-state"
+_TRAIN_STATE_VERSION = 1
+
+_SECTIONS = ("data", "prior", "train", "output")
+_PRIOR_KEYS = ("image_shape", "prediction", "schedule", "normalization", "architecture", "conditioning")
+_SCHEDULE_KEYS = ("name", "params")
+_NORMALIZATION_KEYS = ("low", "high", "unit")
+_ARCHITECTURE_KEYS = (
+    "channels",
+    "attention_levels",
+    "num_res_blocks",
+    "num_head_channels",
+    "norm_num_groups",
+    "resblock_updown",
+    "use_flash_attention",
+)
+_TRAIN_DEFAULTS: dict[str, Any] = {
+    "steps": None,
+    "batch_size": 16,
+    "lr": 2e-4,
+    "weight_decay": 0.0,
+    "betas": [0.9, 0.999],
+    "grad_clip": 1.0,
+    "ema_decay": 0.999,
+    "warmup_steps": 0,
+    "bf16": False,
+    "seed": 0,
+    "num_workers": 0,
+    "sample_every": 0,
+    "sample_images": 8,
+    "sample_steps": 50,
+    "checkpoint_every": 1000,
+    "log_every": 50,
+    "device": "auto",
+}
+_OUTPUT_KEYS = ("dir",)
+# Config entries a resume may change: they do not alter the trained weights.
+_RESUMABLE = {
+    "train.steps",
+    "train.num_workers",
+    "train.device",
+    "train.sample_every",
+    "train.sample_images",
+    "train.sample_steps",
+    "train.checkpoint_every",
+    "train.log_every",
+    "output.dir",
+}
+# Streams of the seeds derived from [train] seed.
+_INIT_STREAM = 0
+_NOISE_STREAM = 1
+_SAMPLES_STREAM = 2
+_LOADER_STREAM = 3
+# Tiles of a sample grid are enlarged (nearest neighbour) to at least this many pixels.
+_MIN_TILE = 96
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    prior : UNetPrior
+        The EMA prior (what ``prior.pt`` holds), in eval mode, on the training device.
+    losses : torch.Tensor
+        float64 ``(steps,)``: the loss of every step since the start of the
+        run (before and after resumes), each the mean over the global batch.
+    steps : int
+        Steps done.
+    output_dir : pathlib.Path
+        The output folder.
+    """
+
+    prior: UNetPrior
+    losses: torch.Tensor
+    steps: int
+    output_dir: Path
+
+
+@dataclass(frozen=True)
+class _TrainSettings:
+    """The validated ``[train]`` table."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float]
+    grad_clip: float
+    ema_decay: float
+    warmup_steps: int
+    bf16: bool
+    seed: int
+    num_workers: int
+    sample_every: int
+    sample_images: int
+    sample_steps: int
+    checkpoint_every: int
+    log_every: int
+    device: str
+
+    def to_config(self) -> dict[str, Any]:
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in vars(self).items()}
+
+    def learning_rate(self, step: int) -> float:
+        """Learning rate of update number ``step`` (0-based): linear warm-up, then constant."""
+        if self.warmup_steps == 0:
+            return self.lr
+        return self.lr * min(1.0, (step + 1) / self.warmup_steps)
+
+    def ema_decay_at(self, step: int) -> float:
+        """Decay of the EMA update after update number ``step`` (0-based), ramped up."""
+        return min(self.ema_decay, (1 + step) / (10 + step))
+
+
+def train(
+    config: Mapping[str, Any] | str | os.PathLike,
+    *,
+    resume: bool | str | os.PathLike = False,
+    progress: bool = True,
+    out: str | os.PathLike | None = None,
+    callback: Callable[[int, float], None] | None = None,
+) -> TrainingResult:
+    """Train a :class:`UNetPrior` as a config describes (module docstring: the format).
+
+    Parameters
+    ----------
+    config : mapping or path-like
+        A TOML file, or the same tables as a dict (``{"data": {...},
+        "prior": {...}, "train": {...}, "output": {...}}``).
+    resume : bool or path-like
+        ``True``: continue from ``train_state.pt`` in the output folder;
+        a path: continue from that file; ``False``: start afresh (an output
+        folder that already holds a ``train_state.pt`` is refused).
+    progress : bool
+        Show a progress bar with the loss (rank 0 only).
+    out : path-like, optional
+        Output folder, instead of ``[output] dir``.
+    callback : callable, optional
+        Called as ``callback(step, loss)`` on every process after each step
+        and after that step's files are written; an exception it raises
+        stops training (the files of the last checkpoint stay valid).
+
+    Returns
+    -------
+    TrainingResult
+        The EMA prior, the loss history, the steps and the output folder.
+
+    Raises
+    ------
+    ValueError
+        Unknown sections or keys (the message names the section and lists
+        the allowed keys), bad values, a ``batch_size`` not divisible by the
+        number of processes, or a checkpoint whose config or data differ
+        from this run's in more than what a resume may change.
+    TypeError
+        Values of the wrong type.
+    FileNotFoundError
+        A missing config file, data path or resume file.
+    FileExistsError
+        ``resume=False`` with an output folder that holds a run.
+    """
+    tables, root = _read_config(config)
+    settings = _check_train(tables["train"])
+    output_dir = _output_dir(tables.get("output", {}), out)
+    dataset = _dataset(tables["data"], root)
+    description = dataset.describe()
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(_stream_seed(settings.seed, _INIT_STREAM))
+        prior = _build_prior(tables.get("prior", {}), dataset)
+    resolved = {
+        "data": description["config"],
+        "prior": {
+            "image_shape": list(prior.image_shape),
+            "prediction": prior.prediction,
+            "schedule": prior.schedule.to_config(),
+            "normalization": prior.normalization.to_config(),
+            "architecture": prior.architecture(),
+        },
+        "train": settings.to_config(),
+        "output": {"dir": str(output_dir)},
+    }
+    state = _resume_state(resume, output_dir, resolved, description)
+    with _process_group(settings.device) as (rank, world_size, device):
+        if settings.batch_size % world_size:
+            raise ValueError(
+                f"[train] batch_size = {settings.batch_size} must be divisible by the number of processes, "
+                f"{world_size}"
+            )
+        return _Trainer(prior, dataset, description, resolved, settings, output_dir, rank, world_size, device).run(
+            state, progress, callback
+        )
+
+
+def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a ``train_state.pt`` with ``torch.load(weights_only=True)`` and check its layout.
+
+    Returns
+    -------
+    dict
+        ``format``, ``format_version``, ``step``, ``config`` (the resolved
+        config), ``data`` (the dataset's ``describe()``), ``model`` and
+        ``ema`` (state dicts), ``optimizer`` (AdamW's state dict),
+        ``generator`` (the noise generator's state, uint8), ``sampler``
+        (``{"epoch", "start"}``: where the data order continues),
+        ``losses`` (float64, one per step) and ``log`` (the log records).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        For a file that is not a readable training state.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training state at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for unreadable files
+        raise ValueError(f"{path} is not a readable torch file: {type(error).__name__}: {error}") from None
+    if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
+        raise ValueError(f"{path} is not an invsolve training state (no 'format': {TRAIN_STATE_FORMAT!r})")
+    if state.get("format_version") != _TRAIN_STATE_VERSION:
+        raise ValueError(
+            f"{path} has format_version {state.get('format_version')!r}; this invsolve reads {_TRAIN_STATE_VERSION}"
+        )
+    expected = ("step", "config", "data", "model", "ema", "optimizer", "generator", "sampler", "losses", "log")
+    missing = [key for key in expected if key not in state]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}")
+    return state
+
+
+class _Trainer:
+    """One training run: the model, its EMA, AdamW, the noise generator and the data order."""
+
+    def __init__(
+        self,
+        prior: UNetPrior,
+        dataset: TrainingDataset,
+        description: dict[str, Any],
+        resolved: dict[str, Any],
+        settings: _TrainSettings,
+        output_dir: Path,
+        rank: int,
+        world_size: int,
+        device: torch.device,
+    ) -> None:
+        self.prior = prior.to(device).train()
+        self.ema = copy.deepcopy(self.prior).requires_grad_(False).eval()
+        self.ema.inference_dtype = "bfloat16" if settings.bf16 else "float32"
+        self.dataset = dataset
+        self.description = description
+        self.resolved = resolved
+        self.settings = settings
+        self.output_dir = output_dir
+        self.rank = rank
+        self.world_size = world_size
+        self.device = device
+        self.optimizer = torch.optim.AdamW(
+            self.prior.parameters(), lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay
+        )
+        self.generator = torch.Generator().manual_seed(_stream_seed(settings.seed, _NOISE_STREAM))
+        self.network: Callable[..., torch.Tensor] = self.prior
+        if world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.network = DistributedDataParallel(
+                self.prior, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        shard = settings.batch_size // world_size
+        self.rows = (rank * shard, (rank + 1) * shard)
+        self.losses: list[float] = []
+        self.log: list[dict[str, Any]] = []
+
+    # -- the loop ------------------------------------------------------------------
+    def run(
+        self, state: dict[str, Any] | None, progress: bool, callback: Callable[[int, float], None] | None
+    ) -> TrainingResult:
+        settings = self.settings
+        start = self._load(state) if state is not None else 0
+        if start > settings.steps:
+            raise ValueError(
+                f"the training state is at step {start}, beyond [train] steps = {settings.steps}; "
+                "raise steps to continue it"
+            )
+        if self.rank == 0:
+            save_json(self.output_dir / "config.json", self.resolved)
+        position = start * settings.batch_size
+        batches = _ShardBatches(
+            len(self.dataset),
+            seed=settings.seed,
+            batch_size=settings.batch_size,
+            rows=self.rows,
+            epoch=position // len(self.dataset),
+            start=position % len(self.dataset),
+            count=settings.steps - start,
+        )
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=batches,
+            num_workers=settings.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(_stream_seed(settings.seed, _LOADER_STREAM)),
+        )
+        bar = tqdm(
+            total=settings.steps, initial=start, desc="training", unit="step", disable=not progress or self.rank != 0
+        )
+        clock, logged = time.perf_counter(), start
+        with bar:
+            for step, batch in enumerate(loader, start=start + 1):
+                loss = self._update(step - 1, batch.to(self.device, non_blocking=True))
+                self.losses.append(loss)
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                bar.update()
+                if step % settings.log_every == 0 or step == settings.steps:
+                    now = time.perf_counter()
+                    self._log(step, logged, (step - logged) * settings.batch_size / (now - clock))
+                    clock, logged = now, step
+                if self.rank == 0:
+                    self._write(step)
+                if callback is not None:
+                    callback(step, loss)
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+        return TrainingResult(
+            self.ema, torch.tensor(self.losses, dtype=torch.float64), len(self.losses), self.output_dir
+        )
+
+    def _update(self, step: int, local: torch.Tensor) -> float:
+        """One AdamW update (number ``step``, 0-based) on this rank's rows of the global batch."""
+        settings = self.settings
+        low, high = self.rows
+        x0 = torch.zeros((settings.batch_size, *self.prior.image_shape), dtype=torch.float32, device=self.device)
+        x0[low:high] = self.prior.to_network(local)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=settings.bf16):
+            per_item = self.prior.training_loss(x0, self.generator, network=_rows_only(self.network, low, high))
+        loss = per_item[low:high].mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.prior.parameters(), settings.grad_clip)
+        for group in self.optimizer.param_groups:
+            group["lr"] = settings.learning_rate(step)
+        self.optimizer.step()
+        weight = 1.0 - settings.ema_decay_at(step)
+        with torch.no_grad():
+            for average, current in zip(self.ema.parameters(), self.prior.parameters()):
+                average.lerp_(current, weight)
+            for average, current in zip(self.ema.buffers(), self.prior.buffers()):
+                average.copy_(current)
+        reported = loss.detach().clone()
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(reported)
+            reported /= self.world_size
+        return float(reported)
+
+    def _log(self, step: int, since: int, images_per_second: float) -> None:
+        self.log.append(
+            {
+                "step": step,
+                "loss": float(np.mean(self.losses[since:])),
+                "lr": self.settings.learning_rate(step - 1),
+                "images_per_s": images_per_second,
+            }
+        )
+        if self.rank == 0:
+            save_json(self.output_dir / "log.json", self.log)
+
+    # -- files ---------------------------------------------------------------------
+    def _write(self, step: int) -> None:
+        """Rank 0's files after ``step``: sample grid and checkpoint, when due."""
+        settings = self.settings
+        final = step == settings.steps
+        if settings.sample_every and (step % settings.sample_every == 0 or final):
+            samples = self.ema.sample(
+                settings.sample_images,
+                steps=settings.sample_steps,
+                seed=_stream_seed(settings.seed, _SAMPLES_STREAM),
+                progress=False,
+            )
+            normalization = self.ema.normalization
+            low, high = normalization.offset - normalization.scale, normalization.offset + normalization.scale
+            save_sample_grid(self.output_dir / "samples" / f"step_{step:07d}.png", samples, (low, high))
+        if (settings.checkpoint_every and step % settings.checkpoint_every == 0) or final:
+            self._checkpoint(step)
+
+    def _checkpoint(self, step: int) -> None:
+        position = step * self.settings.batch_size
+        state = {
+            "format": TRAIN_STATE_FORMAT,
+            "format_version": _TRAIN_STATE_VERSION,
+            "step": step,
+            "config": self.resolved,
+            "data": self.description,
+            "model": self.prior.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "sampler": {"epoch": position // len(self.dataset), "start": position % len(self.dataset)},
+            "losses": torch.tensor(self.losses, dtype=torch.float64),
+            "log": self.log,
+        }
+        atomic_write(self.output_dir / "train_state.pt", lambda temporary: torch.save(state, temporary))
+        training = {
+            "data": self.description,
+            "steps": step,
+            "world_size": self.world_size,
+            "config": self.resolved,
+            "loss": _loss_summary(self.losses),
+        }
+        save_prior(self.output_dir / "prior.pt", self.ema, training=training)
+
+    def _load(self, state: dict[str, Any]) -> int:
+        """Restore a :func:`load_train_state` dict; returns its step."""
+        self.prior.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.losses = state["losses"].tolist()
+        self.log = list(state["log"])
+        step = int(state["step"])
+        position = step * self.settings.batch_size
+        expected = {"epoch": position // len(self.dataset), "start": position % len(self.dataset)}
+        if state["sampler"] != expected or len(self.losses) != step:
+            raise ValueError(
+                f"inconsistent training state at step {step}: sampler position {state['sampler']} "
+                f"(expected {expected}) and {len(self.losses)} losses"
+            )
+        return step
+
+
+class _ShardBatches(Sampler):
+    """One rank's rows of consecutive global batches of ``(index, epoch)`` pairs.
+
+    The global sequence runs through the :class:`EpochSampler` orders of
+    epochs ``epoch, epoch + 1, …`` from position ``start`` of the first;
+    global batches of ``batch_size`` pairs cross epoch boundaries, and
+    ``rows = (low, high)`` picks this rank's part of each.  ``count``
+    batches are yielded.
+    """
+
+    def __init__(
+        self,
+        length: int,
+        *,
+        seed: int,
+        batch_size: int,
+        rows: tuple[int, int],
+        epoch: int,
+        start: int,
+        count: int,
+    ) -> None:
+        self.length = length
+        self.seed = seed
+        self.batch_size = batch_size
+        self.rows = rows
+        self.epoch = epoch
+        self.start = start
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        sampler = EpochSampler(self.length, seed=self.seed, epoch=self.epoch, start=self.start)
+        epoch, batch, produced = self.epoch, [], 0
+        while produced < self.count:
+            for pair in sampler:
+                batch.append(pair)
+                if len(batch) == self.batch_size:
+                    yield batch[self.rows[0] : self.rows[1]]
+                    batch, produced = [], produced + 1
+                    if produced == self.count:
+                        return
+            epoch += 1
+            sampler.set_epoch(epoch)
+
+
+def _rows_only(network: Callable[..., torch.Tensor], low: int, high: int) -> Callable[..., torch.Tensor]:
+    """``network`` run on rows ``[low, high)`` of a batch; the other rows of the output are zero.
+
+    :meth:`UNetPrior.training_loss` draws ``t`` and ``ε`` for the whole
+    global batch (the same numbers on every rank); only this rank's rows
+    reach the network and the loss that is back-propagated.
+    """
+
+    def run(
+        x_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None, drop: torch.Tensor | None
+    ) -> torch.Tensor:
+        output = network(x_t[low:high], t[low:high], condition, drop)
+        before = output.new_zeros((low, *output.shape[1:]))
+        after = output.new_zeros((x_t.shape[0] - high, *output.shape[1:]))
+        return torch.cat([before, output, after])
+
+    return run
+
+
+# -- the config ------------------------------------------------------------------------
+def _read_config(config: Mapping[str, Any] | str | os.PathLike) -> tuple[dict[str, Any], Path | None]:
+    """The config's tables and the folder relative data paths start from (``None``: the working directory)."""
+    if isinstance(config, Mapping):
+        tables, root = dict(config), None
+    elif isinstance(config, (str, os.PathLike)):
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+            import tomli as tomllib
+
+        path = Path(config).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"config: no TOML file at {path}")
+        try:
+            tables = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"config: {path} is not valid TOML: {error}") from None
+        root = path.parent.absolute()
+    else:
+        raise TypeError(f"config must be a mapping or the path of a TOML file, got {type(config).__name__}")
+    _check_keys(tables, _SECTIONS, "the config", what="section")
+    for section in ("data", "train"):
+        if section not in tables:
+            raise ValueError(f"the config needs a [{section}] section")
+    for section, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise TypeError(f"[{section}] must be a table, got {table!r}")
+    return tables, root
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str, what: str = "key") -> None:
+    if not isinstance(table, Mapping):
+        raise TypeError(f"{where} must be a table, got {table!r}")
+    for key in table:
+        if key not in allowed:
+            raise ValueError(f"unknown {what} {key!r} in {where}; allowed {what}s: {', '.join(allowed)}")
+
+
+def _check_train(table: Mapping[str, Any]) -> _TrainSettings:
+    _check_keys(table, tuple(_TRAIN_DEFAULTS), "[train]")
+    if "steps" not in table:
+        raise ValueError("[train] needs steps (the number of optimiser steps)")
+    values = {**_TRAIN_DEFAULTS, **table}
+
+    def count(name: str, minimum: int) -> int:
+        return check_int(values[name], f"[train] {name}", minimum)
+
+    betas = values["betas"]
+    if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
+        raise ValueError(f"[train] betas must be a pair [beta1, beta2] of numbers in [0, 1), got {betas!r}")
+    device = values["device"]
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise ValueError(f"[train] device must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got {device!r}")
+    if not isinstance(values["bf16"], bool):
+        raise TypeError(f"[train] bf16 must be true or false, got {values['bf16']!r}")
+    return _TrainSettings(
+        steps=count("steps", 1),
+        batch_size=count("batch_size", 1),
+        lr=_real(values["lr"], "[train] lr", 0.0, math.inf, low_open=True),
+        weight_decay=_real(values["weight_decay"], "[train] weight_decay", 0.0, math.inf),
+        betas=tuple(_real(b, f"[train] betas[{i}]", 0.0, 1.0, high_open=True) for i, b in enumerate(betas)),
+        grad_clip=_real(values["grad_clip"], "[train] grad_clip", 0.0, math.inf),
+        ema_decay=_real(values["ema_decay"], "[train] ema_decay", 0.0, 1.0, high_open=True),
+        warmup_steps=count("warmup_steps", 0),
+        bf16=values["bf16"],
+        seed=count("seed", 0),
+        num_workers=count("num_workers", 0),
+        sample_every=count("sample_every", 0),
+        sample_images=count("sample_images", 1),
+        sample_steps=count("sample_steps", 1),
+        checkpoint_every=count("checkpoint_every", 0),
+        log_every=count("log_every", 1),
+        device=device,
+    )
+
+
+def _real(
+    value: object, name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> float:
+    """``float(value)`` for a real number in the interval from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    above = number > low if low_open else number >= low
+    below = number < high if high_open else number <= high
+    if not (math.isfinite(number) and above and below):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open or math.isinf(high) else ']'}"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return number
+
+
+def _output_dir(table: Mapping[str, Any], out: str | os.PathLike | None) -> Path:
+    _check_keys(table, _OUTPUT_KEYS, "[output]")
+    folder = out if out is not None else table.get("dir")
+    if folder is None:
+        raise ValueError("no output folder: set dir in [output] or pass out= (--out)")
+    if not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"[output] dir must be a path (str), got {folder!r}")
+    return Path(folder).expanduser().absolute()
+
+
+def _dataset(table: Mapping[str, Any], root: Path | None) -> TrainingDataset:
+    try:
+        return training_dataset(table, root=root)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise type(error)(f"[data] {error}") from None
+
+
+def _build_prior(table: Mapping[str, Any], dataset: TrainingDataset) -> UNetPrior:
+    """The :class:`UNetPrior` of the ``[prior]`` table for images of ``dataset``."""
+    _check_keys(table, _PRIOR_KEYS, "[prior]")
+    if "conditioning" in table:
+        raise ValueError(
+            "[prior] conditioning is not supported: the training sources yield images without labels or "
+            "conditions, so train-prior trains unconditional priors"
+        )
+    shape = list(dataset.shape)
+    if table.get("image_shape", shape) != shape:
+        raise ValueError(f"[prior] image_shape = {table['image_shape']!r} differs from the data's shape {shape}")
+    prediction = table.get("prediction", "v")
+    if prediction not in PREDICTION_TYPES:
+        raise ValueError(f"[prior] prediction must be one of {', '.join(PREDICTION_TYPES)}, got {prediction!r}")
+    schedule_table = table.get("schedule", {"name": "vp-linear"})
+    _check_keys(schedule_table, _SCHEDULE_KEYS, "[prior.schedule]")
+    params = schedule_table.get("params", {})
+    if "name" not in schedule_table or not isinstance(params, Mapping):
+        raise ValueError(f"[prior.schedule] must be a table {{name, params}}, got {schedule_table!r}")
+    try:
+        schedule = schedule_from_config({"name": schedule_table["name"], **params})
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"[prior.schedule] {error}") from None
+    normalization = _normalization(table.get("normalization", "auto"), dataset)
+    architecture = table.get("architecture", {})
+    _check_keys(architecture, _ARCHITECTURE_KEYS, "[prior.architecture]")
+    try:
+        return UNetPrior(shape, schedule, prediction, normalization, **architecture)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"[prior] {error}") from None
+
+
+def _normalization(value: object, dataset: TrainingDataset) -> Normalization:
+    if value == "auto":
+        low, high = dataset.value_range
+        unit = ""
+    elif isinstance(value, Mapping):
+        _check_keys(value, _NORMALIZATION_KEYS, "[prior.normalization]")
+        if "low" not in value or "high" not in value:
+            raise ValueError(f"[prior.normalization] needs low and high, got {dict(value)!r}")
+        low = _real(value["low"], "[prior.normalization] low", -math.inf, math.inf)
+        high = _real(value["high"], "[prior.normalization] high", -math.inf, math.inf)
+        unit = value.get("unit", "")
+        if not isinstance(unit, str):
+            raise TypeError(f"[prior.normalization] unit must be a string, got {unit!r}")
+    else:
+        raise ValueError(f"[prior] normalization must be \"auto\" or a table {{low, high, unit}}, got {value!r}")
+    if not high > low:
+        raise ValueError(f"[prior] normalization needs high > low, got low = {low!r}, high = {high!r}")
+    return Normalization.from_range(low, high, unit)
+
+
+def _resume_state(
+    resume: bool | str | os.PathLike, output_dir: Path, resolved: dict[str, Any], description: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The training state to continue, checked against this run's config and data; ``None`` to start afresh."""
+    default = output_dir / "train_state.pt"
+    if resume is False:
+        if default.exists():
+            raise FileExistsError(
+                f"{output_dir} already holds a training run ({default.name}); resume it (resume=True, --resume) "
+                "or choose another output folder"
+            )
+        return None
+    if resume is True:
+        path = default
+    elif isinstance(resume, (str, os.PathLike)):
+        path = Path(resume)
+    else:
+        raise TypeError(f"resume must be a bool or the path of a train_state.pt, got {resume!r}")
+    state = load_train_state(path)
+    changed = [key for key in _differences(state["config"], resolved) if key not in _RESUMABLE]
+    if changed:
+        raise ValueError(
+            f"cannot resume {path}: the config differs in {', '.join(changed)} (a resume may change only "
+            f"{', '.join(sorted(_RESUMABLE))})"
+        )
+    changed = _differences(state["data"], description)
+    if changed:
+        raise ValueError(f"cannot resume {path}: the training data differ in {', '.join(changed)}")
+    return state
+
+
+def _differences(old: object, new: object, prefix: str = "") -> list[str]:
+    """Dotted names of the entries in which two JSON-like values differ."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        names = []
+        for key in sorted(set(old) | set(new)):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            names += _differences(old.get(key), new.get(key), name) if key in old and key in new else [name]
+        return names
+    return [] if old == new else [prefix or "(the whole value)"]
+
+
+# -- processes, seeds, summaries --------------------------------------------------------
+@contextlib.contextmanager
+def _process_group(device_setting: str) -> Iterator[tuple[int, int, torch.device]]:
+    """``(rank, world_size, device)``, joining a ``torch.distributed`` group when ``WORLD_SIZE > 1``."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_setting == "auto":
+        device_setting = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(f"cuda:{local_rank}" if device_setting == "cuda" else device_setting)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"[train] device = {device_setting!r}, but CUDA is not available")
+        torch.cuda.set_device(device)
+    if world_size == 1:
+        yield 0, 1, device
+        return
+    import torch.distributed as dist
+
+    owner = not dist.is_initialized()
+    if owner:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield dist.get_rank(), dist.get_world_size(), device
+    finally:
+        if owner:
+            dist.destroy_process_group()
+
+
+def _stream_seed(seed: int, stream: int) -> int:
+    """A 64-bit seed for one random stream of a run, from ``SeedSequence((seed, stream))``."""
+    high, low = np.random.SeedSequence((seed, stream)).generate_state(2, np.uint32)
+    return (int(high) << 32) | int(low)
+
+
+def _loss_summary(losses: Sequence[float]) -> dict[str, Any]:
+    """First, last and lowest window mean and a curve of at most 100 window means ``[end step, mean]``."""
+    window = max(1, math.ceil(len(losses) / 100))
+    curve = [
+        [min(start + window, len(losses)), float(np.mean(losses[start : start + window]))]
+        for start in range(0, len(losses), window)
+    ]
+    means = [mean for _, mean in curve]
+    return {"window": window, "first": means[0], "last": means[-1], "min": min(means), "curve": curve}
+
+
+def save_sample_grid(
+    path: str | os.PathLike, images: torch.Tensor, value_range: tuple[float, float], columns: int | None = None
+) -> Path:
+    """Tile images into one PNG, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        The PNG file.
+    images : torch.Tensor
+        ``(N, C, H, W)`` or ``(N, C, D, H, W)`` (the central ``D`` slice is
+        shown).  Three channels are shown as RGB; other channel counts as
+        grey tiles side by side.
+    value_range : (float, float)
+        Values mapped to black and white (clipped).
+    columns : int, optional
+        Images per row (default: about the square root of ``N``).
+    """
+    from PIL import Image
+
+    if images.dim() not in (4, 5):
+        raise ValueError(f"images must be (N, C, H, W) or (N, C, D, H, W), got shape {tuple(images.shape)}")
+    if images.dim() == 5:
+        images = images[:, :, images.shape[2] // 2]
+    low, high = value_range
+    pixels = ((images.detach().float().cpu() - low) / (high - low)).clamp(0, 1).mul(255).round().to(torch.uint8)
+    count, channels, height, width = pixels.shape
+    if channels == 3:
+        tiles = pixels.permute(0, 2, 3, 1)
+    else:
+        tiles = pixels.permute(0, 2, 1, 3).reshape(count, height, channels * width)[..., None].expand(-1, -1, -1, 3)
+    scale = max(1, math.ceil(_MIN_TILE / height))
+    tiles = tiles.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    gap = 2
+    tile_height, tile_width = tiles.shape[1:3]
+    grid = torch.full(
+        (rows * (tile_height + gap) + gap, columns * (tile_width + gap) + gap, 3), 255, dtype=torch.uint8
+    )
+    for number, tile in enumerate(tiles):
+        top = gap + (number // columns) * (tile_height + gap)
+        left = gap + (number % columns) * (tile_width + gap)
+        grid[top : top + tile_height, left : left + tile_width] = tile
+    picture = Image.fromarray(grid.numpy())
+    return atomic_write(path, lambda temporary: picture.save(temporary, format="PNG"))

@@ -1,0 +1,312 @@
+"""Training priors: config validation, outputs, bit-for-bit resume, workers, DDP, the CLI."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from invsolve.cli import main
+from invsolve.priors import UNetPrior, load_prior, read_metadata, train
+from invsolve.priors.trainer import load_train_state
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+TINY_NET = {"channels": [8, 16], "attention_levels": [False, False], "num_head_channels": 8}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """A 16² net trains fastest on one thread, and the machine's cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(out, **train_options):
+    """10 phantoms in batches of 4: batches cross epoch boundaries."""
+    return {
+        "data": {"source": "phantoms", "length": 10, "size": [16, 16], "flip": True, "rot90": True},
+        "prior": {"prediction": "v", "architecture": dict(TINY_NET)},
+        "train": {
+            "steps": 6,
+            "batch_size": 4,
+            "lr": 1e-3,
+            "warmup_steps": 2,
+            "ema_decay": 0.9,
+            "checkpoint_every": 3,
+            "log_every": 2,
+            **train_options,
+        },
+        "output": {"dir": str(out)},
+    }
+
+
+@pytest.fixture(scope="module")
+def straight_runs(tmp_path_factory):
+    """Uninterrupted 6-step runs (with sample grids: sampling must not disturb training), by bf16."""
+    runs = {}
+
+    def run(bf16):
+        if bf16 not in runs:
+            folder = tmp_path_factory.mktemp(f"straight-bf16-{bf16}")
+            train(tiny_config(folder, bf16=bf16, sample_every=3, sample_steps=5), progress=False)
+            runs[bf16] = folder
+        return runs[bf16]
+
+    return run
+
+
+def assert_same_state(a, b):
+    for key in ("model", "ema"):
+        assert a[key].keys() == b[key].keys()
+        assert all(torch.equal(a[key][name], b[key][name]) for name in a[key])
+    assert torch.equal(a["losses"], b["losses"])
+    assert torch.equal(a["generator"], b["generator"])
+    assert a["step"] == b["step"] and a["sampler"] == b["sampler"]
+    state_a, state_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert state_a.keys() == state_b.keys()
+    assert all(torch.equal(state_a[i][k], state_b[i][k]) for i in state_a for k in state_a[i])
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_resume_continues_bit_for_bit(straight_runs, tmp_path, bf16):
+    reference = load_train_state(straight_runs(bf16) / "train_state.pt")
+    assert reference["step"] == 6 and reference["losses"].shape == (6,)
+
+    # stopped cleanly after 3 steps (its last checkpoint), then resumed to 6
+    stopped = tmp_path / "stopped"
+    global_state = torch.get_rng_state()
+    train(tiny_config(stopped, bf16=bf16, steps=3), progress=False)
+    assert torch.equal(torch.get_rng_state(), global_state)  # no global random numbers drawn
+    assert load_train_state(stopped / "train_state.pt")["step"] == 3
+    result = train(tiny_config(stopped, bf16=bf16), resume=True, progress=False)
+    assert_same_state(load_train_state(stopped / "train_state.pt"), reference)
+    assert torch.equal(result.losses, reference["losses"]) and result.steps == 6
+
+    # killed during step 4, after the checkpoint at step 3: step 4 is redone
+    killed = tmp_path / "killed"
+
+    def kill(step, loss):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(killed, bf16=bf16), progress=False, callback=kill)
+    assert load_train_state(killed / "train_state.pt")["step"] == 3
+    assert not [name for name in os.listdir(killed) if name.endswith(".tmp")]
+    train(tiny_config(killed, bf16=bf16), resume=killed / "train_state.pt", progress=False)
+    assert_same_state(load_train_state(killed / "train_state.pt"), reference)
+    final, expected = load_prior(killed / "prior.pt"), load_prior(straight_runs(bf16) / "prior.pt")
+    assert all(torch.equal(final.state_dict()[name], value) for name, value in expected.state_dict().items())
+
+
+def test_workers_load_the_same_batches(straight_runs, tmp_path):
+    """Items are a pure function of (index, epoch): two worker processes change nothing."""
+    train(tiny_config(tmp_path, num_workers=2), progress=False)
+    reference = load_train_state(straight_runs(False) / "train_state.pt")
+    assert_same_state(load_train_state(tmp_path / "train_state.pt"), reference)
+
+
+def test_outputs(straight_runs):
+    folder = straight_runs(False)
+    state = torch.load(folder / "train_state.pt", weights_only=True)
+    assert state["generator"].dtype == torch.uint8 and state["sampler"] == {"epoch": 2, "start": 4}
+    prior = load_prior(folder / "prior.pt")
+    assert isinstance(prior, UNetPrior) and prior.prediction == "v" and prior.image_shape == (1, 16, 16)
+    assert prior.architecture()["channels"] == [8, 16]
+    assert all(torch.equal(prior.state_dict()[name], value) for name, value in state["ema"].items())
+    assert prior.normalization.to_config() == {"scale": 0.575, "offset": 0.575, "unit": ""}  # "auto": [0, 1.15]
+    training = read_metadata(folder / "prior.pt")["training"]
+    assert training["steps"] == 6 and training["world_size"] == 1
+    assert training["data"]["source"] == "phantoms" and training["data"]["num_items"] == 10
+    assert training["config"]["train"]["batch_size"] == 4 and training["config"]["prior"]["prediction"] == "v"
+    loss = training["loss"]
+    assert loss["window"] == 1 and len(loss["curve"]) == 6 and loss["last"] == pytest.approx(float(state["losses"][-1]))
+    log = json.loads((folder / "log.json").read_text())
+    assert [record["step"] for record in log] == [2, 4, 6]
+    assert log[0]["loss"] == pytest.approx(float(state["losses"][:2].mean()))
+    assert log[0]["lr"] == pytest.approx(1e-3) and log[0]["images_per_s"] > 0
+    assert json.loads((folder / "config.json").read_text()) == training["config"]
+    for step in (3, 6):
+        assert (folder / "samples" / f"step_{step:07d}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [name for name in os.listdir(folder) if name.endswith(".tmp")]
+
+
+def test_resume_refusals(straight_runs, tmp_path):
+    folder = straight_runs(False)
+    config = tiny_config(folder, sample_every=3, sample_steps=5)
+    with pytest.raises(FileExistsError, match="already holds a training run"):
+        train(config, progress=False)
+    changed = tiny_config(folder, lr=5e-4)
+    with pytest.raises(ValueError, match=r"config differs in train\.lr \(a resume may change only"):
+        train(changed, resume=True, progress=False)
+    fewer = tiny_config(folder, steps=4)
+    with pytest.raises(ValueError, match="at step 6, beyond \\[train\\] steps = 4"):
+        train(fewer, resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="no training state at"):
+        train(tiny_config(tmp_path), resume=True, progress=False)
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="is not a readable torch file"):
+        train(tiny_config(tmp_path), resume=tmp_path / "junk.pt", progress=False)
+
+
+def _edit(section, key, value, subsection=None):
+    def apply(config):
+        table = config[section] if subsection is None else config[section].setdefault(subsection, {})
+        table[key] = value
+        return config
+
+    return apply
+
+
+@pytest.mark.parametrize(
+    "edit, error, message",
+    [
+        (lambda c: {**c, "trian": {}}, ValueError,
+         "unknown section 'trian' in the config; allowed sections: data, prior, train, output"),
+        (_edit("train", "learning_rate", 1e-3), ValueError,
+         r"unknown key 'learning_rate' in \[train\]; allowed keys: steps, batch_size, lr, weight_decay, betas"),
+        (_edit("prior", "predicton", "v"), ValueError,
+         r"unknown key 'predicton' in \[prior\]; allowed keys: image_shape, prediction, schedule"),
+        (_edit("prior", "chanels", [8], "architecture"), ValueError,
+         r"unknown key 'chanels' in \[prior.architecture\]; allowed keys: channels, attention_levels"),
+        (_edit("prior", "schedule", {"name": "vp-cosine", "parms": {}}), ValueError,
+         r"unknown key 'parms' in \[prior.schedule\]; allowed keys: name, params"),
+        (_edit("prior", "normalization", {"lo": 0, "high": 1}), ValueError,
+         r"unknown key 'lo' in \[prior.normalization\]; allowed keys: low, high, unit"),
+        (_edit("output", "folder", "x"), ValueError, r"unknown key 'folder' in \[output\]; allowed keys: dir"),
+        (_edit("data", "sise", [16, 16]), ValueError, r"\[data\] unknown key 'sise' for source 'phantoms'"),
+        (lambda c: {**c, "data": {"source": "image-folder", "path": "/no/such/folder"}}, FileNotFoundError,
+         r"\[data\] path: /no/such/folder does not exist"),
+        (_edit("train", "steps", 0), ValueError, r"\[train\] steps must be an int >= 1, got 0"),
+        (_edit("train", "batch_size", 4.0), TypeError, r"\[train\] batch_size must be an int >= 1, got 4.0"),
+        (_edit("train", "lr", -1e-3), ValueError, r"\[train\] lr must be a number in \(0, inf\), got -0.001"),
+        (_edit("train", "lr", "fast"), TypeError, r"\[train\] lr must be a number, got 'fast'"),
+        (_edit("train", "betas", [0.9]), ValueError, r"\[train\] betas must be a pair \[beta1, beta2\]"),
+        (_edit("train", "ema_decay", 1.0), ValueError, r"\[train\] ema_decay must be a number in \[0, 1\), got 1.0"),
+        (_edit("train", "bf16", "yes"), TypeError, r"\[train\] bf16 must be true or false, got 'yes'"),
+        (_edit("train", "device", "tpu"), ValueError, r"\[train\] device must be \"auto\", \"cpu\""),
+        (lambda c: {**c, "train": {"batch_size": 4}}, ValueError, r"\[train\] needs steps"),
+        (lambda c: {key: c[key] for key in ("data", "train")}, ValueError, "no output folder"),
+        (_edit("prior", "prediction", "score"), ValueError, r"\[prior\] prediction must be one of eps, x0, v"),
+        (_edit("prior", "schedule", {"name": "vp-square"}), ValueError,
+         r"\[prior.schedule\] unknown noise schedule 'vp-square'"),
+        (_edit("prior", "image_shape", [1, 32, 32]), ValueError,
+         r"\[prior\] image_shape = \[1, 32, 32\] differs from the data's shape \[1, 16, 16\]"),
+        (_edit("prior", "conditioning", {"kind": "class", "size": 2}), ValueError,
+         r"\[prior\] conditioning is not supported"),
+        (_edit("prior", "channels", [12, 16], "architecture"), ValueError,
+         r"\[prior\] channels\[0\] = 12 must be a multiple of norm_num_groups = 8"),
+        (_edit("prior", "normalization", {"low": 1.0, "high": 1.0}), ValueError,
+         r"\[prior\] normalization needs high > low"),
+    ],
+)
+def test_config_errors(tmp_path, edit, error, message):
+    with pytest.raises(error, match=message):
+        train(edit(tiny_config(tmp_path / "out")), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def _free_loopback_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_processes_match_one(tmp_path):
+    """torchrun with 2 CPU processes (gloo, loopback only) and the same global batch as 1 process."""
+    config = tiny_config(tmp_path / "ddp", checkpoint_every=0)
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import json, sys, torch\n"
+        "torch.set_num_threads(1)\n"
+        "from invsolve.priors import train\n"
+        "train(json.loads(sys.argv[1]), progress=False)\n"
+    )
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(_free_loopback_port()), str(script), json.dumps(config),
+    ]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    completed = subprocess.run(command, env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    train(tiny_config(tmp_path / "one", checkpoint_every=0), progress=False)
+    two, one = (load_train_state(tmp_path / name / "train_state.pt") for name in ("ddp", "one"))
+    difference = float((two["losses"] - one["losses"]).abs().max())
+    assert difference < 1e-5, difference  # measured 6e-8: only the order of float sums differs
+    assert read_metadata(tmp_path / "ddp" / "prior.pt")["training"]["world_size"] == 2
+
+
+def test_cli_with_toml_and_relative_data_path(tmp_path, capsys):
+    folder = tmp_path / "experiment"
+    (folder / "images").mkdir(parents=True)
+    for number, image in enumerate(np.random.default_rng(0).uniform(0, 255, (6, 16, 16)).astype(np.float32)):
+        np.save(folder / "images" / f"{number:02d}.npy", image)
+    toml = textwrap.dedent("""
+        [data]
+        source = "image-folder"
+        path = "images"
+
+        [prior]
+        prediction = "eps"
+        schedule = {{ name = "vp-cosine", params = {{ num_steps = 100 }} }}
+        normalization = {{ low = 0.0, high = 255.0, unit = "grey" }}
+
+        [prior.architecture]
+        channels = [8, 16]
+        attention_levels = [false, false]
+        num_head_channels = 8
+
+        [train]
+        steps = {steps}
+        batch_size = 2
+        log_every = 1
+    """)
+    config = folder / "config.toml"
+    config.write_text(toml.format(steps=2))
+    out = tmp_path / "out"
+    assert main(["train-prior", str(config), "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 2 and summary["prior"] == str(out / "prior.pt")
+    config.write_text(toml.format(steps=3))
+    assert main(["train-prior", str(config), "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 3
+    metadata = read_metadata(out / "prior.pt")
+    assert metadata["normalization"] == {"scale": 127.5, "offset": 127.5, "unit": "grey"}
+    assert metadata["schedule"]["name"] == "vp-cosine" and metadata["prediction"] == "eps"
+    assert metadata["training"]["data"]["config"]["path"] == str(folder / "images")
+
+    config.write_text(toml.format(steps=3).replace("log_every", "log_evry"))
+    assert main(["train-prior", str(config), "--out", str(tmp_path / "other"), "--no-progress"]) == 2
+    assert "unknown key 'log_evry' in [train]" in capsys.readouterr().err
+    assert main(["train-prior", str(tmp_path / "missing.toml"), "--no-progress"]) == 2
+    assert "no TOML file at" in capsys.readouterr().err
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("name", ["ct-ellipses", "mri-brain"])
+def test_example_configs_train(tmp_path, name):
+    """The example configs validate and run (one small step); the MRI one needs the Colin27 template."""
+    config = tomllib.loads((CONFIGS / f"{name}.toml").read_text())
+    config["train"].update(steps=1, batch_size=2, sample_every=0)
+    template = Path(config["data"].get("path", "/"))
+    if not template.exists():
+        with pytest.raises(FileNotFoundError, match=f"{template} does not exist"):
+            train(config, out=tmp_path, progress=False)
+        return
+    result = train(config, out=tmp_path, progress=False)
+    assert result.prior.image_shape == (1, 64, 64) and result.prior.prediction == "v"
+    assert 1.0e6 < sum(p.numel() for p in result.prior.parameters()) < 1.2e6
