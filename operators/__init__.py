@@ -4,13 +4,14 @@ Every operator is a :class:`LinearOperator` with an exact adjoint; see
 :func:`dot_test`.
 """
 
-from .base import LinearOperator, MatrixOperator, dot_test, stack
+from .base import KernelOperator, LinearOperator, MatrixOperator, dot_test, stack
 from .complex import ComplexAsChannels, channels_to_complex, complex_to_channels, from_magnitude, magnitude_phase
 from .mask import Mask, box_mask, random_pixel_mask, stroke_mask
 from .noise import GaussianNoise, PoissonNoise
 
 __all__ = [
     "LinearOperator",
+    "KernelOperator",
     "MatrixOperator",
     "dot_test",
     "stack",

@@ -22,7 +22,7 @@ from torch import nn
 
 from invsolve._checks import check_batched_shape, check_same_device, check_tensor
 
-__all__ = ["LinearOperator", "MatrixOperator", "stack", "dot_test"]
+__all__ = ["LinearOperator", "KernelOperator", "MatrixOperator", "stack", "dot_test"]
 
 
 class LinearOperator(nn.Module):
@@ -181,6 +181,41 @@ class LinearOperator(nn.Module):
         if not isinstance(other, LinearOperator):
             return NotImplemented
         return _Sum(self, _Scaled(other, -1.0))
+
+
+class KernelOperator(LinearOperator):
+    """An operator whose two directions are hand-written kernels.
+
+    Subclasses implement :meth:`_kernel_forward` and :meth:`_kernel_adjoint`
+    (e.g. a gather and the matching scatter) without building an autograd
+    graph; this class makes each direction differentiable with the other as
+    its gradient, which is exact because the two are transposes.
+    """
+
+    def _kernel_forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _kernel_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _KernelApply.apply(x, self, True)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return _KernelApply.apply(y, self, False)
+
+
+class _KernelApply(torch.autograd.Function):
+    """One direction of a :class:`KernelOperator`; its gradient is the other direction."""
+
+    @staticmethod
+    def forward(ctx, value: torch.Tensor, op: KernelOperator, is_forward: bool) -> torch.Tensor:
+        ctx.op, ctx.is_forward = op, is_forward
+        return op._kernel_forward(value) if is_forward else op._kernel_adjoint(value)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _KernelApply.apply(grad.contiguous(), ctx.op, not ctx.is_forward), None, None
 
 
 class MatrixOperator(LinearOperator):

@@ -64,7 +64,7 @@ from invsolve._checks import (
     check_shape,
 )
 
-from ..base import LinearOperator
+from ..base import KernelOperator
 from .filters import (
     angle_cell_widths,
     check_filter_name,
@@ -299,7 +299,7 @@ class ConeBeam3D:
         )
 
 
-class ConeBeamTransform(LinearOperator):
+class ConeBeamTransform(KernelOperator):
     """Cone-beam ray transform ``A`` by Joseph's method: volumes to projections.
 
     Discrete model: a ray whose direction crosses the ``x`` planes fastest
@@ -371,12 +371,12 @@ class ConeBeamTransform(LinearOperator):
         self.register_buffer("angles", geometry.angles.clone(), persistent=False)
         self._check_cone_angle()
 
-    # -- LinearOperator interface ------------------------------------------------------
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _Project.apply(x, self)
+    # -- KernelOperator interface -------------------------------------------------------
+    def _kernel_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._project(x)
 
-    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return _Backproject.apply(y, self)
+    def _kernel_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self._backproject(y)
 
     def describe(self) -> str:
         return f"ConeBeamTransform{self.in_shape}->{self.out_shape}"
@@ -611,32 +611,6 @@ class ConeBeamTransform(LinearOperator):
             lines.index_add_(1, upper_line, high)
         volume = lines.view(n_batch, side, side, nz + 3)[:, 1 : nx + 1, 1 : ny + 1, 1 : nz + 1]
         return volume.reshape(batch, channels, nx, ny, nz)
-
-
-class _Project(torch.autograd.Function):
-    """``A x`` whose gradient is ``Aᵀ``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, op: ConeBeamTransform) -> torch.Tensor:
-        ctx.op = op
-        return op._project(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Backproject.apply(grad.contiguous(), ctx.op), None
-
-
-class _Backproject(torch.autograd.Function):
-    """``Aᵀ y`` whose gradient is ``A``."""
-
-    @staticmethod
-    def forward(ctx, y: torch.Tensor, op: ConeBeamTransform) -> torch.Tensor:
-        ctx.op = op
-        return op._backproject(y)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Project.apply(grad.contiguous(), ctx.op), None
 
 
 # -- FDK ---------------------------------------------------------------------------------

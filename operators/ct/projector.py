@@ -76,7 +76,7 @@ import torch.nn.functional as F
 
 from invsolve._checks import check_int
 
-from ..base import LinearOperator
+from ..base import KernelOperator
 from .geometry import Geometry2D, ParallelBeam2D
 
 __all__ = ["RayTransform"]
@@ -98,7 +98,7 @@ _SUBGRID = 2
 _BILINEAR, _ZEROS = 0, 0
 
 
-class RayTransform(LinearOperator):
+class RayTransform(KernelOperator):
     """Ray transform ``A`` of a 2D geometry: images to sinograms.
 
     Parameters
@@ -154,12 +154,12 @@ class RayTransform(LinearOperator):
         else:
             self._plan_rays()
 
-    # -- LinearOperator interface ------------------------------------------------------
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _Project.apply(x, self)
+    # -- KernelOperator interface -------------------------------------------------------
+    def _kernel_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._project_parallel(x) if self._parallel else self._project(x)
 
-    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return _Backproject.apply(y, self)
+    def _kernel_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self._backproject_parallel(y) if self._parallel else self._backproject(y)
 
     def describe(self) -> str:
         return f"RayTransform({type(self.geometry).__name__}){self.in_shape}->{self.out_shape}"
@@ -555,29 +555,3 @@ class RayTransform(LinearOperator):
             rows_back = rows_back.transpose(0, 1)
             image += rows_back.transpose(1, 2) if transposed else rows_back
         return image.reshape(batch, channels, height, width)
-
-
-class _Project(torch.autograd.Function):
-    """``A x`` whose gradient is ``Aᵀ``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, op: RayTransform) -> torch.Tensor:
-        ctx.op = op
-        return op._project_parallel(x) if op._parallel else op._project(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Backproject.apply(grad.contiguous(), ctx.op), None
-
-
-class _Backproject(torch.autograd.Function):
-    """``Aᵀ y`` whose gradient is ``A``."""
-
-    @staticmethod
-    def forward(ctx, y: torch.Tensor, op: RayTransform) -> torch.Tensor:
-        ctx.op = op
-        return op._backproject_parallel(y) if op._parallel else op._backproject(y)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Project.apply(grad.contiguous(), ctx.op), None
