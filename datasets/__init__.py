@@ -7,7 +7,7 @@ phantoms) and, in :mod:`.io`, fastMRI HDF5 reading and writing.
 """
 
 from .phantoms import ellipsoid_phantom, random_ellipse_phantoms, shepp_logan, shepp_logan_ellipsoids
-from .samples import ct_small_slice
+from .samples import CT_SMALL_PIXEL_MM, ct_small_slice
 from .training import (
     TRAINING_SOURCES,
     EpochSampler,
@@ -23,6 +23,7 @@ from .training import (
 
 __all__ = [
     "ct_small_slice",
+    "CT_SMALL_PIXEL_MM",
     "shepp_logan",
     "shepp_logan_ellipsoids",
     "ellipsoid_phantom",

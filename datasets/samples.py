@@ -9,7 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["ct_small_slice"]
+__all__ = ["ct_small_slice", "CT_SMALL_PIXEL_MM"]
+
+#: the pixel spacing of ``CT_small.dcm`` in mm (its PixelSpacing, the same along rows and columns)
+CT_SMALL_PIXEL_MM = 0.661468
 
 
 def ct_small_slice() -> torch.Tensor:

@@ -19,26 +19,22 @@ from pathlib import Path
 import torch
 
 from invsolve import tv_reconstruct
-from invsolve.datasets import ct_small_slice
+from invsolve.datasets import CT_SMALL_PIXEL_MM, ct_small_slice
 from invsolve.files import save_json, save_png
 from invsolve.metrics import psnr, rmse
 from invsolve.operators import PoissonNoise
-from invsolve.operators.ct import ParallelBeam2D, RayTransform, fbp, sparse_view_angles
+from invsolve.operators.ct import (
+    ParallelBeam2D,
+    RayTransform,
+    attenuation_to_hounsfield,
+    fbp,
+    hounsfield_to_attenuation,
+    sparse_view_angles,
+)
 
-MU_WATER_PER_MM = 0.0192  # linear attenuation of water near 70 keV
-PIXEL_MM = 0.661468  # CT_small.dcm's PixelSpacing
 VIEWS = (8, 16, 32)
 TV_WEIGHT = 2e-2  # λ in (line integral)² per unit of TV (1/mm × pixels); best of 1e-3..4e-2 on 16 views
 DISPLAY_HU = (-200.0, 300.0)
-
-
-def hounsfield_to_attenuation(hu: torch.Tensor) -> torch.Tensor:
-    """``μ = μ_water·(1 + HU/1000)`` in 1/mm, clipped at 0 (air)."""
-    return (MU_WATER_PER_MM * (1 + hu / 1000)).clamp_min(0)
-
-
-def attenuation_to_hounsfield(mu: torch.Tensor) -> torch.Tensor:
-    return 1000 * (mu / MU_WATER_PER_MM - 1)
 
 
 def main() -> None:
@@ -54,7 +50,7 @@ def main() -> None:
     noise = PoissonNoise(incident_flux=1e5)
     images, titles, metrics = [], [], {"image": "pydicom CT_small.dcm", "incident_flux": 1e5, "views": {}}
     for n_views in VIEWS:
-        geometry = ParallelBeam2D((size, size), sparse_view_angles(n_views), extent=size * PIXEL_MM)
+        geometry = ParallelBeam2D((size, size), sparse_view_angles(n_views), extent=size * CT_SMALL_PIXEL_MM)
         operator = RayTransform(geometry)
         y = noise(operator(truth), seed=n_views)
         reconstructions = {

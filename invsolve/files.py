@@ -55,7 +55,7 @@ def save_png(
     path: str | os.PathLike,
     images: Sequence[torch.Tensor],
     titles: Sequence[str],
-    value_range: tuple[float, float] | None = None,
+    value_range: tuple[float, float] | Sequence[tuple[float, float] | None] | None = None,
     columns: int | None = None,
     figure_title: str = "",
 ) -> Path:
@@ -67,8 +67,9 @@ def save_png(
         Each ``(H, W)`` or ``(1, H, W)``; complex images are shown as magnitude.
     titles : sequence of str
         One title per image.
-    value_range : (float, float), optional
-        Common grey-scale window; each image is scaled to its own range if omitted.
+    value_range : (float, float) or sequence of them, optional
+        Grey-scale window: one for all images, or one per image (``None``
+        entries, or omitting it, scale an image to its own range).
     columns : int, optional
         Images per row (default: all in one row).
     """
@@ -79,23 +80,29 @@ def save_png(
 
     if len(images) != len(titles):
         raise ValueError(f"need one title per image, got {len(images)} images and {len(titles)} titles")
+    if value_range is None or isinstance(value_range[0], (int, float)):
+        windows = [value_range] * len(images)
+    elif len(value_range) == len(images):
+        windows = list(value_range)
+    else:
+        raise ValueError(f"need one value range, or one per image; got {len(value_range)} ranges for {len(images)} images")
     columns = columns or len(images)
     rows = -(-len(images) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    height = 2.8 * rows + (0.3 if figure_title else 0.0)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, height), squeeze=False, layout="constrained")
     for axis in axes.flat:
         axis.axis("off")
-    for axis, image, title in zip(axes.flat, images, titles):
+    for axis, image, title, window in zip(axes.flat, images, titles, windows):
         array = image.detach().cpu()
         array = array.abs() if array.is_complex() else array
         array = array.squeeze()
         if array.dim() != 2:
             raise ValueError(f"save_png shows 2-D images, got shape {tuple(image.shape)} for {title!r}")
-        low, high = value_range if value_range is not None else (None, None)
+        low, high = window if window is not None else (None, None)
         axis.imshow(array.float().numpy(), cmap="gray", vmin=low, vmax=high, interpolation="nearest")
         axis.set_title(title, fontsize=9)
     if figure_title:
         figure.suptitle(figure_title, fontsize=10)
-    figure.tight_layout()
     try:
         return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
     finally:

@@ -77,6 +77,16 @@ class Normalization:
         """Network range → physical units."""
         return x * self.scale + self.offset
 
+    def in_units(self, factor: float, unit: str) -> Normalization:
+        """The same map for physical values expressed in other units.
+
+        ``factor`` is the size of one old unit in the new ones: a prior
+        trained on attenuation in a.u. whose 1 a.u. is 0.0384 /mm becomes a
+        prior on attenuation in /mm with ``in_units(0.0384, "1/mm")``.
+        """
+        check_positive(factor, "factor")
+        return Normalization(scale=self.scale * factor, offset=self.offset * factor, unit=unit)
+
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
 

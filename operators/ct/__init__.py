@@ -5,7 +5,8 @@
 ray transform with its exact adjoint; :mod:`.fbp` is filtered backprojection
 for parallel and fan beam; :mod:`.cone` is 3D cone-beam CT (geometry,
 transform and FDK); :mod:`.filters` holds the ramp filters and angular
-weights that FBP and FDK share.  ODL is imported only by ``to_odl()``.
+weights that FBP and FDK share; :mod:`.units` converts Hounsfield units to
+attenuation and back.  ODL is imported only by ``to_odl()``.
 """
 
 from .geometry import (
@@ -20,6 +21,7 @@ from .cone import ConeBeam3D, ConeBeamTransform
 from .fbp import FilteredBackProjection, fbp
 from .filters import FBP_FILTERS, angle_cell_widths
 from .projector import RayTransform
+from .units import MU_WATER_PER_MM, attenuation_to_hounsfield, hounsfield_to_attenuation
 
 __all__ = [
     "Geometry2D",
@@ -35,4 +37,7 @@ __all__ = [
     "uniform_angles",
     "sparse_view_angles",
     "limited_angle_angles",
+    "MU_WATER_PER_MM",
+    "hounsfield_to_attenuation",
+    "attenuation_to_hounsfield",
 ]

@@ -301,3 +301,13 @@ def test_small_detector_warns():
 def test_operator_moves_with_to():
     op = RayTransform(ParallelBeam2D((8, 8), sparse_view_angles(3))).to(torch.device("cpu"))
     assert op.device == torch.device("cpu")
+
+
+def test_hounsfield_units_and_attenuation():
+    from invsolve.operators.ct import MU_WATER_PER_MM, attenuation_to_hounsfield, hounsfield_to_attenuation
+
+    hounsfield = torch.tensor([-1000.0, 0.0, 1000.0, -1200.0])
+    mu = hounsfield_to_attenuation(hounsfield)
+    assert torch.allclose(mu, torch.tensor([0.0, MU_WATER_PER_MM, 2 * MU_WATER_PER_MM, 0.0]))  # air, water, bone, clipped
+    assert torch.allclose(attenuation_to_hounsfield(mu[:3]), hounsfield[:3])
+    assert torch.allclose(hounsfield_to_attenuation(hounsfield, mu_water=0.2)[1], torch.tensor(0.2))  # 1/cm

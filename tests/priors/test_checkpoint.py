@@ -1,6 +1,7 @@
 import json
 import os
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ from invsolve.priors import (
     save_prior,
 )
 from invsolve.priors.checkpoint import FORMAT_VERSION, prior_from_checkpoint, prior_to_checkpoint
+from invsolve.priors.trainer import _read_config
 
 TINY = {"channels": (16, 32), "attention_levels": (False, True), "num_head_channels": 16}
 CONDITIONS = {
@@ -261,3 +263,16 @@ def test_every_shipped_prior_loads_and_is_small():
             assert os.path.getsize(path) <= 5 * 2**20, f"{name}.pt is larger than 5 MiB"
             assert read_metadata(path)["training"] is not None, f"{name}.pt does not say how it was trained"
         assert isinstance(pretrained(name), DiffusionPrior)
+
+
+def test_every_shipped_prior_has_the_recipe_it_was_trained_with():
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    folder = resources.files("invsolve.priors").joinpath("pretrained")
+    for name in available_pretrained():
+        recipe, _ = _read_config(configs / f"{name}.toml")
+        with resources.as_file(folder.joinpath(f"{name}.pt")) as path:
+            trained = read_metadata(path)["training"]["config"]
+        for section in ("data", "train"):
+            for key, value in recipe[section].items():
+                assert trained[section][key] == value, f"{name}: [{section}] {key} is {value!r} in the recipe"
+        assert trained["prior"]["prediction"] == recipe["prior"]["prediction"]

@@ -89,6 +89,16 @@ def test_normalization_round_trip_and_errors():
         Normalization(scale=0.0)
 
 
+def test_normalization_in_other_units_maps_the_same_points():
+    per_unit = Normalization.from_range(0.0, 1.15, unit="a.u.")
+    per_mm = per_unit.in_units(0.0384, "1/mm")
+    x = torch.tensor([0.0, 0.5, 1.15])
+    assert torch.allclose(per_mm.to_network(x * 0.0384), per_unit.to_network(x))
+    assert per_mm.unit == "1/mm"
+    with pytest.raises(ValueError, match="factor must be a finite number > 0"):
+        per_unit.in_units(-1.0, "HU")
+
+
 def test_gaussian_prior_input_errors():
     with pytest.raises(ValueError, match=r"cov must have shape \(4, 4\)"):
         GaussianPrior(torch.zeros(1, 2, 2), torch.eye(3))

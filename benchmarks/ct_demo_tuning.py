@@ -1,0 +1,64 @@
+"""Hyperparameters of ``invsolve demo`` (sparse-view CT): TV weight and RED-Diff settings.
+
+The demo's TV weight and RED-Diff settings are the best PSNR of this grid
+on four held-out random-ellipse phantoms (seeds 2 000 000..2 000 003) in
+the demo's own scan (:func:`invsolve.demo.ct_demo_scan`), not on the images
+the demo shows.  Run by hand:
+``python benchmarks/ct_demo_tuning.py [--views 16] [--steps 1000]``.
+Prints JSON: mean PSNR (over 2000 HU) and SSIM of FBP, of each TV weight
+and of each RED-Diff setting, with seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+
+import torch
+
+import invsolve
+from invsolve.demo import ct_demo_prior, ct_demo_scan, held_out_phantoms
+from invsolve.metrics import psnr, ssim
+from invsolve.operators.ct import attenuation_to_hounsfield, fbp
+
+TV_WEIGHTS = (3e-3, 1e-2, 3e-2)
+OBS_WEIGHTS = (0.003, 0.01, 0.03, 0.1)
+REGULARIZATIONS = (0.25, 1.0)
+
+
+def scores(image: torch.Tensor, truth: torch.Tensor, seconds: float) -> dict:
+    image, truth = attenuation_to_hounsfield(image), attenuation_to_hounsfield(truth)
+    return {
+        "psnr_db": float(psnr(image, truth, data_range=2000.0).mean()),
+        "ssim": float(ssim(image, truth, data_range=2000.0).mean()),
+        "seconds": seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--views", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=1000, help="RED-Diff steps (default: %(default)s)")
+    args = parser.parse_args()
+    truth = held_out_phantoms(4, 2_000_000)
+    operator, y = ct_demo_scan(truth, args.views, seed=1)
+    prior = ct_demo_prior()
+    results = {"views": args.views, "fbp": scores(fbp(y, operator, filter="hann"), truth, 0.0), "tv": {}, "red_diff": []}
+    for weight in TV_WEIGHTS:
+        start = time.perf_counter()
+        image = invsolve.tv_reconstruct(y, operator, weight, iterations=300, progress=False)
+        results["tv"][weight] = scores(image, truth, time.perf_counter() - start)
+    for obs_weight, regularization in itertools.product(OBS_WEIGHTS, REGULARIZATIONS):
+        settings = dict(obs_weight=obs_weight, regularization=regularization)
+        result = invsolve.reconstruct(y, operator, prior, "red-diff", steps=args.steps, seed=0, progress=False, **settings)
+        results["red_diff"].append({**settings, **scores(result.image, truth, result.info["seconds"])})
+        print(json.dumps(results["red_diff"][-1]), flush=True)
+    best = max(results["red_diff"], key=lambda entry: entry["psnr_db"])
+    results["best"] = {"tv_weight": max(results["tv"], key=lambda w: results["tv"][w]["psnr_db"]), "red_diff": best}
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
