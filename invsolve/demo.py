@@ -36,7 +36,15 @@ from invsolve.oracle import gaussian_posterior
 from invsolve.priors import DiffusionPrior, GaussianPrior, Normalization, pretrained
 from invsolve.reconstruct import reconstruct
 
-__all__ = ["DEMOS", "run_ct_demo", "run_inpainting_demo", "ct_demo_prior", "ct_demo_scan", "held_out_phantoms"]
+__all__ = [
+    "DEMOS",
+    "run_ct_demo",
+    "run_inpainting_demo",
+    "ct_demo_prior",
+    "ct_demo_scan",
+    "ct_demo_scores",
+    "held_out_phantoms",
+]
 
 #: CT_small.dcm's 128 pixels: the demo's field of view for both images
 _FIELD_OF_VIEW_MM = 128 * CT_SMALL_PIXEL_MM
@@ -44,9 +52,9 @@ _FIELD_OF_VIEW_MM = 128 * CT_SMALL_PIXEL_MM
 _TRAINING_SEEDS = 20_000
 #: the demo's phantom, one the prior never saw
 _HELD_OUT_SEED = 1_000_000
-#: the demo reads the prior's attenuation unit (a.u.) as 2·μ_water, so 0 a.u. is air (-1000 HU),
-#: 0.5 a.u. water (0 HU) and 1 a.u. dense bone (+1000 HU)
-_ATTENUATION_PER_PRIOR_UNIT = 2.0
+#: the demo reads the prior's attenuation unit (a.u.) as 2·μ_water, in 1/mm, so 0 a.u. is air
+#: (-1000 HU), 0.5 a.u. water (0 HU) and 1 a.u. dense bone (+1000 HU)
+_MM_INVERSE_PER_PRIOR_UNIT = 2.0 * MU_WATER_PER_MM
 #: photons per detector pixel and view without an object (normal dose)
 _INCIDENT_FLUX = 1e5
 #: PSNR and SSIM are taken over the range air..dense bone
@@ -66,7 +74,7 @@ _INPAINTING_WINDOW_HU = (-1000.0, 1000.0)
 def ct_demo_prior() -> DiffusionPrior:
     """The embedded ``ct-ellipses`` prior with its unit read as 2·μ_water: attenuation in 1/mm."""
     prior = pretrained("ct-ellipses")
-    prior.normalization = prior.normalization.in_units(_ATTENUATION_PER_PRIOR_UNIT * MU_WATER_PER_MM, "1/mm")
+    prior.normalization = prior.normalization.in_units(_MM_INVERSE_PER_PRIOR_UNIT, "1/mm")
     return prior
 
 
@@ -77,7 +85,7 @@ def held_out_phantoms(n: int, seed: int) -> torch.Tensor:
     """
     if seed < _TRAINING_SEEDS:
         raise ValueError(f"seeds below {_TRAINING_SEEDS} are ct-ellipses' training phantoms; got seed={seed!r}")
-    return random_ellipse_phantoms(n, (64, 64), seed=seed) * (_ATTENUATION_PER_PRIOR_UNIT * MU_WATER_PER_MM)
+    return random_ellipse_phantoms(n, (64, 64), seed=seed) * _MM_INVERSE_PER_PRIOR_UNIT
 
 
 def ct_demo_scan(truth: torch.Tensor, views: int, seed: int) -> tuple[LinearOperator, torch.Tensor]:
@@ -90,6 +98,20 @@ def ct_demo_scan(truth: torch.Tensor, views: int, seed: int) -> tuple[LinearOper
     geometry = ParallelBeam2D(tuple(truth.shape[-2:]), sparse_view_angles(views), extent=_FIELD_OF_VIEW_MM)
     operator = RayTransform(geometry).to(truth.dtype)
     return operator, PoissonNoise(_INCIDENT_FLUX)(operator(truth), seed=seed)
+
+
+def ct_demo_scores(image: torch.Tensor, truth: torch.Tensor) -> dict[str, list[float]]:
+    """Per-image PSNR and SSIM over 2000 HU (air to dense bone) and RMSE in HU.
+
+    ``image`` and ``truth`` are ``(B, 1, H, W)`` attenuation maps in 1/mm;
+    each score is a list of ``B`` numbers.
+    """
+    image, truth = attenuation_to_hounsfield(image), attenuation_to_hounsfield(truth)
+    return {
+        "psnr_db": psnr(image, truth, data_range=_HU_RANGE).tolist(),
+        "ssim": ssim(image, truth, data_range=_HU_RANGE).tolist(),
+        "rmse_hu": rmse(image, truth).tolist(),
+    }
 
 
 def run_ct_demo(
@@ -156,16 +178,7 @@ def run_ct_demo(
     reconstructions["red_diff"] = red_diff.image
     seconds["red_diff"] = red_diff.info["seconds"]
 
-    truth_hu = attenuation_to_hounsfield(truth)
-    images_hu = {name: attenuation_to_hounsfield(image) for name, image in reconstructions.items()}
-    scores = {
-        name: {
-            "psnr_db": psnr(image, truth_hu, data_range=_HU_RANGE).tolist(),
-            "ssim": ssim(image, truth_hu, data_range=_HU_RANGE).tolist(),
-            "rmse_hu": rmse(image, truth_hu).tolist(),
-        }
-        for name, image in images_hu.items()
-    }
+    scores = {name: ct_demo_scores(image, truth) for name, image in reconstructions.items()}
     labels = ("held_out_phantom", "ct_small")
     metrics: dict[str, Any] = {
         "prior": "ct-ellipses",
@@ -191,6 +204,8 @@ def run_ct_demo(
         },
     }
 
+    truth_hu = attenuation_to_hounsfield(truth)
+    images_hu = {name: attenuation_to_hounsfield(image) for name, image in reconstructions.items()}
     images, titles, windows = [], [], []
     for index, (label, window) in enumerate(zip(("held-out phantom", "CT_small.dcm"), (_PHANTOM_WINDOW_HU, _CT_SMALL_WINDOW_HU))):
         images.append(truth_hu[index])
