@@ -19,6 +19,7 @@ __all__ = [
     "check_finite",
     "check_nonnegative",
     "check_positive",
+    "check_unit_interval",
     "check_same_device",
     "check_finite_number",
     "check_int",
@@ -70,6 +71,14 @@ def check_positive(value: float, name: str) -> float:
     number = float(value)
     if not math.isfinite(number) or number <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def check_unit_interval(value: float, name: str) -> float:
+    """Return ``float(value)`` if it lies in ``[0, 1]``, else raise ``ValueError``."""
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return number
 
 

@@ -29,7 +29,7 @@ from invsolve._checks import (
     check_same_device,
     check_tensor,
 )
-from invsolve.operators import LinearOperator
+from invsolve.operators import FiniteDifference, LinearOperator
 from invsolve.operators.base import conjugate_gradient_pinv
 
 __all__ = ["cg_sense", "tv_reconstruct"]
@@ -111,7 +111,9 @@ def tv_reconstruct(
 
     with the isotropic total variation ``TV(x) = Σ_c Σ_pixels ‖∇x_c‖₂`` of
     forward differences (zero across the far boundary, unit pixel spacing),
-    applied to each channel separately.  The problem is written as
+    applied to each channel separately: ∇ is
+    :class:`~invsolve.operators.FiniteDifference` on every spatial axis and
+    TV is :func:`~invsolve.operators.total_variation`.  The problem is written as
     ``min_x F(Kx) + G(x)`` with ``K = [A; s·∇]``, ``F(z, g) = ½‖z − y‖² +
     (λ/s)·‖g‖₂,₁`` and ``G`` the indicator of ``x >= 0``; the scale
     ``s = ‖A‖/‖∇‖`` balances the two blocks so that one step size suits both.
@@ -200,11 +202,11 @@ def tv_reconstruct(
             )
         x = x0.clamp_min(0) if nonnegative else x0.clone()
 
-    spatial = len(operator.in_shape) - 1
+    diff = FiniteDifference(operator.in_shape)  # ∇ on every spatial axis, (B, d, C, *spatial)
     norm_a = operator.norm()
     if norm_a == 0:
         raise ValueError(f"operator {operator.describe()} has norm 0: the data do not depend on the image")
-    scale = norm_a / math.sqrt(4 * spatial)  # s = ‖A‖/‖∇‖ (bound)
+    scale = norm_a / diff.norm_bound()  # s = ‖A‖/‖∇‖ (bound √(4d))
     bound = lam / scale  # radius of the dual ball of s·∇
     # Per-item primal weights ω (B,), float64: τ = η/ω, σ = ηω with η = 0.99/‖K‖.
     eta = _STEP_SAFETY / (math.sqrt(2) * norm_a)
@@ -215,7 +217,7 @@ def tv_reconstruct(
     with torch.no_grad():
         ax = operator.forward(x)
         dual_data = torch.zeros_like(y)
-        dual_grad = torch.zeros((spatial, *x.shape), dtype=real_dtype, device=y.device)
+        dual_grad = torch.zeros((batch, *diff.out_shape), dtype=real_dtype, device=y.device)
         kt_dual = torch.zeros_like(x)  # Kᵀ(dual) = Aᵀ dual_data + s ∇ᵀ dual_grad
         anchor = (x, dual_data, dual_grad)
         next_update = _FIRST_WEIGHT_UPDATE
@@ -227,20 +229,20 @@ def tv_reconstruct(
             ax_new = operator.forward(x_new)
             # Dual steps at the extrapolated point 2x_new − x: prox of σF* for
             # F(z) = ½‖z − y‖² and projection on the (λ/s)-ball for the TV block.
-            grad_change = _gradient(x_new - x)
+            grad_change = diff._forward(x_new - x)
             sigma_y = _per_item(sigma, y)
             data_new = (dual_data + sigma_y * (2 * ax_new - ax - y)) / (1 + sigma_y)
-            sigma_g = _per_item(sigma, dual_grad, lead=1)
-            grad_new = _project_ball(dual_grad + (sigma_g * scale) * (_gradient(x_new) + grad_change), bound)
+            sigma_g = _per_item(sigma, dual_grad)
+            grad_new = _project_ball(dual_grad + (sigma_g * scale) * (diff._forward(x_new) + grad_change), bound)
             adjoint = operator.adjoint(data_new)
-            kt_new = (adjoint.real if adjoint.is_complex() else adjoint) + scale * _gradient_adjoint(grad_new)
+            kt_new = (adjoint.real if adjoint.is_complex() else adjoint) + scale * diff._adjoint(grad_new)
             x, ax, dual_data, dual_grad, kt_dual = x_new, ax_new, data_new, grad_new, kt_new
             if k + 1 == next_update:
                 omega = _update_primal_weight(omega, anchor, (x, dual_data, dual_grad))
                 tau, sigma = eta / omega, eta * omega
                 anchor, next_update = (x, dual_data, dual_grad), 2 * next_update
             if history is not None:
-                history[k] = _objective(ax, y, x, lam)
+                history[k] = _objective(ax, y, x, lam, diff)
     if history is not None:
         return x, history
     return x
@@ -261,57 +263,35 @@ def _update_primal_weight(
     x_then, data_then, grad_then = before
     x_now, data_now, grad_now = after
     moved_x = _item_norm(x_now - x_then)
-    moved_y = torch.hypot(_item_norm(data_now - data_then), _item_norm(grad_now - grad_then, lead=1))
+    moved_y = torch.hypot(_item_norm(data_now - data_then), _item_norm(grad_now - grad_then))
     valid = (moved_x > 0) & (moved_y > 0)
     estimate = torch.where(valid, moved_y / torch.where(valid, moved_x, 1.0), omega)
     return torch.sqrt(omega * estimate)
 
 
-def _per_item(values: torch.Tensor, like: torch.Tensor, lead: int = 0) -> torch.Tensor:
-    """Per-item ``(B,)`` values viewed to broadcast against ``like``, ``(*lead axes, B, …)``."""
-    shape = (1,) * lead + (values.shape[0],) + (1,) * (like.dim() - lead - 1)
+def _per_item(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-item ``(B,)`` values viewed to broadcast against ``like``, ``(B, …)``."""
+    shape = (values.shape[0],) + (1,) * (like.dim() - 1)
     return values.to(like.real.dtype if like.is_complex() else like.dtype).reshape(shape)
 
 
-def _item_norm(value: torch.Tensor, lead: int = 0) -> torch.Tensor:
-    """Euclidean norm of each batch item, float64 ``(B,)``; batch axis after ``lead`` axes."""
-    value = value.movedim(lead, 0)
+def _item_norm(value: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm of each batch item of ``value`` ``(B, …)``, float64 ``(B,)``."""
     return torch.linalg.vector_norm(value.reshape(value.shape[0], -1), dim=1).to(torch.float64)
 
 
-def _gradient(x: torch.Tensor) -> torch.Tensor:
-    """Forward differences along every spatial axis, ``(d, B, C, *spatial)``; 0 on the far edge."""
-    spatial = x.dim() - 2
-    grad = torch.zeros((spatial, *x.shape), dtype=x.dtype, device=x.device)
-    for axis in range(spatial):
-        dim = axis + 2
-        length = x.shape[dim]
-        grad[axis].narrow(dim, 0, length - 1).copy_(torch.diff(x, dim=dim))
-    return grad
-
-
-def _gradient_adjoint(grad: torch.Tensor) -> torch.Tensor:
-    """Exact transpose of :func:`_gradient` (minus the divergence), ``(B, C, *spatial)``."""
-    out = torch.zeros(grad.shape[1:], dtype=grad.dtype, device=grad.device)
-    for axis in range(grad.shape[0]):
-        dim = axis + 2
-        length = out.shape[dim]
-        inner = grad[axis].narrow(dim, 0, length - 1)
-        out.narrow(dim, 1, length - 1).add_(inner)
-        out.narrow(dim, 0, length - 1).sub_(inner)
-    return out
-
-
 def _project_ball(grad: torch.Tensor, radius: float) -> torch.Tensor:
-    """Project every pixel's gradient vector onto the Euclidean ball of ``radius``."""
+    """Project every pixel's gradient vector (axis 1 of ``(B, d, C, *spatial)``) onto the ball of ``radius``."""
     if radius == 0:
         return torch.zeros_like(grad)
-    magnitude = torch.linalg.vector_norm(grad, dim=0, keepdim=True)
+    magnitude = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
     return grad / (magnitude / radius).clamp_min(1)
 
 
-def _objective(ax: torch.Tensor, y: torch.Tensor, x: torch.Tensor, lam: float) -> torch.Tensor:
-    """``½‖Ax − y‖² + λ·TV(x)`` per batch item, float64 ``(B,)``."""
+def _objective(
+    ax: torch.Tensor, y: torch.Tensor, x: torch.Tensor, lam: float, diff: FiniteDifference
+) -> torch.Tensor:
+    """``½‖Ax − y‖² + λ·TV(x)`` per batch item, float64 ``(B,)``; ``diff`` is ∇ on ``x``'s spatial axes."""
     data = 0.5 * (ax - y).abs().square().reshape(y.shape[0], -1).sum(dim=1)
-    tv = torch.linalg.vector_norm(_gradient(x), dim=0).reshape(x.shape[0], -1).sum(dim=1)
+    tv = torch.linalg.vector_norm(diff._forward(x), dim=1).reshape(x.shape[0], -1).sum(dim=1)
     return (data + lam * tv).to(torch.float64)

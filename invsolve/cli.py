@@ -49,6 +49,23 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     training.add_argument("--out", default=None, help="output folder (default: [output] dir of the config)")
     training.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    fitting = commands.add_parser(
+        "fit-gaussian",
+        help="add the Gaussian fit of a recipe's training data to a prior checkpoint (rewrites PRIOR.pt)",
+        description="Compute the mean and top principal components of the training images of the config's [data], "
+        "in the prior's network units, and store them in the checkpoint with the rest unchanged (float16 weights "
+        "stay float16).  For priors trained before train-prior did this itself; see "
+        "invsolve.priors.fit_gaussian_from_config.",
+    )
+    fitting.add_argument("config", help="the TOML config (recipe) the prior was trained with")
+    fitting.add_argument("prior", help="the prior checkpoint (.pt) to rewrite")
+    fitting.add_argument(
+        "--rank", type=int, default=None, help="principal components (default: [train] gaussian_rank, 64)"
+    )
+    fitting.add_argument(
+        "--images", type=int, default=None, help="images the fit uses (default: [train] gaussian_images, 2048)"
+    )
+    fitting.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
@@ -88,6 +105,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if os.environ.get("RANK", "0") == "0":  # one summary under torchrun
             print(json.dumps(summary, indent=2))
+    elif args.command == "fit-gaussian":
+        from invsolve.priors import fit_gaussian_from_config
+
+        try:
+            fit = fit_gaussian_from_config(
+                args.config, args.prior, rank=args.rank, images=args.images, progress=not args.no_progress
+            )
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            print(f"invsolve fit-gaussian: error: {error}", file=sys.stderr)
+            return 2
+        summary = {"prior": args.prior, "rank": fit.rank, "explained_variance": fit.explained_variance}
+        print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -52,8 +52,9 @@ _FIELD_OF_VIEW_MM = 128 * CT_SMALL_PIXEL_MM
 _TRAINING_SEEDS = 20_000
 #: the demo's phantom, one the prior never saw
 _HELD_OUT_SEED = 1_000_000
-#: the demo reads the prior's attenuation unit (a.u.) as 2·μ_water, in 1/mm, so 0 a.u. is air
-#: (-1000 HU), 0.5 a.u. water (0 HU) and 1 a.u. dense bone (+1000 HU)
+#: the random-ellipse phantoms' attenuation unit (a.u.) is 2·μ_water, in 1/mm, so 0 a.u. is air
+#: (-1000 HU), 0.5 a.u. water (0 HU) and 1 a.u. dense bone (+1000 HU); ct-ellipses' recipe says
+#: the same ([prior] physical_unit), so the prior itself takes and returns 1/mm
 _MM_INVERSE_PER_PRIOR_UNIT = 2.0 * MU_WATER_PER_MM
 #: photons per detector pixel and view without an object (normal dose)
 _INCIDENT_FLUX = 1e5
@@ -72,10 +73,8 @@ _INPAINTING_WINDOW_HU = (-1000.0, 1000.0)
 
 
 def ct_demo_prior() -> DiffusionPrior:
-    """The embedded ``ct-ellipses`` prior with its unit read as 2·μ_water: attenuation in 1/mm."""
-    prior = pretrained("ct-ellipses")
-    prior.normalization = prior.normalization.in_units(_MM_INVERSE_PER_PRIOR_UNIT, "1/mm")
-    return prior
+    """The embedded ``ct-ellipses`` prior, as shipped: attenuation in 1/mm (its checkpoint's unit)."""
+    return pretrained("ct-ellipses")
 
 
 def held_out_phantoms(n: int, seed: int) -> torch.Tensor:
@@ -129,9 +128,9 @@ def run_ct_demo(
     training distribution: the honest test).  Both are attenuation maps in
     1/mm over CT_small's 84.7 mm field of view, measured over 180° with
     ``views`` equally spaced views and Poisson photon noise (10⁵ photons per
-    detector pixel, post-log).  The prior learnt attenuation in arbitrary
-    units; the demo reads 1 a.u. as 2·μ_water (+1000 HU) through
-    :meth:`~invsolve.priors.Normalization.in_units`.  Reconstructions:
+    detector pixel, post-log).  The prior learnt the phantoms' attenuation
+    in arbitrary units, 1 a.u. = 2·μ_water (+1000 HU); its checkpoint
+    stores that as 1/mm (its recipe's ``physical_unit``).  Reconstructions:
     filtered backprojection (Hann window), total variation (PDHG, 300
     iterations) and RED-Diff (Mardani et al., ICLR 2024) with the prior,
     their hyperparameters chosen on other held-out phantoms

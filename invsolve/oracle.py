@@ -1,53 +1,210 @@
-"""Closed-form posterior of a Gaussian prior under a linear operator and Gaussian noise."""
+"""Closed-form posterior of a Gaussian prior under a linear operator and Gaussian noise,
+and the small problems every sampler is tested against (docs/design.md, "The exact oracle")."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from invsolve._checks import check_positive
+from invsolve._checks import check_batched_shape, check_finite, check_positive, check_tensor
 from invsolve.operators import LinearOperator
-from invsolve.priors import GaussianPrior
+from invsolve.priors import GaussianPrior, NoiseSchedule
 
-__all__ = ["gaussian_posterior"]
+__all__ = ["gaussian_posterior", "OracleProblem", "ORACLE_PROBLEMS", "oracle_problem"]
 
 
 def gaussian_posterior(
     prior: GaussianPrior, operator: LinearOperator, y: torch.Tensor, noise_std: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact posterior ``N(μ_post, Σ_post)`` of ``x ~ N(μ, Σ)`` given ``y = Ax + σn``.
+    """Exact posterior ``N(μ_post, Σ_post)`` of a real image ``x ~ N(μ, Σ)`` given ``y = Ax + σn``.
 
-    ``Σ_post = (Σ⁻¹ + AᴴA/σ²)⁻¹`` and ``μ_post = Σ_post(Σ⁻¹μ + Aᴴy/σ²)``,
-    evaluated in the equivalent form that never inverts ``Σ``:
-    ``K = ΣAᴴ(AΣAᴴ + σ²I)⁻¹``, ``μ_post = μ + K(y − Aμ)``,
-    ``Σ_post = Σ − KAΣ``.  Float64 throughout; for small problems (the
-    operator is made dense).
+    The prior describes real images, so the data are read as the real vector
+    ``ỹ = [Re y; Im y]`` with the real matrix ``Ã = [Re A; Im A]`` and white
+    noise of variance ``σ²`` on every real component (what
+    :class:`~invsolve.operators.GaussianNoise` adds to complex data).  For a
+    real-range operator ``Ã = A`` and ``ỹ = y``.  Then
+
+    ``Σ_post = (Σ⁻¹ + ÃᵀÃ/σ²)⁻¹ = (Σ⁻¹ + Re(AᴴA)/σ²)⁻¹`` and
+    ``μ_post = Σ_post(Σ⁻¹μ + Ãᵀỹ/σ²)``,
+
+    evaluated in the equivalent covariance form that never inverts ``Σ``:
+    with ``S = ÃΣÃᵀ + σ²I = LLᵀ`` (Cholesky) and ``G = L⁻¹ÃΣ``,
+    ``Σ_post = Σ − GᵀG`` and ``μ_post = μ + GᵀL⁻¹(ỹ − Ãμ)``.  Float64 on the
+    CPU throughout; meant for small problems (the operator is made dense).
 
     Parameters
     ----------
     prior : GaussianPrior
+        Prior over real images; ``prior.image_shape`` must equal
+        ``operator.in_shape``.
     operator : LinearOperator
+        Forward model ``A`` with a real domain (``complex_domain=False``); its
+        range may be complex, e.g. ``CartesianMRI(...) @ ComplexAsChannels(...)``.
     y : torch.Tensor
-        Measurements ``(B, *operator.out_shape)``.
+        Measurements ``(B, *operator.out_shape)``, or one measurement shaped
+        ``operator.out_shape`` (treated as ``B = 1``); finite; complex only
+        for a complex-range operator.
     noise_std : float
-        ``σ > 0`` in ``y``'s units.
+        ``σ > 0`` in ``y``'s units (per real component for complex data).
 
     Returns
     -------
     mean : torch.Tensor
-        ``(B, *operator.in_shape)``.
+        ``(B, *operator.in_shape)``, float64.
     cov : torch.Tensor
-        ``(n, n)``, the same for every batch item.
+        ``(n, n)`` with ``n = prod(operator.in_shape)``, float64, the same for
+        every batch item.
+
+    Raises
+    ------
+    TypeError
+        If ``prior`` is not a :class:`GaussianPrior`, ``operator`` not a
+        :class:`LinearOperator` or ``y`` not a floating or complex tensor.
+    ValueError
+        For an operator with a complex domain, mismatched shapes, complex
+        ``y`` for a real-range operator, non-finite ``y`` or a ``noise_std``
+        that is not a finite number > 0.
     """
+    if not isinstance(prior, GaussianPrior):
+        raise TypeError(f"prior must be a GaussianPrior, got {type(prior).__name__}")
+    if not isinstance(operator, LinearOperator):
+        raise TypeError(f"operator must be an invsolve LinearOperator, got {type(operator).__name__}")
+    if operator.complex_domain:
+        raise ValueError(
+            f"operator must have a real domain (the Gaussian prior describes real images), e.g. a "
+            f"complex-image operator composed with ComplexAsChannels (operator @ ComplexAsChannels(...)), "
+            f"got {operator.describe()}, which acts on complex images"
+        )
+    in_shape, out_shape = tuple(operator.in_shape), tuple(operator.out_shape)
+    if tuple(prior.image_shape) != in_shape:
+        raise ValueError(
+            f"prior.image_shape must equal the in_shape {in_shape} of {operator.describe()}, "
+            f"got {tuple(prior.image_shape)}"
+        )
+    check_tensor(y, "y")
+    if tuple(y.shape) == out_shape:
+        y = y.unsqueeze(0)
+    check_batched_shape(y, out_shape, f"y (measurements of {operator.describe()})")
+    if y.is_complex() and not operator.complex_range:
+        raise ValueError(
+            f"y must be real for {operator.describe()}, whose measurements are real, got dtype {y.dtype}"
+        )
+    check_finite(y, "y")
     sigma = check_positive(noise_std, "noise_std")
-    a = operator.to_dense(torch.float64).cpu()
-    cov = prior.cov.cpu()
-    mean = prior.mean.reshape(-1).cpu()
-    observations = y.reshape(y.shape[0], -1).cpu()
-    observations = observations.to(torch.complex128 if observations.is_complex() else torch.float64)
-    a_cov = a @ cov.to(a.dtype)
-    innovation_cov = a_cov @ a.conj().T + sigma**2 * torch.eye(a.shape[0], dtype=a.dtype)
-    gain = torch.linalg.solve(innovation_cov, a_cov).conj().T  # Σ Aᴴ (AΣAᴴ + σ²I)⁻¹
-    post_mean = mean + (observations - mean.to(a.dtype) @ a.T) @ gain.T
-    post_cov = cov - (gain @ a_cov).real
+
+    dense = operator.to_dense(torch.float64).cpu()
+    measurement_dtype = torch.complex128 if dense.is_complex() else torch.float64
+    a = _realify(dense)  # Ã, (m, n) with m = 2·prod(out_shape) for complex data
+    batch = y.shape[0]
+    data = _realify(y.detach().cpu().reshape(batch, -1).to(measurement_dtype).T).T  # ỹ, (B, m)
+    cov = prior.cov.detach().cpu().to(torch.float64)
+    mean = prior.mean.detach().cpu().to(torch.float64).reshape(-1)
+
+    a_cov = a @ cov  # ÃΣ, (m, n)
+    innovation_cov = a_cov @ a.T + sigma**2 * torch.eye(a.shape[0], dtype=torch.float64)
+    innovation_cov = 0.5 * (innovation_cov + innovation_cov.T)
+    factor = torch.linalg.cholesky(innovation_cov)  # S = LLᵀ
+    whitened_gain = torch.linalg.solve_triangular(factor, a_cov, upper=False)  # G = L⁻¹ÃΣ
+    residual = (data - mean @ a.T).T  # (m, B)
+    whitened_residual = torch.linalg.solve_triangular(factor, residual, upper=False)
+    post_mean = mean + (whitened_gain.T @ whitened_residual).T
+    post_cov = cov - whitened_gain.T @ whitened_gain
     post_cov = 0.5 * (post_cov + post_cov.T)
-    return post_mean.real.reshape(y.shape[0], *operator.in_shape), post_cov
+    return post_mean.reshape(batch, *in_shape), post_cov
+
+
+def _realify(matrix: torch.Tensor) -> torch.Tensor:
+    """``[Re M; Im M]`` stacked along the rows for complex ``M``; real ``M`` unchanged."""
+    if not matrix.is_complex():
+        return matrix
+    return torch.cat([matrix.real, matrix.imag], dim=0)
+
+
+#: names accepted by :func:`oracle_problem`
+ORACLE_PROBLEMS = ("mask", "ct", "mri")
+
+
+@dataclass(frozen=True)
+class OracleProblem:
+    """A small linear-Gaussian problem with its exact posterior.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`ORACLE_PROBLEMS`.
+    prior : GaussianPrior
+        The prior the truth was drawn from.
+    operator : LinearOperator
+        The forward model.
+    y : torch.Tensor
+        One noisy measurement ``(1, *operator.out_shape)``.
+    noise_std : float
+        ``σ`` of the noise in ``y`` (per real component).
+    mean : torch.Tensor
+        Exact posterior mean ``(1, *operator.in_shape)``.
+    cov : torch.Tensor
+        Exact posterior covariance ``(n, n)``.
+    """
+
+    name: str
+    prior: GaussianPrior
+    operator: LinearOperator
+    y: torch.Tensor
+    noise_std: float
+    mean: torch.Tensor
+    cov: torch.Tensor
+
+    @property
+    def std(self) -> torch.Tensor:
+        """Exact per-pixel posterior standard deviation, shaped like :attr:`mean`."""
+        return self.cov.diagonal().sqrt().reshape(self.mean.shape)
+
+
+def oracle_problem(name: str, schedule: NoiseSchedule | None = None) -> OracleProblem:
+    """One of the package's exact test problems, seeded (the same on every machine).
+
+    * ``"mask"`` — a 12×12 stationary Gaussian prior (squared-exponential
+      covariance, correlation length 1.5 px, std 1, mean 0.3), half of the
+      pixels masked, ``σ = 0.05``: a diagonal operator with a null space.
+    * ``"ct"`` — an 8×8 prior of the same kind seen by a 12-view
+      parallel-beam ray transform (:class:`~invsolve.operators.ct.RayTransform`
+      stored as its dense matrix, so that samplers with many operator calls
+      stay fast), ``σ = 0.1``: a real, non-diagonal, non-symmetric operator.
+    * ``"mri"`` — a 2×8×8 prior (real and imaginary parts, mean 0) seen
+      through fully sampled single-coil Cartesian MRI
+      (``CartesianMRI @ ComplexAsChannels``), ``σ = 0.1`` per real
+      component: complex data from real unknowns, where a missing conjugate
+      or a dropped imaginary part shows.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ORACLE_PROBLEMS`.
+    schedule : NoiseSchedule, optional
+        The diffusion schedule the prior presents to samplers (default DDPM's
+        linear VP schedule).
+    """
+    from invsolve.operators import ComplexAsChannels, GaussianNoise, Mask, MatrixOperator, random_pixel_mask
+    from invsolve.operators.ct import ParallelBeam2D, RayTransform, sparse_view_angles
+    from invsolve.operators.mri import CartesianMRI
+
+    if name not in ORACLE_PROBLEMS:
+        raise ValueError(f"unknown oracle problem {name!r}; known: {', '.join(ORACLE_PROBLEMS)}")
+    if name == "mask":
+        prior = GaussianPrior.squared_exponential((1, 12, 12), length_scale=1.5, std=1.0, mean=0.3, schedule=schedule)
+        operator: LinearOperator = Mask(random_pixel_mask((12, 12), missing_fraction=0.5, seed=0))
+        noise_std = 0.05
+    elif name == "ct":
+        prior = GaussianPrior.squared_exponential((1, 8, 8), length_scale=1.5, std=1.0, mean=0.3, schedule=schedule)
+        transform = RayTransform(ParallelBeam2D((8, 8), sparse_view_angles(12))).double()
+        operator = MatrixOperator(transform.to_dense(), transform.in_shape, transform.out_shape)
+        noise_std = 0.1
+    else:
+        prior = GaussianPrior.squared_exponential((2, 8, 8), length_scale=1.5, std=1.0, mean=0.0, schedule=schedule)
+        operator = CartesianMRI(torch.ones(8, dtype=torch.bool), shape=(8, 8)) @ ComplexAsChannels((1, 8, 8))
+        noise_std = 0.1
+    truth = prior.sample_exact(1, seed=1)
+    y = GaussianNoise(noise_std)(operator(truth), seed=2)
+    mean, cov = gaussian_posterior(prior, operator, y, noise_std)
+    return OracleProblem(name, prior, operator, y, noise_std, mean, cov)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from invsolve._checks import check_batched_shape, check_finite, check_int, check_nonnegative, check_tensor
+from invsolve._checks import check_int, check_tensor
 from invsolve._random import make_generator
-from invsolve.operators import LinearOperator
+from invsolve.operators import GaussianLikelihood, LinearOperator
 from invsolve.priors import DiffusionPrior
-from invsolve.samplers import get_sampler
+from invsolve.samplers import Problem, SamplerStep, get_sampler
 
 __all__ = ["Reconstruction", "reconstruct"]
 
@@ -29,15 +30,27 @@ class Reconstruction:
     samples : torch.Tensor or None
         ``(B, n_samples, *in_shape)`` when ``n_samples > 1``.
     std : torch.Tensor or None
-        Per-pixel standard deviation of the samples, ``(B, *in_shape)``, when
-        ``n_samples > 1``.
+        Per-pixel standard deviation of the posterior samples,
+        ``(B, *in_shape)``, when ``n_samples > 1`` and the sampler draws
+        posterior samples.  ``None`` for point estimators (RED-Diff), whose
+        runs differ by optimiser noise only.
+    run_spread : torch.Tensor or None
+        For point estimators with ``n_samples > 1``: the per-pixel standard
+        deviation across runs, ``(B, *in_shape)`` — optimiser noise, *not*
+        posterior uncertainty.
+    trajectory : torch.Tensor or None
+        ``(steps, B, *in_shape)`` clean-image estimates of every step of the
+        first run (physical units) when ``trajectory=True``.
     info : dict
-        Sampler name, hyperparameters, steps, seed and wall time in seconds.
+        Sampler name, hyperparameters, steps, network evaluations per run,
+        start time, seed and wall time in seconds.
     """
 
     image: torch.Tensor
     samples: torch.Tensor | None = None
     std: torch.Tensor | None = None
+    run_spread: torch.Tensor | None = None
+    trajectory: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,6 +64,12 @@ def reconstruct(
     n_samples: int = 1,
     seed: int | torch.Generator | None = 0,
     progress: bool = True,
+    *,
+    condition: torch.Tensor | None = None,
+    start_time: float | None = None,
+    callback: Callable[[SamplerStep], None] | None = None,
+    trajectory: bool = False,
+    max_batch: int | None = None,
     **hyperparameters: Any,
 ) -> Reconstruction:
     """Reconstruct images from measurements ``y = A x + noise`` with a diffusion prior.
@@ -67,55 +86,85 @@ def reconstruct(
     sampler : str
         Registered sampler name (see :func:`invsolve.available_samplers`).
     noise_std : float
-        Standard deviation of the measurement noise, in ``y``'s units.
+        Standard deviation of the measurement noise, in ``y``'s units (per
+        real component for complex data).
     steps : int, optional
-        Number of diffusion steps; the sampler's default if omitted.
+        Number of steps; the sampler's default if omitted.
     n_samples : int
         Reconstructions per measurement.  With more than one, ``image`` is
-        their mean and ``std`` their per-pixel standard deviation.
+        their mean and ``std`` their per-pixel standard deviation (for
+        samplers that draw posterior samples; point estimators report
+        ``run_spread`` instead).
     seed : int or torch.Generator or None
         Seed of all random draws (``None``: not reproducible).
     progress : bool
         Show a tqdm progress bar.
+    condition : torch.Tensor, optional
+        What a conditional prior is conditioned on, one per measurement.
+    start_time : float, optional
+        For samplers that start from pure noise: start at this time in
+        ``(0, 1]`` from a draw of the closed-form posterior of the prior's
+        Gaussian fit, saving the early steps (see :meth:`Sampler.run`).
+    callback : callable, optional
+        Called with a :class:`~invsolve.samplers.SamplerStep` after every step.
+    trajectory : bool
+        Keep the clean-image estimate of every step of the first run.
+    max_batch : int, optional
+        The most images one sampler run may hold: samples are drawn
+        ``max(1, max_batch // B)`` at a time.  Default ``B``: one sample per
+        run, so memory does not grow with ``n_samples``.
     **hyperparameters
-        Passed to the sampler (e.g. ``lr=0.2`` for RED-Diff).
+        Passed to the sampler (e.g. ``eta=0.5`` for DDS).
 
     Returns
     -------
     Reconstruction
     """
     chosen = get_sampler(sampler, **hyperparameters)
-    chosen.check_compatible(operator, prior)
+    likelihood = GaussianLikelihood(operator, noise_std)
     check_tensor(y, "y")
     if tuple(y.shape) == tuple(operator.out_shape):
         y = y.unsqueeze(0)
-    check_batched_shape(y, operator.out_shape, f"y (measurements of {operator.describe()})")
-    check_finite(y, "y")
-    noise_std = check_nonnegative(noise_std, "noise_std")
-    if operator.device is not None and y.device != operator.device:
-        raise ValueError(f"y is on {y.device} but the operator is on {operator.device}")
-    if y.device != prior.device:
-        raise ValueError(f"y is on {y.device} but the prior is on {prior.device}")
+    problem = Problem(y, likelihood, condition)
     n_samples = check_int(n_samples, "n_samples")
     steps = check_int(chosen.default_steps if steps is None else steps, "steps")
-
+    chosen.check(problem, prior, steps, start_time)
     batch = y.shape[0]
-    repeated = y.repeat_interleave(n_samples, dim=0) if n_samples > 1 else y
+    max_batch = check_int(batch if max_batch is None else max_batch, "max_batch")
+    per_run = min(n_samples, max(1, max_batch // batch))
+
     generator = make_generator(seed, y.device)
+    recorded: list[torch.Tensor] = []
+
+    def on_step(step: SamplerStep) -> None:
+        if trajectory and len(recorded) < step.total:
+            recorded.append(step.estimate[:batch] if per_run == 1 else step.estimate[::per_run])
+        if callback is not None:
+            callback(step)
+
     started = time.perf_counter()
-    result = chosen.run(
-        repeated, operator, prior, noise_std=noise_std, steps=steps, generator=generator, progress=progress
-    )
+    draws = []
+    run_info: dict[str, Any] = {}
+    for first in range(0, n_samples, per_run):
+        count = min(per_run, n_samples - first)
+        repeated = problem if count == 1 else problem.repeat(count)
+        result = chosen.run(
+            repeated, prior, steps=steps, generator=generator, callback=on_step, start_time=start_time, progress=progress
+        )
+        draws.append(result.image.reshape(batch, count, *result.image.shape[1:]))
+        run_info = result.info
+    samples = torch.cat(draws, dim=1)
     info = {
-        "sampler": chosen.name,
-        "hyperparameters": chosen.hyperparameters(),
-        "steps": steps,
+        **run_info,
         "n_samples": n_samples,
-        "noise_std": noise_std,
+        "noise_std": likelihood.noise_std,
         "seed": seed if isinstance(seed, int) else None,
         "seconds": time.perf_counter() - started,
     }
+    path = torch.stack(recorded) if recorded else None
     if n_samples == 1:
-        return Reconstruction(image=result, info=info)
-    samples = result.reshape(batch, n_samples, *result.shape[1:])
-    return Reconstruction(image=samples.mean(dim=1), samples=samples, std=samples.std(dim=1), info=info)
+        return Reconstruction(image=samples[:, 0], trajectory=path, info=info)
+    spread = samples.std(dim=1)
+    if chosen.draws_samples:
+        return Reconstruction(image=samples.mean(dim=1), samples=samples, std=spread, trajectory=path, info=info)
+    return Reconstruction(image=samples.mean(dim=1), samples=samples, run_spread=spread, trajectory=path, info=info)

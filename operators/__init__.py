@@ -5,7 +5,10 @@ Every operator is a :class:`LinearOperator` with an exact adjoint; see
 """
 
 from .base import KernelOperator, LinearOperator, MatrixOperator, dot_test, stack
+from .cg import cg
 from .complex import ComplexAsChannels, channels_to_complex, complex_to_channels, from_magnitude, magnitude_phase
+from .finite_difference import FiniteDifference, total_variation
+from .likelihood import GaussianLikelihood
 from .mask import Mask, box_mask, random_pixel_mask, stroke_mask
 from .noise import GaussianNoise, PoissonNoise
 
@@ -26,4 +29,8 @@ __all__ = [
     "magnitude_phase",
     "from_magnitude",
     "PoissonNoise",
+    "cg",
+    "GaussianLikelihood",
+    "FiniteDifference",
+    "total_variation",
 ]

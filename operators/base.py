@@ -22,6 +22,8 @@ from torch import nn
 
 from invsolve._checks import check_batched_shape, check_same_device, check_tensor
 
+from .cg import cg
+
 __all__ = ["LinearOperator", "KernelOperator", "MatrixOperator", "stack", "dot_test"]
 
 
@@ -70,6 +72,21 @@ class LinearOperator(nn.Module):
 
     def _pinv(self, y: torch.Tensor) -> torch.Tensor:
         return conjugate_gradient_pinv(self, y)
+
+    def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor | None:
+        """``(AᴴA + δI)⁺ rhs`` in closed form, or ``None`` where there is none.
+
+        Operators whose normal operator is diagonal in a known basis (masks,
+        single-coil Cartesian MRI) override this; the least-squares steps of
+        :class:`~invsolve.operators.GaussianLikelihood` use it instead of
+        conjugate gradients when it is available.  ``δ = 0`` gives the
+        pseudo-inverse (zero on the null space of ``A``).
+        """
+        return None
+
+    #: ``AᴴA = I`` and ``AAᴴ = I``: a bijective isometry (e.g. ComplexAsChannels),
+    #: so that ``(B∘A)ᴴ(B∘A) + δI`` is solved through ``B``'s closed form
+    unitary: bool = False
 
     # -- public, validated interface -----------------------------------------------
     @property
@@ -316,6 +333,13 @@ class _Composition(LinearOperator):
     def _normal(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner._adjoint(self.outer._normal(self.inner._forward(x)))
 
+    def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor | None:
+        # (Cᴴ N C + δI)⁻¹ = Cᴴ (N + δI)⁻¹ C when C is a bijective isometry.
+        if not self.inner.unitary:
+            return None
+        solved = self.outer._solve_normal(self.inner._forward(rhs), damping)
+        return None if solved is None else self.inner._adjoint(solved)
+
     def describe(self) -> str:
         return f"({self.outer.describe()} @ {self.inner.describe()})"
 
@@ -347,6 +371,14 @@ class _Scaled(LinearOperator):
         if self.scalar == 0:
             return torch.zeros((y.shape[0], *self.in_shape), dtype=y.dtype, device=y.device)
         return self.op._pinv(y) / self.scalar
+
+    def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor | None:
+        # (|c|²N + δI)⁺ = (N + δ/|c|²)⁺ / |c|²
+        gain = abs(self.scalar) ** 2
+        if gain == 0:
+            return None
+        solved = self.op._solve_normal(rhs, damping / gain)
+        return None if solved is None else solved / gain
 
     def describe(self) -> str:
         return f"{self.scalar} * {self.op.describe()}"
@@ -517,7 +549,7 @@ def _power_iteration(op: LinearOperator, iterations: int, tol: float, seed: int)
 def conjugate_gradient_pinv(
     op: LinearOperator, y: torch.Tensor, iterations: int = 100, tol: float = 1e-6, damping: float = 0.0
 ) -> torch.Tensor:
-    """Solve ``(AᴴA + δI) x = Aᴴy`` by conjugate gradients, started at zero.
+    """Solve ``(AᴴA + δI) x = Aᴴy`` by conjugate gradients (:func:`~.cg.cg`), started at zero.
 
     With ``δ = 0`` the iterates stay in the range of ``Aᴴ`` and converge to
     the minimum-norm least-squares solution ``A⁺y``; with ``δ > 0`` to the
@@ -536,27 +568,6 @@ def conjugate_gradient_pinv(
     damping : float
         ``δ >= 0``.
     """
-    batch = y.shape[0]
-    reduce_dims = tuple(range(1, len(op.in_shape) + 1))
-    rhs = op._adjoint(y)
-    x = torch.zeros_like(rhs)
-    residual = rhs.clone()
-    direction = residual.clone()
-    rs_old = (residual.conj() * residual).real.sum(dim=reduce_dims)
-    threshold = (tol**2) * rs_old
-    for _ in range(iterations):
-        if bool((rs_old <= threshold).all()):
-            break
-        a_direction = op._normal(direction)
-        if damping:
-            a_direction = a_direction + damping * direction
-        curvature = (direction.conj() * a_direction).real.sum(dim=reduce_dims)
-        step = torch.where(curvature > 0, rs_old / curvature.clamp_min(torch.finfo(curvature.dtype).tiny), 0)
-        step = step.reshape(batch, *([1] * len(op.in_shape)))
-        x = x + step * direction
-        residual = residual - step * a_direction
-        rs_new = (residual.conj() * residual).real.sum(dim=reduce_dims)
-        beta = torch.where(rs_old > 0, rs_new / rs_old.clamp_min(torch.finfo(rs_old.dtype).tiny), 0)
-        direction = residual + beta.reshape_as(step) * direction
-        rs_old = rs_new
-    return x
+    if damping:
+        return cg(lambda v: op._normal(v) + damping * v, op._adjoint(y), iterations=iterations, tol=tol)
+    return cg(op._normal, op._adjoint(y), iterations=iterations, tol=tol)

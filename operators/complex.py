@@ -116,8 +116,13 @@ class ComplexAsChannels(LinearOperator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return complex_to_channels(y)
 
+    unitary = True
+
     def _normal(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+    def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor:
+        return rhs / (1 + damping)
 
     _pinv = _adjoint
 

@@ -78,6 +78,10 @@ class Mask(LinearOperator):
     _normal = _forward
     _pinv = _forward
 
+    def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor:
+        unobserved = rhs / damping if damping > 0 else torch.zeros_like(rhs)
+        return torch.where(self.mask, rhs / (1 + damping), unobserved)
+
 
 def random_pixel_mask(
     shape: Sequence[int], missing_fraction: float, seed: int | torch.Generator | None = None

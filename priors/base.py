@@ -28,13 +28,17 @@ from tqdm.auto import tqdm
 from invsolve._checks import check_positive
 from invsolve._random import make_generator, randn_like
 
+from .gaussian_fit import LowRankGaussian
 from .schedule import NoiseSchedule
 
-__all__ = ["Normalization", "DiffusionPrior", "PREDICTION_TYPES"]
+__all__ = ["Normalization", "DiffusionPrior", "PREDICTION_TYPES", "GAUSSIAN_FIT_MODULE"]
 
 #: what the network output means: the noise ε, the clean image x₀, or the
 #: velocity v = α·ε − σ·x₀ (Salimans & Ho 2022; variance-preserving schedules only)
 PREDICTION_TYPES = ("eps", "x0", "v")
+#: name of the submodule that holds a prior's :class:`LowRankGaussian` fit (its
+#: state-dict keys start with ``"gaussian_fit_module."``)
+GAUSSIAN_FIT_MODULE = "gaussian_fit_module"
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,45 @@ class DiffusionPrior(nn.Module):
         self.image_shape = tuple(int(n) for n in image_shape)
         self.prediction = prediction
         self.normalization = normalization if normalization is not None else Normalization()
+
+    @property
+    def gaussian_fit(self) -> LowRankGaussian | None:
+        """The Gaussian fit of the training images in network units, or ``None`` if none was set.
+
+        A :class:`LowRankGaussian` ``N(μ, U diag(λ) Uᵀ + s² I)`` that a
+        sampler can use for an analytic warm start: the high-noise part of
+        a diffusion model is close to the Gaussian of its data (Wang &
+        Vastola 2023, arXiv:2303.02490).  :func:`~invsolve.priors.train`
+        computes it; :meth:`set_gaussian_fit` attaches one.
+        """
+        return self._modules.get(GAUSSIAN_FIT_MODULE)
+
+    def set_gaussian_fit(self, fit: LowRankGaussian | None) -> None:
+        """Attach ``fit`` as :attr:`gaussian_fit` (``None`` removes it).
+
+        It becomes the submodule ``gaussian_fit_module``, so ``.to(device)``
+        moves it and ``state_dict()`` (hence a saved checkpoint) holds its
+        buffers.  ``fit`` itself is moved to the prior's device.
+
+        Raises
+        ------
+        TypeError
+            If ``fit`` is neither a :class:`LowRankGaussian` nor ``None``.
+        ValueError
+            If ``fit.image_shape`` differs from the prior's ``image_shape``.
+        """
+        if fit is None:
+            self._modules.pop(GAUSSIAN_FIT_MODULE, None)
+            return
+        if not isinstance(fit, LowRankGaussian):
+            raise TypeError(f"fit must be a LowRankGaussian or None, got {type(fit).__name__}")
+        if fit.image_shape != self.image_shape:
+            raise ValueError(
+                f"the Gaussian fit is for images of shape {fit.image_shape}, but the prior's image_shape is "
+                f"{self.image_shape}"
+            )
+        device = self.device
+        self.add_module(GAUSSIAN_FIT_MODULE, fit.to(device))
 
     def _first_tensor(self) -> torch.Tensor | None:
         for tensor in self.parameters():
@@ -235,15 +278,26 @@ class DiffusionPrior(nn.Module):
         t: float,
         s: float | None,
         generator: torch.Generator | None,
+        variance: str = "posterior",
     ) -> torch.Tensor:
-        """Draw ``x_s ~ q(x_s | x_t, x₀ = x̂₀)`` for ``s < t`` (DDPM's reverse step).
+        """Draw ``x_s`` given ``x_t`` and the estimate ``x̂₀`` for ``s < t`` (DDPM's reverse step).
 
         With ``α_{t|s} = α_t/α_s`` and ``σ²_{t|s} = σ_t² − α²_{t|s}σ_s²`` the
-        Gaussian has mean ``(α_{t|s}σ_s²·x_t + α_s σ²_{t|s}·x̂₀)/σ_t²`` and
-        variance ``σ²_{t|s}σ_s²/σ_t²`` (Ho et al. 2020, eq. 7, for any pair of
-        times and any schedule).  ``s=None`` is the clean end (``α=1, σ=0``)
-        and returns ``x̂₀``.
+        Gaussian has mean ``(α_{t|s}σ_s²·x_t + α_s σ²_{t|s}·x̂₀)/σ_t²`` (Ho et
+        al. 2020, eq. 7, for any pair of times and any schedule) and variance
+
+        * ``"posterior"``: ``σ²_{t|s}σ_s²/σ_t²``, the variance of
+          ``q(x_s | x_t, x₀)`` (DDPM's β̃, exact when ``x₀`` is certain given
+          ``x_t``);
+        * ``"forward"``: ``σ²_{t|s}/α²_{t|s}`` (DDPM's β), the exact reverse
+          variance when ``x₀`` given ``x_t`` is as uncertain as the noise, as
+          for a prior that is wide on the scale of ``σ_t/α_t`` (Ho et al.
+          2020, Sec. 3.2, the two extremes).
+
+        ``s=None`` is the clean end (``α=1, σ=0``) and returns ``x̂₀``.
         """
+        if variance not in ("posterior", "forward"):
+            raise ValueError(f"variance must be 'posterior' or 'forward', got {variance!r}")
         if s is None:
             return x0_hat
         times = torch.tensor([t, s], dtype=torch.float64)
@@ -251,7 +305,7 @@ class DiffusionPrior(nn.Module):
         alpha_ts = alpha_t / alpha_s
         var_ts = max(sigma_t**2 - alpha_ts**2 * sigma_s**2, 0.0)
         mean = (alpha_ts * sigma_s**2 * x_t + alpha_s * var_ts * x0_hat) / sigma_t**2
-        std = math.sqrt(var_ts * sigma_s**2) / sigma_t
+        std = math.sqrt(var_ts * sigma_s**2) / sigma_t if variance == "posterior" else math.sqrt(var_ts) / alpha_ts
         return mean + std * randn_like(x_t, generator)
 
     @torch.no_grad()

@@ -21,7 +21,13 @@ loaded into it:
 ``normalization``  :meth:`Normalization.to_config` (physical ↔ network units)
 ``architecture``   :meth:`UNetPrior.architecture` (UNet only)
 ``conditioning``   :meth:`Conditioning.to_config` or ``null`` (UNet only)
+``gaussian_fit``   ``{"rank": k}`` when the prior carries a :class:`LowRankGaussian`
+                   fit of its training data (:attr:`DiffusionPrior.gaussian_fit`;
+                   its buffers are in the state dict under
+                   ``gaussian_fit_module.``), else ``null``; files written
+                   before the key existed load without a fit
 ``weights_dtype``  ``"float16"`` when saved with ``half=True``, else ``"float32"``
+                   (the Gaussian fit's buffers always stay float32)
 ``training``       free JSON from the trainer (data description, steps …) or ``null``
 ``invsolve_version``  version of the package that wrote the file
 =================  ==========================================================
@@ -45,8 +51,9 @@ import torch
 
 from invsolve.files import atomic_write
 
-from .base import DiffusionPrior, Normalization
+from .base import GAUSSIAN_FIT_MODULE, DiffusionPrior, Normalization
 from .gaussian import GaussianPrior
+from .gaussian_fit import LowRankGaussian
 from .schedule import NoiseSchedule, schedule_from_config
 from .unet import Conditioning, UNetPrior
 
@@ -145,7 +152,9 @@ def prior_to_checkpoint(
         "steps": 20000, "ema_decay": 0.999}``.
     half : bool
         Store float32 tensors as float16 (half the size; loading converts
-        them back to float32).  Other dtypes are kept.
+        them back to float32).  Other dtypes are kept, and so are the
+        float32 buffers of the prior's Gaussian fit (float16 would round
+        its small variances and the components' orthonormality).
 
     Raises
     ------
@@ -159,6 +168,7 @@ def prior_to_checkpoint(
     prior_type = _prior_type(prior)
     if training is not None and not isinstance(training, Mapping):
         raise TypeError(f"training must be a mapping (JSON object) or None, got {type(training).__name__}")
+    fit = prior._modules.get(GAUSSIAN_FIT_MODULE)  # a GaussianPrior's exact fit is not stored
     metadata = {
         "prior_type": prior_type,
         "image_shape": list(prior.image_shape),
@@ -166,6 +176,7 @@ def prior_to_checkpoint(
         "schedule": prior.schedule.to_config(),
         "normalization": prior.normalization.to_config(),
         **_PRIOR_TYPES[prior_type][1](prior),
+        "gaussian_fit": {"rank": fit.rank} if fit is not None else None,
         "weights_dtype": "float16" if half else "float32",
         "training": dict(training) if training is not None else None,
         "invsolve_version": invsolve.__version__,
@@ -179,7 +190,7 @@ def prior_to_checkpoint(
     state_dict = {}
     for name, tensor in prior.state_dict().items():
         tensor = tensor.detach().cpu()
-        if half and tensor.dtype == torch.float32:
+        if half and tensor.dtype == torch.float32 and not name.startswith(f"{GAUSSIAN_FIT_MODULE}."):
             tensor = tensor.half()
             if not bool(torch.isfinite(tensor).all()):
                 raise ValueError(
@@ -249,6 +260,10 @@ def _metadata(checkpoint: Any) -> dict[str, Any]:
 def prior_from_checkpoint(checkpoint: Mapping[str, Any]) -> DiffusionPrior:
     """Rebuild a prior on the CPU from a checkpoint dict (float16 weights come back as float32).
 
+    A ``gaussian_fit`` in the metadata is rebuilt as an empty
+    :class:`LowRankGaussian` of that rank and filled by the strict
+    ``load_state_dict``; without the key (older files) the prior has none.
+
     Raises
     ------
     CheckpointError
@@ -272,6 +287,10 @@ def prior_from_checkpoint(checkpoint: Mapping[str, Any]) -> DiffusionPrior:
         _field(metadata, "image_shape", list)
         _field(metadata, "prediction", str)
         prior = build(metadata, schedule, normalization, state_dict)
+        rank = _gaussian_fit_rank(metadata)
+        if rank is not None:
+            # an empty fit of the stored size, filled by the strict load below
+            prior.set_gaussian_fit(LowRankGaussian(prior.image_shape, rank))
     except CheckpointError:
         raise
     except (ValueError, TypeError, KeyError) as error:
@@ -279,6 +298,24 @@ def prior_from_checkpoint(checkpoint: Mapping[str, Any]) -> DiffusionPrior:
     _check_weights(prior, state_dict, metadata)
     prior.load_state_dict(state_dict)
     return prior
+
+
+def _gaussian_fit_rank(metadata: Mapping[str, Any]) -> int | None:
+    """The rank of the stored Gaussian fit, ``None`` for none (or a file written before the key existed)."""
+    value = metadata.get("gaussian_fit")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"rank"}:
+        raise CheckpointError(f"metadata field 'gaussian_fit' must be null or {{'rank': k}}, got {value!r}")
+    rank = value["rank"]
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise CheckpointError(f"metadata field 'gaussian_fit' must have an int rank >= 1, got {rank!r}")
+    if metadata["prior_type"] == "gaussian":
+        raise CheckpointError(
+            "a gaussian prior stores no Gaussian fit (its own distribution is exact), "
+            f"but the metadata give gaussian_fit = {value!r}"
+        )
+    return rank
 
 
 def _check_weights(prior: DiffusionPrior, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
@@ -292,7 +329,8 @@ def _check_weights(prior: DiffusionPrior, state_dict: Mapping[str, torch.Tensor]
         if name in state_dict and state_dict[name].shape != tensor.shape
     ]
     if problems:
-        described = {key: metadata[key] for key in ("image_shape", "architecture", "conditioning") if key in metadata}
+        keys = ("image_shape", "architecture", "conditioning", "gaussian_fit")
+        described = {key: metadata[key] for key in keys if key in metadata}
         shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
         raise CheckpointError(
             f"the weights do not match the {metadata['prior_type']} prior its metadata describe "

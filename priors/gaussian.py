@@ -20,6 +20,7 @@ from invsolve._checks import check_finite, check_positive, check_tensor
 from invsolve._random import make_generator
 
 from .base import DiffusionPrior, Normalization
+from .gaussian_fit import LowRankGaussian
 from .schedule import DiscreteVPSchedule, NoiseSchedule
 
 __all__ = ["GaussianPrior"]
@@ -129,6 +130,28 @@ class GaussianPrior(DiffusionPrior):
         """Prior covariance ``(n, n)`` in physical units squared."""
         u = self.eigenvectors
         return (u * self.eigenvalues) @ u.T * self.normalization.scale**2
+
+    @property
+    def gaussian_fit(self) -> LowRankGaussian:
+        """This prior's own distribution as a full-rank :class:`LowRankGaussian`, network units.
+
+        Exact, not fitted: ``components`` are the eigenvectors (as rows),
+        ``variances`` the eigenvalues and ``residual_variance`` is 0, in
+        float64 on the prior's device.  Built from the buffers on every
+        access (nothing is stored twice; a checkpoint does not hold it).
+        """
+        fit = LowRankGaussian(self.image_shape, self.eigenvalues.numel(), dtype=torch.float64).to(self.device)
+        fit.mean.copy_(self.mean_network.reshape(self.image_shape))
+        fit.components.copy_(self.eigenvectors.T)
+        fit.variances.copy_(self.eigenvalues)
+        return fit
+
+    def set_gaussian_fit(self, fit: LowRankGaussian | None) -> None:
+        """Refused: a :class:`GaussianPrior`'s :attr:`gaussian_fit` is its own exact distribution."""
+        raise TypeError(
+            "a GaussianPrior's gaussian_fit is its own exact distribution (mean and eigendecomposition); "
+            "it cannot be set"
+        )
 
     def network_output(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Exact ``E[x₀ | x_t]`` in network range (this prior predicts x₀)."""

@@ -34,6 +34,7 @@ __all__ = [
     "VESchedule",
     "EDMSchedule",
     "schedule_from_config",
+    "check_start_time",
 ]
 
 
@@ -53,20 +54,77 @@ class NoiseSchedule:
         """The time value fed to a denoiser network: ``t·(num_steps − 1)``."""
         return t * (self.num_steps - 1)
 
-    def sampling_times(self, steps: int) -> torch.Tensor:
-        """``steps`` times from 1 (most noise) down to 0 (least), float64, descending."""
+    def sampling_times(self, steps: int, start: float = 1.0) -> torch.Tensor:
+        """``steps`` times from ``start`` (most noise) down to 0 (least), float64, descending.
+
+        ``start < 1`` begins part-way, e.g. at the time where a warm start
+        hands over (:func:`check_start_time` validates it).
+        """
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
+        start = check_start_time(start)
         if steps == 1:
-            return torch.ones(1, dtype=torch.float64)
-        return torch.linspace(1.0, 0.0, steps, dtype=torch.float64)
+            return torch.full((1,), start, dtype=torch.float64)
+        return torch.linspace(start, 0.0, steps, dtype=torch.float64)
 
-    def reverse_steps(self, steps: int) -> list[tuple[float, float | None]]:
+    def max_sampling_steps(self, start: float = 1.0) -> int | None:
+        """The most steps :meth:`sampling_times` can place in ``[0, start]`` (``None``: no limit)."""
+        return None
+
+    def reverse_steps(self, steps: int, start: float = 1.0) -> list[tuple[float, float | None]]:
         """Pairs ``(t, s)`` of consecutive :meth:`sampling_times`; the last ``s`` is
         ``None``, the clean end of the process."""
-        times = self.sampling_times(steps).tolist()
+        times = self.sampling_times(steps, start).tolist()
         return list(zip(times, [*times[1:], None]))
+
+    def noise_ratio(self, t: torch.Tensor | float) -> torch.Tensor:
+        """``σ_t/α_t``: the noise level of ``x_t/α_t = x₀ + (σ_t/α_t)·ε`` (float64)."""
+        alpha, sigma = self.alpha_sigma(torch.as_tensor(t, dtype=torch.float64))
+        return sigma / alpha
+
+    def time_at_noise_ratio(self, ratio: float | torch.Tensor) -> float | torch.Tensor:
+        """The time ``t`` at which ``σ_t/α_t = ratio`` (the inverse of :meth:`noise_ratio`).
+
+        ``σ_t/α_t`` increases with ``t`` for every schedule here, so the
+        inverse is found by bisection to float64 precision (all entries of a
+        tensor at once).  Used by samplers that move between a
+        variance-exploding view (noise level ``ratio`` in the prior's network
+        units) and the prior's own time.
+
+        Parameters
+        ----------
+        ratio : float or torch.Tensor
+            Noise level(s) ``> 0``.
+
+        Returns
+        -------
+        float or torch.Tensor
+            A float for a float, a float64 tensor of ``ratio``'s shape for a tensor.
+
+        Raises
+        ------
+        ValueError
+            If a ratio lies outside ``[σ_0/α_0, σ_1/α_1]``, the noise levels
+            this schedule covers.
+        """
+        values = torch.as_tensor(ratio, dtype=torch.float64)
+        low, high = (float(v) for v in self.noise_ratio(torch.tensor([0.0, 1.0], dtype=torch.float64)))
+        outside = ~((values >= low * (1 - 1e-9)) & (values <= high * (1 + 1e-9)))
+        if bool(outside.any()):
+            bad = float(values[outside].reshape(-1)[0])
+            raise ValueError(
+                f"noise level {bad:g} (network units) is outside the {low:.4g}..{high:.4g} that the "
+                f"{self.name} schedule covers"
+            )
+        lower, upper = torch.zeros_like(values), torch.ones_like(values)
+        for _ in range(60):
+            middle = (lower + upper) / 2
+            below = self.noise_ratio(middle) < values
+            lower = torch.where(below, middle, lower)
+            upper = torch.where(below, upper, middle)
+        times = (lower + upper) / 2
+        return times if isinstance(ratio, torch.Tensor) else float(times)
 
     def to_config(self) -> dict[str, Any]:
         """JSON-serialisable description; :func:`schedule_from_config` inverts it."""
@@ -81,6 +139,17 @@ class NoiseSchedule:
 
     def __hash__(self) -> int:
         return hash(tuple(sorted(self.to_config().items())))
+
+
+def check_start_time(start: float) -> float:
+    """Return ``start`` as a float if it is a time in ``(0, 1]``, else raise ``ValueError``."""
+    try:
+        value = float(start)
+    except (TypeError, ValueError):
+        raise TypeError(f"start_time must be a number in (0, 1], got {start!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"start_time must lie in (0, 1] (1: pure noise, 0: the clean image), got {start!r}")
+    return value
 
 
 def _check_time(t: torch.Tensor) -> torch.Tensor:
@@ -138,13 +207,28 @@ class DiscreteVPSchedule(NoiseSchedule):
         sigma = torch.sqrt(-torch.expm1(log_alpha_bar))
         return alpha.to(t.dtype), sigma.to(t.dtype)
 
-    def sampling_times(self, steps: int) -> torch.Tensor:
-        """``steps`` training step indices spread evenly from ``N − 1`` to 0, as times."""
+    def sampling_times(self, steps: int, start: float = 1.0) -> torch.Tensor:
+        """``steps`` training step indices spread evenly from ``start·(N − 1)`` to 0, as times.
+
+        The first time is ``start`` itself, so that a warm start at
+        ``start`` and the first step agree; the others are rounded to
+        training steps.
+        """
         steps = int(steps)
-        if steps < 1 or steps > self.num_steps:
-            raise ValueError(f"steps must be in [1, {self.num_steps}] for this schedule, got {steps}")
-        indices = torch.linspace(self.num_steps - 1, 0, steps, dtype=torch.float64).round()
+        start = check_start_time(start)
+        first = start * (self.num_steps - 1)
+        if steps < 1 or steps > self.max_sampling_steps(start):
+            raise ValueError(
+                f"steps must be in [1, {self.max_sampling_steps(start)}] for this schedule from start_time "
+                f"{start:g}, got {steps}"
+            )
+        indices = torch.linspace(first, 0, steps, dtype=torch.float64).round()
+        indices[0] = first
         return indices / (self.num_steps - 1)
+
+    def max_sampling_steps(self, start: float = 1.0) -> int:
+        """One step per training step at most: ``⌊start·(N − 1)⌋ + 1``."""
+        return math.floor(check_start_time(start) * (self.num_steps - 1)) + 1
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, **self._params}

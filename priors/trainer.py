@@ -15,7 +15,8 @@ prior is what gets saved.  A config::
     [prior]                      # all optional
     prediction = "v"             # "eps", "x0" or "v"
     schedule = { name = "vp-linear", params = {} }
-    normalization = "auto"       # or { low = 0.0, high = 1.15, unit = "1/cm" }
+    normalization = "auto"       # or { low = 0.0, high = 1.15, unit = "a.u." }
+    # physical_unit = { factor = 0.0384, unit = "1/mm" }   # one data unit is 0.0384 /mm
     # image_shape = [1, 64, 64]  # default: the data's shape (must match it)
 
     [prior.architecture]         # UNetPrior's network keyword arguments
@@ -40,7 +41,15 @@ Sections and defaults
     (``"v"``), ``schedule`` (a table ``{name, params}``, names as in
     :func:`~invsolve.priors.schedule_from_config`; default ``vp-linear``),
     ``normalization`` (``"auto"``: the dataset's ``value_range`` onto
-    ``[-1, 1]``; or ``{low, high, unit}``), ``architecture`` (the
+    ``[-1, 1]``; or ``{low, high, unit}``, in the data's units),
+    ``physical_unit`` (a table ``{factor, unit}`` saying what one unit of
+    the training data is: one data unit is ``factor`` ``unit``, ``factor
+    > 0``, ``unit`` a non-empty string; the saved prior's normalization
+    becomes ``normalization.in_units(factor, unit)``
+    (:meth:`~invsolve.priors.Normalization.in_units`), so it takes and
+    returns images in ``unit``; training, the network and its weights are
+    the same with or without it; default: none, the prior stays in the
+    data's units), ``architecture`` (the
     network keyword arguments of :class:`UNetPrior`; its defaults otherwise).
     ``conditioning`` is refused: the training sources yield images without
     labels, so the priors trained here are unconditional.
@@ -64,12 +73,27 @@ Sections and defaults
     ``checkpoint_every``    ``train_state.pt`` and ``prior.pt`` every N steps,
                             0: at the end only (1000)
     ``log_every``           a ``log.json`` record every N steps and at the end (50)
+    ``gaussian_rank``       principal components of the prior's Gaussian fit, 0:
+                            no fit (64); fewer when the fit's images or pixels
+                            allow fewer (at most ``images − 1`` and ``C·prod(spatial)``)
+    ``gaussian_images``     the fit uses dataset items ``0 … N−1`` as augmented
+                            in epoch 0, ``N = min(gaussian_images, len(data))``,
+                            ``>= 2`` (2048)
     ``device``              ``"auto"`` (CUDA when available), ``"cpu"``,
                             ``"cuda"`` or ``"cuda:N"``
     ======================  =====================================================
 
     The EMA decay ramps up as ``min(d, (1 + k)/(10 + k))`` after ``k``
     steps, so that short runs do not average in the initial weights.
+
+    The Gaussian fit (:class:`~invsolve.priors.gaussian_fit.LowRankGaussian`,
+    :attr:`DiffusionPrior.gaussian_fit`) is the mean and top principal
+    components of the fit's images in network units, computed once when a
+    run starts (every process computes the same; a resume takes it from
+    ``train_state.pt``) and attached to the saved EMA prior: samplers can
+    start from its closed-form posterior (Wang & Vastola 2023,
+    arXiv:2303.02490).  :func:`fit_gaussian_from_config` (``invsolve
+    fit-gaussian``) adds one to a checkpoint trained without it.
 ``[output]``
     ``dir``: the output folder, relative to the working directory; the
     ``out`` argument (``--out``) replaces it.
@@ -80,10 +104,13 @@ section and listing the allowed keys.
 Output folder
 -------------
 ``prior.pt``
-    The EMA prior (:func:`~invsolve.priors.save_prior`), with ``training``
-    metadata: the dataset's :meth:`~invsolve.datasets.TrainingDataset.describe`,
-    the steps, the resolved config and a loss-curve summary.  Written at
-    every checkpoint and at the end.
+    The EMA prior (:func:`~invsolve.priors.save_prior`) with its Gaussian
+    fit and, with ``physical_unit``, its normalization in that unit; its
+    ``training`` metadata: the dataset's
+    :meth:`~invsolve.datasets.TrainingDataset.describe`, the steps, the
+    resolved config, a loss-curve summary and the fit's rank, image count
+    and explained variance (``gaussian_fit``).  Written at every
+    checkpoint and at the end.
 ``train_state.pt``
     Everything a resume needs, loadable with ``torch.load(weights_only=True)``
     (see :func:`load_train_state`), written atomically with ``prior.pt``.
@@ -148,20 +175,37 @@ from invsolve.datasets.training import EpochSampler, TrainingDataset, training_d
 from invsolve.files import atomic_write, save_json
 
 from .base import PREDICTION_TYPES, Normalization
-from .checkpoint import save_prior
+from .checkpoint import load_prior, read_metadata, save_prior
+from .gaussian_fit import LowRankGaussian
 from .schedule import schedule_from_config
 from .unet import UNetPrior
 
-__all__ = ["train", "TrainingResult", "load_train_state", "save_sample_grid", "TRAIN_STATE_FORMAT"]
+__all__ = [
+    "train",
+    "TrainingResult",
+    "load_train_state",
+    "save_sample_grid",
+    "fit_gaussian_from_config",
+    "TRAIN_STATE_FORMAT",
+]
 
 #: value of the ``"format"`` key of ``train_state.pt``
 TRAIN_STATE_FORMAT = "invsolve-train-state"
 _TRAIN_STATE_VERSION = 1
 
 _SECTIONS = ("data", "prior", "train", "output")
-_PRIOR_KEYS = ("image_shape", "prediction", "schedule", "normalization", "architecture", "conditioning")
+_PRIOR_KEYS = (
+    "image_shape",
+    "prediction",
+    "schedule",
+    "normalization",
+    "physical_unit",
+    "architecture",
+    "conditioning",
+)
 _SCHEDULE_KEYS = ("name", "params")
 _NORMALIZATION_KEYS = ("low", "high", "unit")
+_PHYSICAL_UNIT_KEYS = ("factor", "unit")
 _ARCHITECTURE_KEYS = (
     "channels",
     "attention_levels",
@@ -188,6 +232,8 @@ _TRAIN_DEFAULTS: dict[str, Any] = {
     "sample_steps": 50,
     "checkpoint_every": 1000,
     "log_every": 50,
+    "gaussian_rank": 64,
+    "gaussian_images": 2048,
     "device": "auto",
 }
 _OUTPUT_KEYS = ("dir",)
@@ -255,6 +301,8 @@ class _TrainSettings:
     sample_steps: int
     checkpoint_every: int
     log_every: int
+    gaussian_rank: int
+    gaussian_images: int
     device: str
 
     def to_config(self) -> dict[str, Any]:
@@ -326,6 +374,7 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(_stream_seed(settings.seed, _INIT_STREAM))
         prior = _build_prior(tables.get("prior", {}), dataset)
+    physical_unit = _physical_unit(tables.get("prior", {}).get("physical_unit"))
     resolved = {
         "data": description["config"],
         "prior": {
@@ -333,6 +382,7 @@ def train(
             "prediction": prior.prediction,
             "schedule": prior.schedule.to_config(),
             "normalization": prior.normalization.to_config(),
+            "physical_unit": physical_unit,
             "architecture": prior.architecture(),
         },
         "train": settings.to_config(),
@@ -345,9 +395,16 @@ def train(
                 f"[train] batch_size = {settings.batch_size} must be divisible by the number of processes, "
                 f"{world_size}"
             )
-        return _Trainer(prior, dataset, description, resolved, settings, output_dir, rank, world_size, device).run(
-            state, progress, callback
-        )
+        fit_rank, fit_images = _fit_size(settings.gaussian_rank, settings.gaussian_images, dataset)
+        if fit_rank == 0:
+            fit = None
+        elif state is None:
+            fit = _fit_gaussian(dataset, prior.normalization, fit_rank, fit_images, progress and rank == 0)
+        else:  # the fit of the run's start, restored with the EMA weights of the state
+            fit = LowRankGaussian(prior.image_shape, fit_rank)
+        trainer = _Trainer(prior, dataset, description, resolved, settings, output_dir, rank, world_size, device)
+        trainer.prepare_saved_prior(_saved_normalization(prior.normalization, physical_unit), fit, fit_images)
+        return trainer.run(state, progress, callback)
 
 
 def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
@@ -388,6 +445,104 @@ def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}")
     return state
+
+
+def fit_gaussian_from_config(
+    config: Mapping[str, Any] | str | os.PathLike,
+    prior_path: str | os.PathLike,
+    rank: int | None = None,
+    images: int | None = None,
+    *,
+    progress: bool = False,
+) -> LowRankGaussian:
+    """Add the Gaussian fit of a recipe's training data to an existing checkpoint, rewriting it atomically.
+
+    For priors trained before :func:`train` computed the fit (``invsolve
+    fit-gaussian CONFIG.toml PRIOR.pt``).  The dataset of the config's
+    ``[data]`` is built as :func:`train` builds it, and the fit is computed
+    as :func:`train` computes it: the mean and top ``rank`` principal
+    components of items ``0 … N−1`` (epoch 0) in the network units of the
+    config's ``[prior] normalization``.  The checkpoint keeps its weights
+    (float16 ones stay float16; the fit is stored in float32), its
+    normalization and its ``training`` metadata, to which a
+    ``gaussian_fit`` record (rank, images, explained variance) is added; a
+    fit already there is replaced.
+
+    Parameters
+    ----------
+    config : mapping or path-like
+        The recipe the prior was trained with (TOML file or tables, as for
+        :func:`train`); ``[data]``, ``[prior]`` and ``[train]`` are read.
+    prior_path : path-like
+        The checkpoint to rewrite.
+    rank : int, optional
+        Principal components, ``1 <= rank <= min(N − 1, n)``.  Default: the
+        config's ``[train] gaussian_rank`` (64), clipped to what the images
+        allow, exactly as :func:`train` does.
+    images : int, optional
+        ``N``: the first ``min(images, len(data))`` items, ``>= 2``.  Default:
+        ``[train] gaussian_images`` (2048).
+    progress : bool
+        Show a progress bar while the images are read.
+
+    Returns
+    -------
+    LowRankGaussian
+        The fit now in the checkpoint (network units, on the CPU).
+
+    Raises
+    ------
+    ValueError
+        Bad ``rank`` or ``images``, a config the same as :func:`train`
+        refuses, an ``image_shape`` that differs from the data's, or a
+        checkpoint whose normalization is neither the config's
+        ``normalization`` nor that relabelled by its ``physical_unit``
+        (the fit would be in other network units than the prior's).
+    TypeError
+        Values of the wrong type, or a checkpoint of a
+        :class:`~invsolve.priors.GaussianPrior` (exact: it needs no fit).
+    FileNotFoundError
+        A missing config, data or checkpoint file.
+    """
+    tables, root = _read_config(config)
+    settings = _check_train(tables["train"])
+    prior_table = tables.get("prior", {})
+    _check_keys(prior_table, _PRIOR_KEYS, "[prior]")
+    prior_path = Path(prior_path)
+    metadata = read_metadata(prior_path)
+    prior = load_prior(prior_path)
+    dataset = _dataset(tables["data"], root)
+    if prior.image_shape != dataset.shape:
+        raise ValueError(
+            f"{prior_path} is a prior of images shaped {list(prior.image_shape)}, but the config's data are "
+            f"shaped {list(dataset.shape)}"
+        )
+    normalization = _normalization(prior_table.get("normalization", "auto"), dataset)
+    saved = _saved_normalization(normalization, _physical_unit(prior_table.get("physical_unit")))
+    if prior.normalization not in (normalization, saved):
+        expected = f"{normalization.to_config()}" + (f" or {saved.to_config()}" if saved != normalization else "")
+        raise ValueError(
+            f"{prior_path} maps physical to network units as {prior.normalization.to_config()}, but the config's "
+            f"[prior] normalization and physical_unit give {expected}: the fit would be in other network units "
+            "than the prior's"
+        )
+    if images is None:
+        count = min(settings.gaussian_images, len(dataset))
+    else:
+        count = min(check_int(images, "images", 2), len(dataset))
+    if rank is None:
+        rank = _fit_size(settings.gaussian_rank, count, dataset)[0]
+        if rank == 0:
+            raise ValueError(
+                f"nothing to fit: the config's [train] gaussian_rank is {settings.gaussian_rank} and the data give "
+                f"{count} image(s); pass rank >= 1"
+            )
+    fit = _fit_gaussian(dataset, normalization, check_int(rank, "rank", 1), count, progress)
+    prior.set_gaussian_fit(fit)
+    training = dict(metadata["training"]) if metadata.get("training") is not None else {}
+    training["gaussian_fit"] = {**_fit_record(fit, count), "added_by": "invsolve fit-gaussian"}
+    save_prior(prior_path, prior, training=training, half=metadata.get("weights_dtype") == "float16")
+    return fit
 
 
 class _Trainer:
@@ -431,6 +586,19 @@ class _Trainer:
         self.rows = (rank * shard, (rank + 1) * shard)
         self.losses: list[float] = []
         self.log: list[dict[str, Any]] = []
+        self.fit_images = 0
+
+    def prepare_saved_prior(
+        self, normalization: Normalization, fit: LowRankGaussian | None, fit_images: int
+    ) -> None:
+        """Give the EMA prior (the one saved) its physical normalization and Gaussian fit.
+
+        The trained prior keeps the data's normalization: it maps the batches
+        to network units.  The two differ only in the unit label of the same map.
+        """
+        self.ema.normalization = normalization
+        self.ema.set_gaussian_fit(fit)
+        self.fit_images = fit_images if fit is not None else 0
 
     # -- the loop ------------------------------------------------------------------
     def run(
@@ -508,8 +676,9 @@ class _Trainer:
         with torch.no_grad():
             for average, current in zip(self.ema.parameters(), self.prior.parameters()):
                 average.lerp_(current, weight)
-            for average, current in zip(self.ema.buffers(), self.prior.buffers()):
-                average.copy_(current)
+            averages = dict(self.ema.named_buffers())  # by name: the EMA also holds the Gaussian fit
+            for name, current in self.prior.named_buffers():
+                averages[name].copy_(current)
         reported = loss.detach().clone()
         if self.world_size > 1:
             import torch.distributed as dist
@@ -571,6 +740,7 @@ class _Trainer:
             "world_size": self.world_size,
             "config": self.resolved,
             "loss": _loss_summary(self.losses),
+            "gaussian_fit": _fit_record(self.ema.gaussian_fit, self.fit_images),
         }
         save_prior(self.output_dir / "prior.pt", self.ema, training=training)
 
@@ -732,6 +902,8 @@ def _check_train(table: Mapping[str, Any]) -> _TrainSettings:
         sample_steps=count("sample_steps", 1),
         checkpoint_every=count("checkpoint_every", 0),
         log_every=count("log_every", 1),
+        gaussian_rank=count("gaussian_rank", 0),
+        gaussian_images=count("gaussian_images", 2),
         device=device,
     )
 
@@ -818,6 +990,59 @@ def _normalization(value: object, dataset: TrainingDataset) -> Normalization:
     if not high > low:
         raise ValueError(f"[prior] normalization needs high > low, got low = {low!r}, high = {high!r}")
     return Normalization.from_range(low, high, unit)
+
+
+def _physical_unit(value: object) -> dict[str, Any] | None:
+    """The validated ``[prior] physical_unit`` as ``{"factor": float, "unit": str}``, or ``None`` if absent."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            "[prior] physical_unit must be a table {factor, unit} saying that one data unit is factor unit, "
+            f'e.g. {{ factor = 0.0384, unit = "1/mm" }}, got {value!r}'
+        )
+    _check_keys(value, _PHYSICAL_UNIT_KEYS, "[prior.physical_unit]")
+    if "factor" not in value or "unit" not in value:
+        raise ValueError(f"[prior.physical_unit] needs factor and unit, got {dict(value)!r}")
+    factor = _real(value["factor"], "[prior.physical_unit] factor", 0.0, math.inf, low_open=True)
+    unit = value["unit"]
+    if not isinstance(unit, str):
+        raise TypeError(f"[prior.physical_unit] unit must be a string (the unit's name), got {unit!r}")
+    if not unit.strip():
+        raise ValueError(f"[prior.physical_unit] unit must be a non-empty string (the unit's name), got {unit!r}")
+    return {"factor": factor, "unit": unit}
+
+
+def _saved_normalization(normalization: Normalization, physical_unit: Mapping[str, Any] | None) -> Normalization:
+    """The normalization of the saved prior: the training one, relabelled in the physical unit if one is given."""
+    if physical_unit is None:
+        return normalization
+    return normalization.in_units(physical_unit["factor"], physical_unit["unit"])
+
+
+def _fit_size(rank: int, images: int, dataset: TrainingDataset) -> tuple[int, int]:
+    """``(rank, N)`` of a run's Gaussian fit.
+
+    ``N = min(images, len(dataset))`` and the rank clipped to ``[0, min(N − 1, n)]``.
+    """
+    count = min(images, len(dataset))
+    return max(0, min(rank, count - 1, math.prod(dataset.shape))), count
+
+
+def _fit_gaussian(
+    dataset: TrainingDataset, normalization: Normalization, rank: int, count: int, progress: bool = False
+) -> LowRankGaussian:
+    """The :class:`LowRankGaussian` of items ``0 … count−1`` (epoch 0) in the network units of ``normalization``."""
+    indices = tqdm(range(count), desc="Gaussian fit", unit="image", disable=not progress, leave=False)
+    images = torch.stack([dataset.item(index, 0) for index in indices]).to(torch.float64)
+    return LowRankGaussian.fit(normalization.to_network(images), rank)
+
+
+def _fit_record(fit: LowRankGaussian | None, images: int) -> dict[str, Any] | None:
+    """The ``gaussian_fit`` entry of the ``training`` metadata."""
+    if fit is None:
+        return None
+    return {"rank": fit.rank, "images": images, "explained_variance": fit.explained_variance}
 
 
 def _resume_state(

@@ -1,7 +1,32 @@
-"""Posterior samplers, registered by name (``reconstruct(..., sampler="dps")``)."""
+"""Posterior samplers, registered by name (``reconstruct(..., sampler="dds")``).
 
-from .base import Sampler, available_samplers, get_sampler, register_sampler
+Every sampler shares one interface (:class:`Sampler`, :class:`Problem`,
+:class:`SamplerResult`; docs/design.md): RED-Diff and DPS, the CG-based DDS
+and DiffPIR, the annealed DAPS, and the asymptotically exact split Gibbs
+sampler PnP-DM.
+"""
+
+from .base import Sampler, SamplerResult, SamplerStep, available_samplers, get_sampler, register_sampler
+from .daps import DAPS
+from .dds import DDS
+from .diffpir import DiffPIR
 from .dps import DPS
+from .pnp_dm import PnPDM
+from .problem import Problem
 from .red_diff import RedDiff
 
-__all__ = ["Sampler", "available_samplers", "get_sampler", "register_sampler", "DPS", "RedDiff"]
+__all__ = [
+    "Sampler",
+    "SamplerResult",
+    "SamplerStep",
+    "Problem",
+    "available_samplers",
+    "get_sampler",
+    "register_sampler",
+    "RedDiff",
+    "DPS",
+    "DDS",
+    "DiffPIR",
+    "DAPS",
+    "PnPDM",
+]

@@ -1,74 +1,217 @@
-"""Sampler base class and the registry that ``reconstruct()`` looks names up in."""
+"""The sampler interface every method shares, and the registry ``reconstruct()`` looks names up in.
+
+A sampler combines a :class:`~invsolve.samplers.Problem` (measurements and
+their likelihood, in physical units) with a
+:class:`~invsolve.priors.DiffusionPrior` (which works in its network
+range).  :meth:`Sampler.run` validates the pair once, runs the method and
+returns a :class:`SamplerResult`; a per-step ``callback`` sees every
+intermediate state as a :class:`SamplerStep` (docs/design.md, "Samplers").
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
-from invsolve.operators import LinearOperator
+from invsolve._checks import check_int
 from invsolve.priors import DiffusionPrior
+from invsolve.priors.schedule import check_start_time
+
+from .problem import Problem
 
 __all__ = [
     "Sampler",
+    "SamplerResult",
+    "SamplerStep",
     "register_sampler",
     "get_sampler",
     "available_samplers",
-    "network_residual",
-    "per_item_mean",
 ]
 
 _REGISTRY: dict[str, type[Sampler]] = {}
 
 
-class Sampler:
-    """A posterior sampler or estimator combining an operator and a prior.
+@dataclass
+class SamplerStep:
+    """One step of a sampler, as a ``callback`` sees it.
 
-    Subclasses are dataclasses whose fields are the method's hyperparameters,
-    with defaults from the source paper, and implement :meth:`run`.
+    Attributes
+    ----------
+    index : int
+        0-based step number.
+    total : int
+        Number of steps of the run.
+    time : float
+        Diffusion time ``t ∈ [0, 1]`` of ``state`` (the noise level the prior
+        saw in this step).
+    state : torch.Tensor
+        The sampler's state ``(B, *image_shape)`` in the prior's network
+        range (``x_t`` for diffusion samplers, the iterate for RED-Diff).
+    estimate : torch.Tensor
+        The current clean-image estimate ``(B, *image_shape)`` in physical units.
+    """
+
+    index: int
+    total: int
+    time: float
+    state: torch.Tensor
+    estimate: torch.Tensor
+
+
+@dataclass
+class SamplerResult:
+    """What :meth:`Sampler.run` returns.
+
+    Attributes
+    ----------
+    image : torch.Tensor
+        ``(B, *image_shape)`` in physical units: a posterior sample, or a
+        point estimate for point estimators (``Sampler.draws_samples`` false).
+    samples : torch.Tensor or None
+        ``(B, n, *image_shape)`` when a run draws several samples per item.
+    trajectory : torch.Tensor or None
+        ``(steps, B, *image_shape)`` clean-image estimates of every step
+        (physical units) when recorded.
+    info : dict
+        Sampler name, hyperparameters, steps, network evaluations, start
+        time and wall time in seconds.
+    """
+
+    image: torch.Tensor
+    samples: torch.Tensor | None = None
+    trajectory: torch.Tensor | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+#: what samplers call once per step; built by :meth:`Sampler.run` around the user's callback
+Report = Callable[[int, int, float, torch.Tensor, torch.Tensor], None]
+
+
+class Sampler:
+    """A posterior sampler or estimator combining a problem and a prior.
+
+    Subclasses are dataclasses whose fields are the method's
+    hyperparameters, with defaults from the source paper, and implement
+    :meth:`_run` in the prior's network range.
     """
 
     #: registry name, e.g. ``"red-diff"``
     name: ClassVar[str] = ""
     #: number of steps when the caller gives none
     default_steps: ClassVar[int] = 100
+    #: the smallest step budget the method is defined for
+    min_steps: ClassVar[int] = 1
     #: whether repeated runs draw different posterior samples (DPS) or
-    #: estimate one point (RED-Diff)
+    #: estimate one point (RED-Diff): only samples give a posterior std
     draws_samples: ClassVar[bool] = True
+    #: whether the method starts from pure noise and so takes ``start_time``
+    #: (a warm start from the closed-form Gaussian posterior)
+    takes_start_time: ClassVar[bool] = False
+    #: whether the method needs ``noise_std > 0`` (its likelihood is used as a density)
+    needs_noise: ClassVar[bool] = False
 
-    def check_compatible(self, operator: LinearOperator, prior: DiffusionPrior) -> None:
-        """Raise ``TypeError``/``ValueError`` if this sampler cannot combine them."""
-        if not isinstance(operator, LinearOperator):
-            raise TypeError(f"operator must be an invsolve LinearOperator, got {type(operator).__name__}")
-        if not isinstance(prior, DiffusionPrior):
-            raise TypeError(f"prior must be an invsolve DiffusionPrior, got {type(prior).__name__}")
-        if tuple(prior.image_shape) != tuple(operator.in_shape):
+    def network_evaluations(self, steps: int) -> int:
+        """Denoiser calls of a run of ``steps`` steps (one per step unless overridden)."""
+        return steps
+
+    def check(self, problem: Problem, prior: DiffusionPrior, steps: int, start_time: float | None) -> None:
+        """Raise one clear error if this sampler cannot run on ``problem`` and ``prior``."""
+        if not isinstance(problem, Problem):
+            raise TypeError(f"problem must be an invsolve Problem, got {type(problem).__name__}")
+        problem.check_prior(prior)
+        steps = check_int(steps, "steps")
+        if steps < self.min_steps:
+            raise ValueError(f"steps must be >= {self.min_steps} for sampler {self.name!r}, got {steps}")
+        if self.needs_noise and problem.likelihood is not None and problem.noise_std == 0:
             raise ValueError(
-                f"the prior's image shape {prior.image_shape} does not fit the operator, whose "
-                f"images are shaped {operator.in_shape}"
+                f"sampler {self.name!r} uses the likelihood as a density and needs noise_std > 0, got 0; "
+                "give the measurement noise (a small value for nearly clean data) or use 'dds' or 'diffpir'"
             )
-        if operator.complex_domain:
-            raise ValueError(
-                f"{operator.describe()} acts on complex images; compose it with "
-                f"invsolve.operators.ComplexAsChannels({operator.in_shape}) (operator @ ComplexAsChannels(...)) "
-                "so that it takes the prior's real image with real and imaginary parts as channels"
-            )
-        if operator.device is not None and operator.device != prior.device:
-            raise ValueError(f"the operator is on {operator.device} but the prior is on {prior.device}")
+        if start_time is not None:
+            if not self.takes_start_time:
+                raise ValueError(
+                    f"sampler {self.name!r} does not start from pure noise and takes no start_time; "
+                    f"samplers that do: {', '.join(n for n in available_samplers() if _REGISTRY[n].takes_start_time)}"
+                )
+            check_start_time(start_time)
+            if prior.gaussian_fit is None:
+                raise ValueError(
+                    "start_time needs the Gaussian fit of the prior's training data (prior.gaussian_fit), which "
+                    "this prior lacks; add it with `invsolve fit-gaussian CONFIG.toml PRIOR.pt`"
+                )
 
     def run(
         self,
-        y: torch.Tensor,
-        operator: LinearOperator,
+        problem: Problem,
         prior: DiffusionPrior,
         *,
-        noise_std: float,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callable[[SamplerStep], None] | None = None,
+        start_time: float | None = None,
+        progress: bool = False,
+    ) -> SamplerResult:
+        """Solve ``problem`` with ``prior``.
+
+        Parameters
+        ----------
+        problem : Problem
+            Measurements, likelihood and optional condition.
+        prior : DiffusionPrior
+            Its image shape must equal the operator's ``in_shape``.
+        steps : int, optional
+            Number of steps (:attr:`default_steps` if omitted).
+        generator : torch.Generator, optional
+            Source of every random draw (on the prior's device).
+        callback : callable, optional
+            Called after every step with a :class:`SamplerStep`.
+        start_time : float, optional
+            Samplers that start from pure noise (:attr:`takes_start_time`)
+            start instead at this time in ``(0, 1]``, from a draw of the
+            closed-form posterior of the Gaussian fit of the prior's training
+            data (Wang & Vastola 2023); ``steps`` then span ``[0, start_time]``.
+        progress : bool
+            Show a tqdm progress bar.
+
+        Returns
+        -------
+        SamplerResult
+        """
+        steps = self.default_steps if steps is None else steps
+        self.check(problem, prior, steps, start_time)
+
+        def report(index: int, total: int, t: float, state: torch.Tensor, estimate: torch.Tensor) -> None:
+            if callback is not None:
+                callback(SamplerStep(index, total, float(t), state.detach(), prior.to_physical(estimate.detach())))
+
+        started = time.perf_counter()
+        image = self._run(problem, prior, steps, generator, report, start_time, progress)
+        info = {
+            "sampler": self.name,
+            "hyperparameters": self.hyperparameters(),
+            "steps": steps,
+            "network_evaluations": self.network_evaluations(steps),
+            "start_time": start_time,
+            "seconds": time.perf_counter() - started,
+        }
+        return SamplerResult(image=image, info=info)
+
+    def _run(
+        self,
+        problem: Problem,
+        prior: DiffusionPrior,
         steps: int,
-        generator: torch.Generator,
+        generator: torch.Generator | None,
+        report: Report,
+        start_time: float | None,
         progress: bool,
     ) -> torch.Tensor:
-        """Reconstruct each item of ``y`` ``(B, *out_shape)``; returns ``(B, *in_shape)`` in physical units."""
+        """The method itself on validated input; returns ``(B, *image_shape)`` in physical units."""
         raise NotImplementedError
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -111,19 +254,3 @@ def get_sampler(name: str, **hyperparameters: Any) -> Sampler:
             f"its hyperparameters are: {', '.join(known)}"
         )
     return cls(**hyperparameters)
-
-
-def network_residual(
-    y: torch.Tensor, operator: LinearOperator, prior: DiffusionPrior, x_network: torch.Tensor
-) -> torch.Tensor:
-    """``(y − A·physical(x)) / scale``: the data residual in the prior's network units.
-
-    Dividing by the normalisation scale keeps step sizes and weights
-    independent of the physical units of the measurement.
-    """
-    return (y - operator(prior.to_physical(x_network))) / prior.normalization.scale
-
-
-def per_item_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean over all but the batch dimension, shape ``(B,)``."""
-    return values.reshape(values.shape[0], -1).mean(dim=1)

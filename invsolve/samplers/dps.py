@@ -26,10 +26,11 @@ import torch
 from tqdm.auto import tqdm
 
 from invsolve._checks import check_nonnegative
-from invsolve.operators import LinearOperator
 from invsolve.priors import DiffusionPrior
 
-from .base import Sampler, network_residual, register_sampler
+from .base import Report, Sampler, register_sampler
+from .diffusion import initial_state
+from .problem import Problem
 
 __all__ = ["DPS"]
 
@@ -48,32 +49,34 @@ class DPS(Sampler):
     name = "dps"
     default_steps = 1000
     draws_samples = True
+    takes_start_time = True
 
     step_size: float = 1.0
 
     def __post_init__(self) -> None:
         check_nonnegative(self.step_size, "step_size")
 
-    def run(
+    def _run(
         self,
-        y: torch.Tensor,
-        operator: LinearOperator,
+        problem: Problem,
         prior: DiffusionPrior,
-        *,
-        noise_std: float,
         steps: int,
-        generator: torch.Generator,
+        generator: torch.Generator | None,
+        report: Report,
+        start_time: float | None,
         progress: bool,
     ) -> torch.Tensor:
-        batch = y.shape[0]
-        x = prior.initial_noise(batch, generator)
+        x, start = initial_state(problem, prior, start_time, generator)
+        batch, scale = problem.batch_size, prior.normalization.scale
+        pairs = prior.schedule.reverse_steps(steps, start)
         with torch.enable_grad():
-            for t, s in tqdm(prior.schedule.reverse_steps(steps), desc=self.name, disable=not progress):
+            for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):
                 x = x.detach().requires_grad_(True)
-                x0_hat = prior.denoise(x, t)
-                residual = network_residual(y, operator, prior, x0_hat)
+                x0_hat = prior.denoise(x, t, problem.condition)
+                residual = problem.residual(prior.to_physical(x0_hat)) / scale
                 distance = torch.linalg.vector_norm(residual.reshape(batch, -1), dim=1)
                 (gradient,) = torch.autograd.grad(distance.sum(), x)
                 with torch.no_grad():
                     x = prior.ancestral_step(x, x0_hat.detach(), t, s, generator) - self.step_size * gradient
+                report(index, len(pairs), t, x, x0_hat)
         return prior.to_physical(x.detach())

@@ -27,10 +27,10 @@ from tqdm.auto import tqdm
 
 from invsolve._checks import check_nonnegative, check_positive
 from invsolve._random import randn_like
-from invsolve.operators import LinearOperator
 from invsolve.priors import DiffusionPrior
 
-from .base import Sampler, register_sampler, network_residual, per_item_mean
+from .base import Report, Sampler, register_sampler
+from .problem import Problem
 
 __all__ = ["RedDiff"]
 
@@ -70,6 +70,9 @@ class RedDiff(Sampler):
     RED-Diff returns a point estimate; ``noise_std`` does not enter its
     update (the paper folds it into ``λ``).  On a Gaussian problem its fixed
     point is a posterior mean whose effective noise level is set by ``λ``.
+    Repeated runs differ by optimiser noise, not by posterior uncertainty:
+    :func:`invsolve.reconstruct` reports their spread as ``run_spread``,
+    never as a posterior ``std``.
     """
 
     name = "red-diff"
@@ -89,36 +92,43 @@ class RedDiff(Sampler):
         if self.weighting not in _WEIGHTINGS:
             raise ValueError(f"weighting must be one of {', '.join(_WEIGHTINGS)}, got {self.weighting!r}")
 
-    def run(
+    def _run(
         self,
-        y: torch.Tensor,
-        operator: LinearOperator,
+        problem: Problem,
         prior: DiffusionPrior,
-        *,
-        noise_std: float,
         steps: int,
-        generator: torch.Generator,
+        generator: torch.Generator | None,
+        report: Report,
+        start_time: float | None,
         progress: bool,
     ) -> torch.Tensor:
         weighting = _WEIGHTINGS[self.weighting]
         times = prior.schedule.sampling_times(steps)
         alphas, sigmas = prior.schedule.alpha_sigma(times)
+        scale = prior.normalization.scale
         with torch.no_grad():
-            start = prior.to_network(operator.pinv(y)).to(prior.dtype)
+            start = prior.to_network(problem.operator.pinv(problem.y)).to(prior.dtype)
         mu = start.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([mu], lr=self.lr, betas=tuple(self.adam_betas))
         with torch.enable_grad():
-            for t, alpha, sigma in tqdm(
-                zip(times.tolist(), alphas.tolist(), sigmas.tolist()), total=len(times), desc=self.name, disable=not progress
+            for index, (t, alpha, sigma) in enumerate(
+                tqdm(zip(times.tolist(), alphas.tolist(), sigmas.tolist()), total=len(times), desc=self.name, disable=not progress)
             ):
                 noise = randn_like(mu, generator)
                 with torch.no_grad():
-                    eps_hat = prior.eps(alpha * mu + sigma * noise, t)
-                residual = network_residual(y, operator, prior, mu)
+                    eps_hat = prior.eps(alpha * mu + sigma * noise, t, problem.condition)
+                # the data residual in network units keeps lr and λ independent of physical units
+                residual = problem.residual(prior.to_physical(mu)) / scale
                 loss_obs = 0.5 * per_item_mean(residual.abs() ** 2).sum()
                 loss_reg = per_item_mean((eps_hat - noise) * mu).sum()
                 loss = self.obs_weight * loss_obs + self.regularization * weighting(sigma / alpha) * loss_reg
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                report(index, steps, t, mu, mu)
         return prior.to_physical(mu.detach())
+
+
+def per_item_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean over all but the batch dimension, shape ``(B,)``."""
+    return values.reshape(values.shape[0], -1).mean(dim=1)

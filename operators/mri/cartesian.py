@@ -158,6 +158,14 @@ class CartesianMRI(LinearOperator):
             return images
         return (images * self._maps(x).conj()).sum(dim=1, keepdim=True)
 
+    def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor | None:
+        # Single coil: AᴴA = F⁻¹MF with F over the axes along which the mask varies.
+        if self.coil_maps is not None:
+            return None
+        spectrum = fft_centered(rhs, dims=self._mask_dims)
+        unsampled = spectrum / damping if damping > 0 else torch.zeros_like(spectrum)
+        return ifft_centered(torch.where(self.mask, spectrum / (1 + damping), unsampled), dims=self._mask_dims)
+
     def _pinv(self, y: torch.Tensor) -> torch.Tensor:
         if self.coil_maps is None:
             return self._adjoint(y)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from invsolve.baselines import _gradient, _gradient_adjoint, tv_reconstruct
+from invsolve.baselines import tv_reconstruct
 from invsolve.datasets.phantoms import shepp_logan
-from invsolve.operators import Mask, MatrixOperator
+from invsolve.operators import FiniteDifference, Mask, MatrixOperator
 from invsolve.operators.ct import ParallelBeam2D, RayTransform, sparse_view_angles
 from invsolve.operators.noise import PoissonNoise
 
@@ -46,29 +46,29 @@ def _dual_lower_bound(y: torch.Tensor, weight: float, iterations: int) -> torch.
     1/‖∇‖², Chambolle 2004), an algorithm independent of PDHG.
     """
     spatial = y.dim() - 2
-    q = torch.zeros((spatial, *y.shape), dtype=y.dtype)
+    grad = FiniteDifference(y.shape[1:])
+    q = torch.zeros((y.shape[0], *grad.out_shape), dtype=y.dtype)
     for _ in range(iterations):
-        x = (y - _gradient_adjoint(q)).clamp_min(0)
-        q = q + _gradient(x) / (4 * spatial)
-        q = q / (torch.linalg.vector_norm(q, dim=0, keepdim=True) / weight).clamp_min(1)
-    x = (y - _gradient_adjoint(q)).clamp_min(0)
-    return 0.5 * ((x - y) ** 2).reshape(y.shape[0], -1).sum(1) + (x * _gradient_adjoint(q)).reshape(
-        y.shape[0], -1
-    ).sum(1)
+        x = (y - grad.adjoint(q)).clamp_min(0)
+        q = q + grad(x) / (4 * spatial)
+        q = q / (torch.linalg.vector_norm(q, dim=1, keepdim=True) / weight).clamp_min(1)
+    x = (y - grad.adjoint(q)).clamp_min(0)
+    return 0.5 * ((x - y) ** 2).reshape(y.shape[0], -1).sum(1) + (x * grad.adjoint(q)).reshape(y.shape[0], -1).sum(1)
 
 
 def test_gradient_adjoint_and_norm_bound():
     generator = torch.Generator().manual_seed(0)
     for shape in [(2, 3, 7, 5), (1, 2, 4, 6, 3)]:
+        grad = FiniteDifference(shape[1:])  # the ∇ of tv_reconstruct, (B, d, C, *spatial)
         x = torch.randn(shape, generator=generator, dtype=torch.float64)
-        g = torch.randn((len(shape) - 2, *shape), generator=generator, dtype=torch.float64)
-        assert float((_gradient(x) * g).sum()) == pytest.approx(float((x * _gradient_adjoint(g)).sum()), rel=1e-12)
+        g = torch.randn((shape[0], len(shape) - 2, *shape[1:]), generator=generator, dtype=torch.float64)
+        assert float((grad(x) * g).sum()) == pytest.approx(float((x * grad.adjoint(g)).sum()), rel=1e-12)
         # Power iteration on ∇ᵀ∇ stays below the bound 4d.
         v = x / torch.linalg.vector_norm(x)
         for _ in range(300):
-            w = _gradient_adjoint(_gradient(v))
+            w = grad.adjoint(grad(v))
             v = w / torch.linalg.vector_norm(w)
-        assert float(torch.linalg.vector_norm(_gradient_adjoint(_gradient(v)))) <= 4 * (len(shape) - 2)
+        assert float(torch.linalg.vector_norm(grad.adjoint(grad(v)))) <= 4 * (len(shape) - 2)
 
 
 @pytest.mark.parametrize("nonnegative", [True, False])

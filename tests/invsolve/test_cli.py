@@ -109,3 +109,38 @@ def test_ct_demo_phantoms_are_never_training_images():
         held_out_phantoms(1, 19_999)
     phantoms = held_out_phantoms(2, 20_000)
     assert phantoms.shape == (2, 1, 64, 64) and 0 <= phantoms.min() and phantoms.max() < 0.045  # 1/mm, below 1.15·2μ_water
+
+
+def test_fit_gaussian_adds_the_fit_to_a_checkpoint(tmp_path, capsys):
+    from invsolve.priors import Normalization, UNetPrior, load_prior, read_metadata, save_prior
+
+    config = tmp_path / "recipe.toml"
+    config.write_text(
+        "[data]\n"
+        'source = "phantoms"\n'
+        "length = 10\n"
+        "size = [16, 16]\n"
+        "[prior]\n"
+        'normalization = { low = 0.0, high = 1.15, unit = "a.u." }\n'
+        'physical_unit = { factor = 2.0, unit = "mm" }\n'
+        "[train]\n"
+        "steps = 1\n"
+    )
+    network = {"channels": (8, 16), "attention_levels": (False, False), "num_head_channels": 8}
+    normalization = Normalization.from_range(0.0, 1.15, "a.u.").in_units(2.0, "mm")
+    path = save_prior(tmp_path / "prior.pt", UNetPrior((1, 16, 16), normalization=normalization, **network), half=True)
+    arguments = ["fit-gaussian", str(config), str(path), "--rank", "4", "--images", "8", "--no-progress"]
+    assert main(arguments) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["prior"] == str(path) and summary["rank"] == 4 and 0 < summary["explained_variance"] < 1
+    prior = load_prior(path)
+    assert prior.gaussian_fit.rank == 4 and prior.normalization == normalization
+    metadata = read_metadata(path)
+    assert metadata["weights_dtype"] == "float16" and metadata["training"]["gaussian_fit"]["images"] == 8
+    assert main(["fit-gaussian", str(config), str(path), "--no-progress"]) == 0  # defaults: 64 clipped to 10 - 1
+    assert json.loads(capsys.readouterr().out)["rank"] == 9
+
+    assert main(["fit-gaussian", str(config), str(path), "--rank", "20", "--no-progress"]) == 2
+    assert "invsolve fit-gaussian: error: rank must be at most min(N - 1, n) = min(9, 256)" in capsys.readouterr().err
+    assert main(["fit-gaussian", str(config), str(tmp_path / "missing.pt"), "--no-progress"]) == 2
+    assert "no prior checkpoint at" in capsys.readouterr().err

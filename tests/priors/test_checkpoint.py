@@ -14,6 +14,7 @@ from invsolve.priors import (
     DiscreteVPSchedule,
     EDMSchedule,
     GaussianPrior,
+    LowRankGaussian,
     Normalization,
     UNetPrior,
     available_pretrained,
@@ -23,6 +24,7 @@ from invsolve.priors import (
     save_prior,
 )
 from invsolve.priors.checkpoint import FORMAT_VERSION, prior_from_checkpoint, prior_to_checkpoint
+from invsolve.operators.ct import MU_WATER_PER_MM
 from invsolve.priors.trainer import _read_config
 
 TINY = {"channels": (16, 32), "attention_levels": (False, True), "num_head_channels": 16}
@@ -126,6 +128,9 @@ def test_gaussian_prior_round_trip(tmp_path):
     x_t = torch.randn(3, 1, 4, 4, dtype=torch.float64)
     assert torch.equal(loaded.denoise(x_t, 0.4), prior.denoise(x_t, 0.4))
     assert torch.allclose(loaded.cov, prior.cov, atol=1e-12) and torch.equal(loaded.mean, prior.mean)
+    # its exact Gaussian is rebuilt from the eigendecomposition, not stored
+    assert read_metadata(tmp_path / "gaussian.pt")["gaussian_fit"] is None
+    assert torch.equal(loaded.gaussian_fit.components, prior.gaussian_fit.components)
 
 
 def test_the_checkpoint_dict_can_live_inside_a_training_file(tmp_path):
@@ -157,6 +162,71 @@ def test_save_errors(tmp_path):
         save_prior(tmp_path / "x.pt", make_prior(), training={"data": object()})
     with pytest.raises(TypeError, match="training must be a mapping"):
         save_prior(tmp_path / "x.pt", make_prior(), training=["steps", 3])
+
+
+def with_fit(prior: UNetPrior, rank: int = 3) -> UNetPrior:
+    images = torch.randn(12, *prior.image_shape, generator=torch.Generator().manual_seed(7))
+    prior.set_gaussian_fit(LowRankGaussian.fit(images, rank))
+    return prior
+
+
+@pytest.mark.parametrize("half", [False, True], ids=["float32", "float16"])
+def test_round_trip_with_a_gaussian_fit(tmp_path, half):
+    prior = with_fit(make_prior())
+    path = save_prior(tmp_path / "prior.pt", prior, half=half)
+    assert read_metadata(path)["gaussian_fit"] == {"rank": 3}
+    stored = torch.load(path, weights_only=True)["state_dict"]
+    assert stored["unet.conv_in.conv.weight"].dtype == (torch.float16 if half else torch.float32)
+    assert all(stored[f"gaussian_fit_module.{name}"].dtype == torch.float32 for name in ("mean", "components"))
+    loaded = load_prior(path)
+    assert loaded.gaussian_fit.rank == 3 and loaded.gaussian_fit.image_shape == (1, 16, 16)
+    for name, buffer in prior.gaussian_fit.named_buffers():
+        assert torch.equal(loaded.gaussian_fit.get_buffer(name), buffer), name  # exact even in a half file
+    loaded = load_prior(path, map_location="meta")
+    assert loaded.gaussian_fit.components.device.type == "meta"  # .to(device) carries it
+
+
+def test_round_trip_without_a_fit_and_files_from_before_the_key(tmp_path):
+    prior = make_prior()
+    path = save_prior(tmp_path / "prior.pt", prior)
+    assert read_metadata(path)["gaussian_fit"] is None and load_prior(path).gaussian_fit is None
+    rewrite(path, lambda checkpoint, metadata: metadata.pop("gaussian_fit"))  # as written before it existed
+    assert "gaussian_fit" not in read_metadata(path)
+    loaded = load_prior(path)
+    assert loaded.gaussian_fit is None and torch.equal(outputs(loaded), outputs(prior))
+
+
+def _gaussian_file(tmp_path):
+    prior = GaussianPrior.squared_exponential((1, 3, 3), length_scale=1.0)
+    return save_prior(tmp_path / "gaussian.pt", prior)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c, m: m.update(gaussian_fit={"rank": 2}),
+         r"'gaussian_fit_module.components' is \(3, 256\) in the file but \(2, 256\) for the metadata"),
+        (lambda c, m: m.update(gaussian_fit=None), r"'gaussian_fit_module.mean' unexpected"),
+        (lambda c, m: m.update(gaussian_fit={"rank": 0}),
+         "metadata field 'gaussian_fit' must have an int rank >= 1, got 0"),
+        (lambda c, m: m.update(gaussian_fit={"k": 3}), "metadata field 'gaussian_fit' must be null or {'rank': k}"),
+        (lambda c, m: m.update(gaussian_fit={"rank": 300}),
+         "cannot rebuild the unet prior from the metadata: rank must be at most the number of pixels n = 256"),
+    ],
+    ids=["other rank", "fit not declared", "rank 0", "not a rank", "rank > pixels"],
+)
+def test_gaussian_fit_metadata_errors(tmp_path, edit, message):
+    path = save_prior(tmp_path / "prior.pt", with_fit(make_prior()))
+    rewrite(path, edit)
+    with pytest.raises(CheckpointError, match=message):
+        load_prior(path)
+
+
+def test_a_gaussian_prior_file_with_a_fit_is_refused(tmp_path):
+    path = _gaussian_file(tmp_path)
+    rewrite(path, lambda c, m: m.update(gaussian_fit={"rank": 2}))
+    with pytest.raises(CheckpointError, match="a gaussian prior stores no Gaussian fit"):
+        load_prior(path)
 
 
 def rewrite(path, edit):
@@ -276,3 +346,32 @@ def test_every_shipped_prior_has_the_recipe_it_was_trained_with():
             for key, value in recipe[section].items():
                 assert trained[section][key] == value, f"{name}: [{section}] {key} is {value!r} in the recipe"
         assert trained["prior"]["prediction"] == recipe["prior"]["prediction"]
+        # the unit the prior is saved in: the recipe's normalization, relabelled by its physical_unit
+        physical_unit = recipe["prior"].get("physical_unit")
+        assert trained["prior"].get("physical_unit") == physical_unit
+        normalization = Normalization.from_range(**recipe["prior"]["normalization"])
+        if physical_unit is not None:
+            normalization = normalization.in_units(physical_unit["factor"], physical_unit["unit"])
+        assert pretrained(name).normalization == normalization, name
+
+
+def test_every_shipped_prior_has_a_gaussian_fit_and_ct_ellipses_is_in_mm():
+    folder = resources.files("invsolve.priors").joinpath("pretrained")
+    for name in available_pretrained():
+        with resources.as_file(folder.joinpath(f"{name}.pt")) as path:
+            metadata = read_metadata(path)
+        prior = pretrained(name)
+        fit = prior.gaussian_fit
+        assert isinstance(fit, LowRankGaussian) and fit.rank == 64 and fit.image_shape == prior.image_shape
+        assert metadata["gaussian_fit"] == {"rank": 64} and metadata["weights_dtype"] == "float16"
+        assert fit.components.dtype == torch.float32
+        assert torch.allclose(fit.components @ fit.components.T, torch.eye(64), atol=1e-5)
+        assert bool((fit.variances >= 0).all()) and float(fit.residual_variance) > 0
+        record = metadata["training"]["gaussian_fit"]
+        assert record["rank"] == 64 and record["images"] == min(2048, metadata["training"]["data"]["num_items"])
+        assert record["explained_variance"] == pytest.approx(fit.explained_variance)
+        # network units: the mean image lies in the network's [-1, 1]
+        assert -1.0 <= float(fit.mean.min()) and float(fit.mean.max()) <= 1.0
+    ct = pretrained("ct-ellipses")
+    assert ct.normalization.unit == "1/mm"
+    assert ct.normalization == Normalization.from_range(0.0, 1.15).in_units(2 * MU_WATER_PER_MM, "1/mm")

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from invsolve.cli import main
-from invsolve.priors import UNetPrior, load_prior, read_metadata, train
-from invsolve.priors.trainer import load_train_state
+from invsolve.datasets import training_dataset
+from invsolve.priors import LowRankGaussian, Normalization, UNetPrior, load_prior, read_metadata, save_prior, train
+from invsolve.priors.trainer import fit_gaussian_from_config, load_train_state
 
 try:
     import tomllib
@@ -108,7 +109,11 @@ def test_resume_continues_bit_for_bit(straight_runs, tmp_path, bf16):
     train(tiny_config(killed, bf16=bf16), resume=killed / "train_state.pt", progress=False)
     assert_same_state(load_train_state(killed / "train_state.pt"), reference)
     final, expected = load_prior(killed / "prior.pt"), load_prior(straight_runs(bf16) / "prior.pt")
+    assert "gaussian_fit_module.components" in expected.state_dict()  # the Gaussian fit too, bit for bit
+    assert final.state_dict().keys() == expected.state_dict().keys()
     assert all(torch.equal(final.state_dict()[name], value) for name, value in expected.state_dict().items())
+    trainings = [read_metadata(folder / "prior.pt")["training"] for folder in (killed, straight_runs(bf16))]
+    assert trainings[0]["gaussian_fit"] == trainings[1]["gaussian_fit"] and trainings[0]["loss"] == trainings[1]["loss"]
 
 
 def test_workers_load_the_same_batches(straight_runs, tmp_path):
@@ -138,6 +143,16 @@ def test_outputs(straight_runs):
     assert log[0]["loss"] == pytest.approx(float(state["losses"][:2].mean()))
     assert log[0]["lr"] == pytest.approx(1e-3) and log[0]["images_per_s"] > 0
     assert json.loads((folder / "config.json").read_text()) == training["config"]
+    # the Gaussian fit: default rank 64, clipped to N - 1 = 9 for the 10 phantoms; their PCA in network units
+    assert training["config"]["train"]["gaussian_rank"] == 64 and training["config"]["train"]["gaussian_images"] == 2048
+    assert training["config"]["prior"]["physical_unit"] is None
+    assert read_metadata(folder / "prior.pt")["gaussian_fit"] == {"rank": 9}
+    fit = prior.gaussian_fit
+    assert training["gaussian_fit"] == {"rank": 9, "images": 10, "explained_variance": fit.explained_variance}
+    dataset = training_dataset(tiny_config(folder)["data"])
+    images = torch.stack([dataset[(index, 0)] for index in range(10)]).double()
+    expected = LowRankGaussian.fit(prior.to_network(images), 9)
+    assert all(torch.equal(fit.get_buffer(name), buffer) for name, buffer in expected.named_buffers())
     for step in (3, 6):
         assert (folder / "samples" / f"step_{step:07d}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [name for name in os.listdir(folder) if name.endswith(".tmp")]
@@ -159,6 +174,74 @@ def test_resume_refusals(straight_runs, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="is not a readable torch file"):
         train(tiny_config(tmp_path), resume=tmp_path / "junk.pt", progress=False)
+
+
+def test_gaussian_fit_settings_and_physical_unit(straight_runs, tmp_path):
+    """gaussian_rank, gaussian_images and physical_unit change the saved prior, never the training."""
+    config = tiny_config(tmp_path / "mm", sample_every=3, sample_steps=5, gaussian_rank=3, gaussian_images=6)
+    config["prior"]["physical_unit"] = {"factor": 2.0, "unit": "mm"}
+    result = train(config, progress=False)
+    reference = load_train_state(straight_runs(False) / "train_state.pt")
+    state = load_train_state(tmp_path / "mm" / "train_state.pt")
+    assert torch.equal(state["losses"], reference["losses"])
+    for key in ("model", "ema"):
+        weights = {name: value for name, value in state[key].items() if not name.startswith("gaussian_fit_module.")}
+        assert weights.keys() == {n for n in reference[key] if not n.startswith("gaussian_fit_module.")}
+        assert all(torch.equal(value, reference[key][name]) for name, value in weights.items())
+    prior = load_prior(tmp_path / "mm" / "prior.pt")
+    # the same map with the unit relabelled: 1 data unit = 2 mm
+    assert prior.normalization == Normalization(scale=1.15, offset=1.15, unit="mm") == result.prior.normalization
+    metadata = read_metadata(tmp_path / "mm" / "prior.pt")
+    assert metadata["training"]["config"]["prior"]["physical_unit"] == {"factor": 2.0, "unit": "mm"}
+    assert metadata["training"]["config"]["prior"]["normalization"] == {"scale": 0.575, "offset": 0.575, "unit": ""}
+    assert prior.gaussian_fit.rank == 3 and metadata["training"]["gaussian_fit"]["images"] == 6
+    assert torch.equal(prior.gaussian_fit.components, result.prior.gaussian_fit.components)
+
+    train(tiny_config(tmp_path / "none", steps=1, checkpoint_every=0, gaussian_rank=0), progress=False)
+    assert load_prior(tmp_path / "none" / "prior.pt").gaussian_fit is None
+    metadata = read_metadata(tmp_path / "none" / "prior.pt")
+    assert metadata["gaussian_fit"] is None and metadata["training"]["gaussian_fit"] is None
+
+
+def test_fit_gaussian_from_config_gives_the_fit_train_computes(straight_runs, tmp_path):
+    trained = load_prior(straight_runs(False) / "prior.pt")
+    training = read_metadata(straight_runs(False) / "prior.pt")["training"]
+    reference = trained.gaussian_fit
+    trained.set_gaussian_fit(None)  # as a prior trained before train() computed the fit
+    path = save_prior(tmp_path / "old.pt", trained, training=training, half=True)
+    weights = {name: tensor.clone() for name, tensor in torch.load(path, weights_only=True)["state_dict"].items()}
+    fit = fit_gaussian_from_config(tiny_config(tmp_path / "unused"), path)
+    assert all(torch.equal(fit.get_buffer(name), buffer) for name, buffer in reference.named_buffers())
+    stored = torch.load(path, weights_only=True)["state_dict"]
+    assert all(torch.equal(stored[name], tensor) for name, tensor in weights.items())
+    assert all(stored[name].dtype == torch.float16 for name in weights)  # still a half file
+    assert stored["gaussian_fit_module.components"].dtype == torch.float32
+    metadata = read_metadata(path)
+    assert metadata["weights_dtype"] == "float16" and metadata["gaussian_fit"] == {"rank": 9}
+    assert metadata["training"] == {
+        **training,
+        "gaussian_fit": {**training["gaussian_fit"], "added_by": "invsolve fit-gaussian"},
+    }
+    assert torch.equal(load_prior(path).gaussian_fit.components, reference.components)
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+    fit = fit_gaussian_from_config(tiny_config(tmp_path / "unused"), path, rank=2, images=5)
+    assert fit.rank == 2 and read_metadata(path)["training"]["gaussian_fit"]["images"] == 5
+    with pytest.raises(ValueError, match=r"rank must be at most min\(N - 1, n\) = min\(4, 256\) = 4 for N = 5"):
+        fit_gaussian_from_config(tiny_config(tmp_path / "unused"), path, rank=5, images=5)
+    other_units = tiny_config(tmp_path / "unused")
+    other_units["prior"]["normalization"] = {"low": 0.0, "high": 2.0}
+    expected = (r"old.pt maps physical to network units as \{'scale': 0.575, 'offset': 0.575, 'unit': ''\}, "
+                r"but the config's \[prior\] normalization and physical_unit give")
+    with pytest.raises(ValueError, match=expected):
+        fit_gaussian_from_config(other_units, path)
+    bigger = tiny_config(tmp_path / "unused")
+    bigger["data"]["size"] = [32, 32]
+    with pytest.raises(ValueError, match=r"is a prior of images shaped \[1, 16, 16\], but the config's data are "
+                                         r"shaped \[1, 32, 32\]"):
+        fit_gaussian_from_config(bigger, path)
+    with pytest.raises(FileNotFoundError, match="no prior checkpoint at"):
+        fit_gaussian_from_config(tiny_config(tmp_path / "unused"), tmp_path / "missing.pt")
 
 
 def _edit(section, key, value, subsection=None):
@@ -210,6 +293,24 @@ def _edit(section, key, value, subsection=None):
          r"\[prior\] channels\[0\] = 12 must be a multiple of norm_num_groups = 8"),
         (_edit("prior", "normalization", {"low": 1.0, "high": 1.0}), ValueError,
          r"\[prior\] normalization needs high > low"),
+        (_edit("train", "gaussian_rank", -1), ValueError, r"\[train\] gaussian_rank must be an int >= 0, got -1"),
+        (_edit("train", "gaussian_rank", 2.5), TypeError, r"\[train\] gaussian_rank must be an int >= 0, got 2.5"),
+        (_edit("train", "gaussian_images", 1), ValueError, r"\[train\] gaussian_images must be an int >= 2, got 1"),
+        (_edit("prior", "physical_unit", "1/mm"), ValueError,
+         r"\[prior\] physical_unit must be a table \{factor, unit\} saying that one data unit is factor unit, "
+         r".*got '1/mm'"),
+        (_edit("prior", "physical_unit", {"factor": 0.0, "unit": "1/mm"}), ValueError,
+         r"\[prior.physical_unit\] factor must be a number in \(0, inf\), got 0.0"),
+        (_edit("prior", "physical_unit", {"factor": "0.04", "unit": "1/mm"}), TypeError,
+         r"\[prior.physical_unit\] factor must be a number, got '0.04'"),
+        (_edit("prior", "physical_unit", {"factor": 0.04}), ValueError,
+         r"\[prior.physical_unit\] needs factor and unit, got \{'factor': 0.04\}"),
+        (_edit("prior", "physical_unit", {"factor": 0.04, "unit": " "}), ValueError,
+         r"\[prior.physical_unit\] unit must be a non-empty string \(the unit's name\), got ' '"),
+        (_edit("prior", "physical_unit", {"factor": 0.04, "unit": 1}), TypeError,
+         r"\[prior.physical_unit\] unit must be a string \(the unit's name\), got 1"),
+        (_edit("prior", "physical_unit", {"factor": 0.04, "units": "mm"}), ValueError,
+         r"unknown key 'units' in \[prior.physical_unit\]; allowed keys: factor, unit"),
     ],
 )
 def test_config_errors(tmp_path, edit, error, message):
@@ -301,7 +402,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def test_example_configs_train(tmp_path, name):
     """The example configs validate and run (one small step); the MRI one needs the Colin27 template."""
     config = tomllib.loads((CONFIGS / f"{name}.toml").read_text())
-    config["train"].update(steps=1, batch_size=2, sample_every=0)
+    config["train"].update(steps=1, batch_size=2, sample_every=0, gaussian_images=8)  # a fit of 8 images, not 2048
     template = Path(config["data"].get("path", "/"))
     if not template.exists():
         with pytest.raises(FileNotFoundError, match=f"{template} does not exist"):
@@ -309,4 +410,6 @@ def test_example_configs_train(tmp_path, name):
         return
     result = train(config, out=tmp_path, progress=False)
     assert result.prior.image_shape == (1, 64, 64) and result.prior.prediction == "v"
+    assert result.prior.gaussian_fit.rank == 7  # rank 64 clipped to 8 images - 1
+    assert result.prior.normalization.unit == {"ct-ellipses": "1/mm", "mri-brain": "a.u."}[name]
     assert 1.0e6 < sum(p.numel() for p in result.prior.parameters()) < 1.2e6
