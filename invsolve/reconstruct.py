@@ -14,6 +14,7 @@ from invsolve._random import make_generator
 from invsolve.operators import GaussianLikelihood, LinearOperator
 from invsolve.priors import DiffusionPrior
 from invsolve.samplers import Problem, SamplerStep, get_sampler
+from invsolve.samplers.problem import check_operator_fits_prior
 
 __all__ = ["Reconstruction", "reconstruct"]
 
@@ -122,6 +123,7 @@ def reconstruct(
     """
     chosen = get_sampler(sampler, **hyperparameters)
     likelihood = GaussianLikelihood(operator, noise_std)
+    check_operator_fits_prior(operator, prior)
     check_tensor(y, "y")
     if tuple(y.shape) == tuple(operator.out_shape):
         y = y.unsqueeze(0)

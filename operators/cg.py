@@ -49,7 +49,8 @@ def cg(
         Maximum number of iterations (one ``matvec`` each), ``>= 0``.
     tol : float
         An item stops once its residual norm ``‖b − M x‖`` falls below
-        ``tol · ‖b‖``; ``0`` runs all ``iterations``.
+        ``tol · ‖b‖``; ``0`` runs all ``iterations`` unless the residual
+        reaches rounding level (100 ulp of ``‖b‖``) first.
 
     Returns
     -------
@@ -84,7 +85,10 @@ def cg(
             raise ValueError(f"x0 must be shaped like b {tuple(b.shape)}, got {tuple(x0.shape)}")
         x = x0.to(b.dtype).clone()
         residual = b - matvec(x)
-    threshold = tol**2 * inner(b, b)
+    # Below ~100 ulp of ‖b‖ a residual is rounding noise: stop there even with tol = 0, since a
+    # further step along a direction of (numerically) zero curvature would divide by noise.
+    floor = 100 * torch.finfo(b.real.dtype if b.is_complex() else b.dtype).eps
+    threshold = max(tol, floor) ** 2 * inner(b, b)
     rs_old = inner(residual, residual)
     direction = residual.clone()
     tiny = torch.finfo(rs_old.dtype).tiny

@@ -8,7 +8,26 @@ from invsolve._checks import check_finite, check_tensor
 from invsolve.operators import GaussianLikelihood, LinearOperator
 from invsolve.priors import DiffusionPrior
 
-__all__ = ["Problem"]
+__all__ = ["Problem", "check_operator_fits_prior"]
+
+
+def check_operator_fits_prior(operator: LinearOperator, prior: DiffusionPrior) -> None:
+    """Raise one clear error unless ``operator`` takes the prior's images (shape, real domain, device)."""
+    if not isinstance(prior, DiffusionPrior):
+        raise TypeError(f"prior must be an invsolve DiffusionPrior, got {type(prior).__name__}")
+    if tuple(prior.image_shape) != tuple(operator.in_shape):
+        raise ValueError(
+            f"the prior's image shape {prior.image_shape} does not fit the operator, whose images are "
+            f"shaped {operator.in_shape}"
+        )
+    if operator.complex_domain:
+        raise ValueError(
+            f"{operator.describe()} acts on complex images; compose it with "
+            f"invsolve.operators.ComplexAsChannels({operator.in_shape}) (operator @ ComplexAsChannels(...)) "
+            "so that it takes the prior's real image with real and imaginary parts as channels"
+        )
+    if operator.device is not None and operator.device != prior.device:
+        raise ValueError(f"the operator is on {operator.device} but the prior is on {prior.device}")
 
 
 class Problem:
@@ -95,25 +114,12 @@ class Problem:
 
     def check_prior(self, prior: DiffusionPrior) -> None:
         """Raise one clear error if ``prior`` cannot be combined with this problem."""
-        if not isinstance(prior, DiffusionPrior):
-            raise TypeError(f"prior must be an invsolve DiffusionPrior, got {type(prior).__name__}")
         if self.likelihood is not None:
-            operator = self.likelihood.operator
-            if tuple(prior.image_shape) != tuple(operator.in_shape):
-                raise ValueError(
-                    f"the prior's image shape {prior.image_shape} does not fit the operator, whose images are "
-                    f"shaped {operator.in_shape}"
-                )
-            if operator.complex_domain:
-                raise ValueError(
-                    f"{operator.describe()} acts on complex images; compose it with "
-                    f"invsolve.operators.ComplexAsChannels({operator.in_shape}) (operator @ ComplexAsChannels(...)) "
-                    "so that it takes the prior's real image with real and imaginary parts as channels"
-                )
-            if operator.device is not None and operator.device != prior.device:
-                raise ValueError(f"the operator is on {operator.device} but the prior is on {prior.device}")
+            check_operator_fits_prior(self.likelihood.operator, prior)
             if self.y.device != prior.device:
                 raise ValueError(f"y is on {self.y.device} but the prior is on {prior.device}")
+        elif not isinstance(prior, DiffusionPrior):
+            raise TypeError(f"prior must be an invsolve DiffusionPrior, got {type(prior).__name__}")
         if self.condition is not None and not prior.conditional:
             raise ValueError(
                 f"a condition was given but the {type(prior).__name__} is unconditional; "
