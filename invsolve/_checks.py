@@ -1,7 +1,7 @@
 """Input validation shared by every public entry point.
 
 Each check raises one exception whose message names the argument, what was
-expected and what was given (DESIGN.md, "Errors").  Nothing here imports the
+expected and what was given (docs/design.md, "Errors").  Nothing here imports the
 rest of the package, so operators, priors and datasets may all use it.
 """
 

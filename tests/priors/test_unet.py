@@ -41,7 +41,7 @@ def wake(prior: UNetPrior, seed: int = 0) -> UNetPrior:
 
 def test_a_new_network_predicts_zero_and_has_about_the_design_size():
     prior = UNetPrior((1, 64, 64))
-    assert 1.0e6 < sum(p.numel() for p in prior.parameters()) < 1.2e6  # DESIGN.md's 1.1 M benchmark net
+    assert 1.0e6 < sum(p.numel() for p in prior.parameters()) < 1.2e6  # the 1.1 M-parameter net of docs/design.md's benchmarks
     small = tiny()
     assert 50_000 < sum(p.numel() for p in small.parameters()) < 200_000
     assert torch.equal(small.network_output(torch.randn(2, 1, 16, 16), torch.rand(2)), torch.zeros(2, 1, 16, 16))
