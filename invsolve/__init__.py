@@ -13,7 +13,7 @@ with diffusion models as priors.
 from invsolve.baselines import cg_sense, tv_reconstruct
 from invsolve.oracle import gaussian_posterior
 from invsolve.reconstruct import Reconstruction, reconstruct
-from invsolve.samplers import Sampler, available_samplers, get_sampler, register_sampler
+from invsolve.samplers import Problem, Sampler, SamplerResult, available_samplers, get_sampler, register_sampler
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,8 @@ __all__ = [
     "cg_sense",
     "tv_reconstruct",
     "Sampler",
+    "SamplerResult",
+    "Problem",
     "available_samplers",
     "get_sampler",
     "register_sampler",

@@ -136,24 +136,26 @@ def reconstruct(
     per_run = min(n_samples, max(1, max_batch // batch))
 
     generator = make_generator(seed, y.device)
-    recorded: list[torch.Tensor] = []
-
-    def on_step(step: SamplerStep) -> None:
-        if trajectory and len(recorded) < step.total:
-            recorded.append(step.estimate[:batch] if per_run == 1 else step.estimate[::per_run])
-        if callback is not None:
-            callback(step)
-
     started = time.perf_counter()
     draws = []
+    path = None
     run_info: dict[str, Any] = {}
     for first in range(0, n_samples, per_run):
         count = min(per_run, n_samples - first)
         repeated = problem if count == 1 else problem.repeat(count)
         result = chosen.run(
-            repeated, prior, steps=steps, generator=generator, callback=on_step, start_time=start_time, progress=progress
+            repeated,
+            prior,
+            steps=steps,
+            generator=generator,
+            callback=callback,
+            start_time=start_time,
+            trajectory=trajectory and first == 0,
+            progress=progress,
         )
         draws.append(result.image.reshape(batch, count, *result.image.shape[1:]))
+        if result.trajectory is not None:
+            path = result.trajectory[:, ::count]  # the first sample of each item
         run_info = result.info
     samples = torch.cat(draws, dim=1)
     info = {
@@ -163,7 +165,6 @@ def reconstruct(
         "seed": seed if isinstance(seed, int) else None,
         "seconds": time.perf_counter() - started,
     }
-    path = torch.stack(recorded) if recorded else None
     if n_samples == 1:
         return Reconstruction(image=samples[:, 0], trajectory=path, info=info)
     spread = samples.std(dim=1)

@@ -64,7 +64,7 @@ def cg(
     """
     check_tensor(b, "b")
     if b.dim() < 1:
-        raise ValueError(f"b must be batched (B, ...), got a 0-d tensor")
+        raise ValueError("b must be batched (B, ...), got a 0-d tensor")
     iterations = check_int(iterations, "iterations", minimum=0)
     tol = check_nonnegative(tol, "tol")
     batch = b.shape[0]

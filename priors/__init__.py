@@ -18,7 +18,8 @@ from .gaussian import GaussianPrior
 from .gaussian_fit import LowRankGaussian
 from .embedded import available_pretrained, pretrained
 from .schedule import DiscreteVPSchedule, EDMSchedule, NoiseSchedule, VESchedule, schedule_from_config
-from .trainer import fit_gaussian_from_config, train
+from .recipe import fit_gaussian_from_config
+from .trainer import train
 from .unet import Conditioning, UNetPrior
 
 __all__ = [

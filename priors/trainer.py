@@ -157,7 +157,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -170,14 +169,25 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from invsolve._checks import check_int
-from invsolve.datasets.training import EpochSampler, TrainingDataset, training_dataset
+from invsolve.datasets.training import EpochSampler, TrainingDataset
 from invsolve.files import atomic_write, save_json
 
-from .base import PREDICTION_TYPES, Normalization
-from .checkpoint import load_prior, read_metadata, save_prior
+from .base import Normalization
+from .checkpoint import save_prior
 from .gaussian_fit import LowRankGaussian
-from .schedule import schedule_from_config
+from .recipe import (
+    TrainSettings,
+    build_dataset,
+    build_prior,
+    check_train,
+    fit_gaussian,
+    fit_record,
+    fit_size,
+    parse_physical_unit,
+    read_config,
+    resolve_output_dir,
+    saved_normalization,
+)
 from .unet import UNetPrior
 
 __all__ = [
@@ -185,7 +195,6 @@ __all__ = [
     "TrainingResult",
     "load_train_state",
     "save_sample_grid",
-    "fit_gaussian_from_config",
     "TRAIN_STATE_FORMAT",
 ]
 
@@ -193,50 +202,6 @@ __all__ = [
 TRAIN_STATE_FORMAT = "invsolve-train-state"
 _TRAIN_STATE_VERSION = 1
 
-_SECTIONS = ("data", "prior", "train", "output")
-_PRIOR_KEYS = (
-    "image_shape",
-    "prediction",
-    "schedule",
-    "normalization",
-    "physical_unit",
-    "architecture",
-    "conditioning",
-)
-_SCHEDULE_KEYS = ("name", "params")
-_NORMALIZATION_KEYS = ("low", "high", "unit")
-_PHYSICAL_UNIT_KEYS = ("factor", "unit")
-_ARCHITECTURE_KEYS = (
-    "channels",
-    "attention_levels",
-    "num_res_blocks",
-    "num_head_channels",
-    "norm_num_groups",
-    "resblock_updown",
-    "use_flash_attention",
-)
-_TRAIN_DEFAULTS: dict[str, Any] = {
-    "steps": None,
-    "batch_size": 16,
-    "lr": 2e-4,
-    "weight_decay": 0.0,
-    "betas": [0.9, 0.999],
-    "grad_clip": 1.0,
-    "ema_decay": 0.999,
-    "warmup_steps": 0,
-    "bf16": False,
-    "seed": 0,
-    "num_workers": 0,
-    "sample_every": 0,
-    "sample_images": 8,
-    "sample_steps": 50,
-    "checkpoint_every": 1000,
-    "log_every": 50,
-    "gaussian_rank": 64,
-    "gaussian_images": 2048,
-    "device": "auto",
-}
-_OUTPUT_KEYS = ("dir",)
 # Config entries a resume may change: they do not alter the trained weights.
 _RESUMABLE = {
     "train.steps",
@@ -279,44 +244,6 @@ class TrainingResult:
     losses: torch.Tensor
     steps: int
     output_dir: Path
-
-
-@dataclass(frozen=True)
-class _TrainSettings:
-    """The validated ``[train]`` table."""
-
-    steps: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    betas: tuple[float, float]
-    grad_clip: float
-    ema_decay: float
-    warmup_steps: int
-    bf16: bool
-    seed: int
-    num_workers: int
-    sample_every: int
-    sample_images: int
-    sample_steps: int
-    checkpoint_every: int
-    log_every: int
-    gaussian_rank: int
-    gaussian_images: int
-    device: str
-
-    def to_config(self) -> dict[str, Any]:
-        return {name: list(value) if isinstance(value, tuple) else value for name, value in vars(self).items()}
-
-    def learning_rate(self, step: int) -> float:
-        """Learning rate of update number ``step`` (0-based): linear warm-up, then constant."""
-        if self.warmup_steps == 0:
-            return self.lr
-        return self.lr * min(1.0, (step + 1) / self.warmup_steps)
-
-    def ema_decay_at(self, step: int) -> float:
-        """Decay of the EMA update after update number ``step`` (0-based), ramped up."""
-        return min(self.ema_decay, (1 + step) / (10 + step))
 
 
 def train(
@@ -366,15 +293,15 @@ def train(
     FileExistsError
         ``resume=False`` with an output folder that holds a run.
     """
-    tables, root = _read_config(config)
-    settings = _check_train(tables["train"])
-    output_dir = _output_dir(tables.get("output", {}), out)
-    dataset = _dataset(tables["data"], root)
+    tables, root = read_config(config)
+    settings = check_train(tables["train"])
+    output_dir = resolve_output_dir(tables.get("output", {}), out)
+    dataset = build_dataset(tables["data"], root)
     description = dataset.describe()
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(_stream_seed(settings.seed, _INIT_STREAM))
-        prior = _build_prior(tables.get("prior", {}), dataset)
-    physical_unit = _physical_unit(tables.get("prior", {}).get("physical_unit"))
+        prior = build_prior(tables.get("prior", {}), dataset)
+    physical_unit = parse_physical_unit(tables.get("prior", {}).get("physical_unit"))
     resolved = {
         "data": description["config"],
         "prior": {
@@ -395,15 +322,15 @@ def train(
                 f"[train] batch_size = {settings.batch_size} must be divisible by the number of processes, "
                 f"{world_size}"
             )
-        fit_rank, fit_images = _fit_size(settings.gaussian_rank, settings.gaussian_images, dataset)
+        fit_rank, fit_images = fit_size(settings.gaussian_rank, settings.gaussian_images, dataset)
         if fit_rank == 0:
             fit = None
         elif state is None:
-            fit = _fit_gaussian(dataset, prior.normalization, fit_rank, fit_images, progress and rank == 0)
+            fit = fit_gaussian(dataset, prior.normalization, fit_rank, fit_images, progress and rank == 0)
         else:  # the fit of the run's start, restored with the EMA weights of the state
             fit = LowRankGaussian(prior.image_shape, fit_rank)
         trainer = _Trainer(prior, dataset, description, resolved, settings, output_dir, rank, world_size, device)
-        trainer.prepare_saved_prior(_saved_normalization(prior.normalization, physical_unit), fit, fit_images)
+        trainer.prepare_saved_prior(saved_normalization(prior.normalization, physical_unit), fit, fit_images)
         return trainer.run(state, progress, callback)
 
 
@@ -447,104 +374,6 @@ def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def fit_gaussian_from_config(
-    config: Mapping[str, Any] | str | os.PathLike,
-    prior_path: str | os.PathLike,
-    rank: int | None = None,
-    images: int | None = None,
-    *,
-    progress: bool = False,
-) -> LowRankGaussian:
-    """Add the Gaussian fit of a recipe's training data to an existing checkpoint, rewriting it atomically.
-
-    For priors trained before :func:`train` computed the fit (``invsolve
-    fit-gaussian CONFIG.toml PRIOR.pt``).  The dataset of the config's
-    ``[data]`` is built as :func:`train` builds it, and the fit is computed
-    as :func:`train` computes it: the mean and top ``rank`` principal
-    components of items ``0 … N−1`` (epoch 0) in the network units of the
-    config's ``[prior] normalization``.  The checkpoint keeps its weights
-    (float16 ones stay float16; the fit is stored in float32), its
-    normalization and its ``training`` metadata, to which a
-    ``gaussian_fit`` record (rank, images, explained variance) is added; a
-    fit already there is replaced.
-
-    Parameters
-    ----------
-    config : mapping or path-like
-        The recipe the prior was trained with (TOML file or tables, as for
-        :func:`train`); ``[data]``, ``[prior]`` and ``[train]`` are read.
-    prior_path : path-like
-        The checkpoint to rewrite.
-    rank : int, optional
-        Principal components, ``1 <= rank <= min(N − 1, n)``.  Default: the
-        config's ``[train] gaussian_rank`` (64), clipped to what the images
-        allow, exactly as :func:`train` does.
-    images : int, optional
-        ``N``: the first ``min(images, len(data))`` items, ``>= 2``.  Default:
-        ``[train] gaussian_images`` (2048).
-    progress : bool
-        Show a progress bar while the images are read.
-
-    Returns
-    -------
-    LowRankGaussian
-        The fit now in the checkpoint (network units, on the CPU).
-
-    Raises
-    ------
-    ValueError
-        Bad ``rank`` or ``images``, a config the same as :func:`train`
-        refuses, an ``image_shape`` that differs from the data's, or a
-        checkpoint whose normalization is neither the config's
-        ``normalization`` nor that relabelled by its ``physical_unit``
-        (the fit would be in other network units than the prior's).
-    TypeError
-        Values of the wrong type, or a checkpoint of a
-        :class:`~invsolve.priors.GaussianPrior` (exact: it needs no fit).
-    FileNotFoundError
-        A missing config, data or checkpoint file.
-    """
-    tables, root = _read_config(config)
-    settings = _check_train(tables["train"])
-    prior_table = tables.get("prior", {})
-    _check_keys(prior_table, _PRIOR_KEYS, "[prior]")
-    prior_path = Path(prior_path)
-    metadata = read_metadata(prior_path)
-    prior = load_prior(prior_path)
-    dataset = _dataset(tables["data"], root)
-    if prior.image_shape != dataset.shape:
-        raise ValueError(
-            f"{prior_path} is a prior of images shaped {list(prior.image_shape)}, but the config's data are "
-            f"shaped {list(dataset.shape)}"
-        )
-    normalization = _normalization(prior_table.get("normalization", "auto"), dataset)
-    saved = _saved_normalization(normalization, _physical_unit(prior_table.get("physical_unit")))
-    if prior.normalization not in (normalization, saved):
-        expected = f"{normalization.to_config()}" + (f" or {saved.to_config()}" if saved != normalization else "")
-        raise ValueError(
-            f"{prior_path} maps physical to network units as {prior.normalization.to_config()}, but the config's "
-            f"[prior] normalization and physical_unit give {expected}: the fit would be in other network units "
-            "than the prior's"
-        )
-    if images is None:
-        count = min(settings.gaussian_images, len(dataset))
-    else:
-        count = min(check_int(images, "images", 2), len(dataset))
-    if rank is None:
-        rank = _fit_size(settings.gaussian_rank, count, dataset)[0]
-        if rank == 0:
-            raise ValueError(
-                f"nothing to fit: the config's [train] gaussian_rank is {settings.gaussian_rank} and the data give "
-                f"{count} image(s); pass rank >= 1"
-            )
-    fit = _fit_gaussian(dataset, normalization, check_int(rank, "rank", 1), count, progress)
-    prior.set_gaussian_fit(fit)
-    training = dict(metadata["training"]) if metadata.get("training") is not None else {}
-    training["gaussian_fit"] = {**_fit_record(fit, count), "added_by": "invsolve fit-gaussian"}
-    save_prior(prior_path, prior, training=training, half=metadata.get("weights_dtype") == "float16")
-    return fit
-
-
 class _Trainer:
     """One training run: the model, its EMA, AdamW, the noise generator and the data order."""
 
@@ -554,7 +383,7 @@ class _Trainer:
         dataset: TrainingDataset,
         description: dict[str, Any],
         resolved: dict[str, Any],
-        settings: _TrainSettings,
+        settings: TrainSettings,
         output_dir: Path,
         rank: int,
         world_size: int,
@@ -740,7 +569,7 @@ class _Trainer:
             "world_size": self.world_size,
             "config": self.resolved,
             "loss": _loss_summary(self.losses),
-            "gaussian_fit": _fit_record(self.ema.gaussian_fit, self.fit_images),
+            "gaussian_fit": fit_record(self.ema.gaussian_fit, self.fit_images),
         }
         save_prior(self.output_dir / "prior.pt", self.ema, training=training)
 
@@ -830,221 +659,6 @@ def _rows_only(network: Callable[..., torch.Tensor], low: int, high: int) -> Cal
 
 
 # -- the config ------------------------------------------------------------------------
-def _read_config(config: Mapping[str, Any] | str | os.PathLike) -> tuple[dict[str, Any], Path | None]:
-    """The config's tables and the folder relative data paths start from (``None``: the working directory)."""
-    if isinstance(config, Mapping):
-        tables, root = dict(config), None
-    elif isinstance(config, (str, os.PathLike)):
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
-            import tomli as tomllib
-
-        path = Path(config).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"config: no TOML file at {path}")
-        try:
-            tables = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"config: {path} is not valid TOML: {error}") from None
-        root = path.parent.absolute()
-    else:
-        raise TypeError(f"config must be a mapping or the path of a TOML file, got {type(config).__name__}")
-    _check_keys(tables, _SECTIONS, "the config", what="section")
-    for section in ("data", "train"):
-        if section not in tables:
-            raise ValueError(f"the config needs a [{section}] section")
-    for section, table in tables.items():
-        if not isinstance(table, Mapping):
-            raise TypeError(f"[{section}] must be a table, got {table!r}")
-    return tables, root
-
-
-def _check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str, what: str = "key") -> None:
-    if not isinstance(table, Mapping):
-        raise TypeError(f"{where} must be a table, got {table!r}")
-    for key in table:
-        if key not in allowed:
-            raise ValueError(f"unknown {what} {key!r} in {where}; allowed {what}s: {', '.join(allowed)}")
-
-
-def _check_train(table: Mapping[str, Any]) -> _TrainSettings:
-    _check_keys(table, tuple(_TRAIN_DEFAULTS), "[train]")
-    if "steps" not in table:
-        raise ValueError("[train] needs steps (the number of optimiser steps)")
-    values = {**_TRAIN_DEFAULTS, **table}
-
-    def count(name: str, minimum: int) -> int:
-        return check_int(values[name], f"[train] {name}", minimum)
-
-    betas = values["betas"]
-    if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
-        raise ValueError(f"[train] betas must be a pair [beta1, beta2] of numbers in [0, 1), got {betas!r}")
-    device = values["device"]
-    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
-        raise ValueError(f"[train] device must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got {device!r}")
-    if not isinstance(values["bf16"], bool):
-        raise TypeError(f"[train] bf16 must be true or false, got {values['bf16']!r}")
-    return _TrainSettings(
-        steps=count("steps", 1),
-        batch_size=count("batch_size", 1),
-        lr=_real(values["lr"], "[train] lr", 0.0, math.inf, low_open=True),
-        weight_decay=_real(values["weight_decay"], "[train] weight_decay", 0.0, math.inf),
-        betas=tuple(_real(b, f"[train] betas[{i}]", 0.0, 1.0, high_open=True) for i, b in enumerate(betas)),
-        grad_clip=_real(values["grad_clip"], "[train] grad_clip", 0.0, math.inf),
-        ema_decay=_real(values["ema_decay"], "[train] ema_decay", 0.0, 1.0, high_open=True),
-        warmup_steps=count("warmup_steps", 0),
-        bf16=values["bf16"],
-        seed=count("seed", 0),
-        num_workers=count("num_workers", 0),
-        sample_every=count("sample_every", 0),
-        sample_images=count("sample_images", 1),
-        sample_steps=count("sample_steps", 1),
-        checkpoint_every=count("checkpoint_every", 0),
-        log_every=count("log_every", 1),
-        gaussian_rank=count("gaussian_rank", 0),
-        gaussian_images=count("gaussian_images", 2),
-        device=device,
-    )
-
-
-def _real(
-    value: object, name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
-) -> float:
-    """``float(value)`` for a real number in the interval from ``low`` to ``high``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    number = float(value)
-    above = number > low if low_open else number >= low
-    below = number < high if high_open else number <= high
-    if not (math.isfinite(number) and above and below):
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open or math.isinf(high) else ']'}"
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
-    return number
-
-
-def _output_dir(table: Mapping[str, Any], out: str | os.PathLike | None) -> Path:
-    _check_keys(table, _OUTPUT_KEYS, "[output]")
-    folder = out if out is not None else table.get("dir")
-    if folder is None:
-        raise ValueError("no output folder: set dir in [output] or pass out= (--out)")
-    if not isinstance(folder, (str, os.PathLike)):
-        raise TypeError(f"[output] dir must be a path (str), got {folder!r}")
-    return Path(folder).expanduser().absolute()
-
-
-def _dataset(table: Mapping[str, Any], root: Path | None) -> TrainingDataset:
-    try:
-        return training_dataset(table, root=root)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        raise type(error)(f"[data] {error}") from None
-
-
-def _build_prior(table: Mapping[str, Any], dataset: TrainingDataset) -> UNetPrior:
-    """The :class:`UNetPrior` of the ``[prior]`` table for images of ``dataset``."""
-    _check_keys(table, _PRIOR_KEYS, "[prior]")
-    if "conditioning" in table:
-        raise ValueError(
-            "[prior] conditioning is not supported: the training sources yield images without labels or "
-            "conditions, so train-prior trains unconditional priors"
-        )
-    shape = list(dataset.shape)
-    if table.get("image_shape", shape) != shape:
-        raise ValueError(f"[prior] image_shape = {table['image_shape']!r} differs from the data's shape {shape}")
-    prediction = table.get("prediction", "v")
-    if prediction not in PREDICTION_TYPES:
-        raise ValueError(f"[prior] prediction must be one of {', '.join(PREDICTION_TYPES)}, got {prediction!r}")
-    schedule_table = table.get("schedule", {"name": "vp-linear"})
-    _check_keys(schedule_table, _SCHEDULE_KEYS, "[prior.schedule]")
-    params = schedule_table.get("params", {})
-    if "name" not in schedule_table or not isinstance(params, Mapping):
-        raise ValueError(f"[prior.schedule] must be a table {{name, params}}, got {schedule_table!r}")
-    try:
-        schedule = schedule_from_config({"name": schedule_table["name"], **params})
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"[prior.schedule] {error}") from None
-    normalization = _normalization(table.get("normalization", "auto"), dataset)
-    architecture = table.get("architecture", {})
-    _check_keys(architecture, _ARCHITECTURE_KEYS, "[prior.architecture]")
-    try:
-        return UNetPrior(shape, schedule, prediction, normalization, **architecture)
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"[prior] {error}") from None
-
-
-def _normalization(value: object, dataset: TrainingDataset) -> Normalization:
-    if value == "auto":
-        low, high = dataset.value_range
-        unit = ""
-    elif isinstance(value, Mapping):
-        _check_keys(value, _NORMALIZATION_KEYS, "[prior.normalization]")
-        if "low" not in value or "high" not in value:
-            raise ValueError(f"[prior.normalization] needs low and high, got {dict(value)!r}")
-        low = _real(value["low"], "[prior.normalization] low", -math.inf, math.inf)
-        high = _real(value["high"], "[prior.normalization] high", -math.inf, math.inf)
-        unit = value.get("unit", "")
-        if not isinstance(unit, str):
-            raise TypeError(f"[prior.normalization] unit must be a string, got {unit!r}")
-    else:
-        raise ValueError(f"[prior] normalization must be \"auto\" or a table {{low, high, unit}}, got {value!r}")
-    if not high > low:
-        raise ValueError(f"[prior] normalization needs high > low, got low = {low!r}, high = {high!r}")
-    return Normalization.from_range(low, high, unit)
-
-
-def _physical_unit(value: object) -> dict[str, Any] | None:
-    """The validated ``[prior] physical_unit`` as ``{"factor": float, "unit": str}``, or ``None`` if absent."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ValueError(
-            "[prior] physical_unit must be a table {factor, unit} saying that one data unit is factor unit, "
-            f'e.g. {{ factor = 0.0384, unit = "1/mm" }}, got {value!r}'
-        )
-    _check_keys(value, _PHYSICAL_UNIT_KEYS, "[prior.physical_unit]")
-    if "factor" not in value or "unit" not in value:
-        raise ValueError(f"[prior.physical_unit] needs factor and unit, got {dict(value)!r}")
-    factor = _real(value["factor"], "[prior.physical_unit] factor", 0.0, math.inf, low_open=True)
-    unit = value["unit"]
-    if not isinstance(unit, str):
-        raise TypeError(f"[prior.physical_unit] unit must be a string (the unit's name), got {unit!r}")
-    if not unit.strip():
-        raise ValueError(f"[prior.physical_unit] unit must be a non-empty string (the unit's name), got {unit!r}")
-    return {"factor": factor, "unit": unit}
-
-
-def _saved_normalization(normalization: Normalization, physical_unit: Mapping[str, Any] | None) -> Normalization:
-    """The normalization of the saved prior: the training one, relabelled in the physical unit if one is given."""
-    if physical_unit is None:
-        return normalization
-    return normalization.in_units(physical_unit["factor"], physical_unit["unit"])
-
-
-def _fit_size(rank: int, images: int, dataset: TrainingDataset) -> tuple[int, int]:
-    """``(rank, N)`` of a run's Gaussian fit.
-
-    ``N = min(images, len(dataset))`` and the rank clipped to ``[0, min(N − 1, n)]``.
-    """
-    count = min(images, len(dataset))
-    return max(0, min(rank, count - 1, math.prod(dataset.shape))), count
-
-
-def _fit_gaussian(
-    dataset: TrainingDataset, normalization: Normalization, rank: int, count: int, progress: bool = False
-) -> LowRankGaussian:
-    """The :class:`LowRankGaussian` of items ``0 … count−1`` (epoch 0) in the network units of ``normalization``."""
-    indices = tqdm(range(count), desc="Gaussian fit", unit="image", disable=not progress, leave=False)
-    images = torch.stack([dataset.item(index, 0) for index in indices]).to(torch.float64)
-    return LowRankGaussian.fit(normalization.to_network(images), rank)
-
-
-def _fit_record(fit: LowRankGaussian | None, images: int) -> dict[str, Any] | None:
-    """The ``gaussian_fit`` entry of the ``training`` metadata."""
-    if fit is None:
-        return None
-    return {"rank": fit.rank, "images": images, "explained_variance": fit.explained_variance}
-
-
 def _resume_state(
     resume: bool | str | os.PathLike, output_dir: Path, resolved: dict[str, Any], description: dict[str, Any]
 ) -> dict[str, Any] | None:

@@ -154,6 +154,7 @@ class Sampler:
         generator: torch.Generator | None = None,
         callback: Callable[[SamplerStep], None] | None = None,
         start_time: float | None = None,
+        trajectory: bool = False,
         progress: bool = False,
     ) -> SamplerResult:
         """Solve ``problem`` with ``prior``.
@@ -175,6 +176,8 @@ class Sampler:
             start instead at this time in ``(0, 1]``, from a draw of the
             closed-form posterior of the Gaussian fit of the prior's training
             data (Wang & Vastola 2023); ``steps`` then span ``[0, start_time]``.
+        trajectory : bool
+            Keep every step's clean-image estimate in ``SamplerResult.trajectory``.
         progress : bool
             Show a tqdm progress bar.
 
@@ -185,9 +188,14 @@ class Sampler:
         steps = self.default_steps if steps is None else steps
         self.check(problem, prior, steps, start_time)
 
+        estimates: list[torch.Tensor] = []
+
         def report(index: int, total: int, t: float, state: torch.Tensor, estimate: torch.Tensor) -> None:
+            physical = prior.to_physical(estimate.detach())
+            if trajectory:
+                estimates.append(physical)
             if callback is not None:
-                callback(SamplerStep(index, total, float(t), state.detach(), prior.to_physical(estimate.detach())))
+                callback(SamplerStep(index, total, float(t), state.detach(), physical))
 
         started = time.perf_counter()
         image = self._run(problem, prior, steps, generator, report, start_time, progress)
@@ -199,7 +207,7 @@ class Sampler:
             "start_time": start_time,
             "seconds": time.perf_counter() - started,
         }
-        return SamplerResult(image=image, info=info)
+        return SamplerResult(image=image, trajectory=torch.stack(estimates) if estimates else None, info=info)
 
     def _run(
         self,

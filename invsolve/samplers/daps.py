@@ -55,7 +55,8 @@ class DAPS(Sampler):
     ----------
     sigma_max, sigma_min : float
         Highest and lowest annealing noise level (network units); clipped to
-        the levels the prior's schedule covers.
+        the levels the prior's schedule covers.  A warm start (``start_time``)
+        begins at its own level instead of ``sigma_max``.
     ode_steps : int
         Denoiser calls per level for ``x̂₀`` (Euler steps of the
         probability-flow ODE, then one denoising call).
@@ -112,9 +113,11 @@ class DAPS(Sampler):
         top = float(schedule.noise_ratio(start))
         alpha_start = float(schedule.alpha_sigma(torch.tensor(start, dtype=torch.float64))[0])
         z = x_t / alpha_start  # variance-exploding view: z = x₀ + σ·ε
-        high = min(self.sigma_max, top)
         if start_time is None:
+            high = min(self.sigma_max, top)
             z = z * (high / top)  # pure noise at σ_max
+        else:
+            high = top  # the warm start's own noise level
         levels = karras_levels(high, max(self.sigma_min, lowest), steps).tolist()
         scale = prior.normalization.scale
         data_curvature = (scale * problem.operator.norm() / problem.noise_std) ** 2

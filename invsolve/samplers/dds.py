@@ -79,7 +79,7 @@ class DDS(Sampler):
         progress: bool,
     ) -> torch.Tensor:
         x, start = initial_state(problem, prior, start_time, generator)
-        weight = self.gamma * problem.operator.norm() ** 2
+        weight = self.gamma * problem.operator.norm() ** 2 if self.gamma > 0 else 0.0
         pairs = prior.schedule.reverse_steps(steps, start)
         with torch.no_grad():
             for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):

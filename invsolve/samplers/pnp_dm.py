@@ -23,9 +23,13 @@ exact as ``ρ → 0`` (asymptotically exact), and on a Gaussian prior with
 converged prior steps its stationary law is known in closed form.  The
 coupling is annealed, ``ρ_k = max(ρ_0·d^k, ρ_min)``, to mix quickly
 before it tightens.  Defaults follow the paper (``ρ_0 = 10``, ``d = 0.9``)
-with ``ρ_min = 0.05`` (network units), 20 denoising steps per prior step
-and 100 Gibbs iterations (2000 network evaluations); the output is the
-last ``x``.  PnP-DM needs ``noise_std > 0``.
+with ``ρ_min = 0.05`` (network units: DDPM's linear schedule has no noise
+level below 0.01, whose variance a prior step cannot draw), 10 denoising
+steps per prior step (:func:`~invsolve.samplers.diffusion.sample_denoising_posterior`)
+and 100 Gibbs iterations (1000 network evaluations); the output is the
+last ``x``.  Split Gibbs moves weakly measured directions by about ``ρ``
+per iteration, so a small ``ρ_min`` needs more iterations to mix (the
+README's oracle section).  PnP-DM needs ``noise_std > 0``.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ class PnPDM(Sampler):
     rho_start: float = 10.0
     rho_min: float = 0.05
     decay: float = 0.9
-    denoise_steps: int = 20
+    denoise_steps: int = 10
 
     def __post_init__(self) -> None:
         check_positive(self.rho_start, "rho_start")

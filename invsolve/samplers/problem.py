@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from invsolve._checks import check_finite, check_tensor
+from invsolve._checks import check_finite
 from invsolve.operators import GaussianLikelihood, LinearOperator
 from invsolve.priors import DiffusionPrior
 

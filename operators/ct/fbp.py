@@ -90,7 +90,6 @@ import warnings
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from invsolve._checks import check_batched_shape, check_int, check_same_device, check_tensor
 

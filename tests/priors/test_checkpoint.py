@@ -25,7 +25,7 @@ from invsolve.priors import (
 )
 from invsolve.priors.checkpoint import FORMAT_VERSION, prior_from_checkpoint, prior_to_checkpoint
 from invsolve.operators.ct import MU_WATER_PER_MM
-from invsolve.priors.trainer import _read_config
+from invsolve.priors.recipe import read_config
 
 TINY = {"channels": (16, 32), "attention_levels": (False, True), "num_head_channels": 16}
 CONDITIONS = {
@@ -339,7 +339,7 @@ def test_every_shipped_prior_has_the_recipe_it_was_trained_with():
     configs = Path(__file__).resolve().parents[2] / "configs"
     folder = resources.files("invsolve.priors").joinpath("pretrained")
     for name in available_pretrained():
-        recipe, _ = _read_config(configs / f"{name}.toml")
+        recipe, _ = read_config(configs / f"{name}.toml")
         with resources.as_file(folder.joinpath(f"{name}.pt")) as path:
             trained = read_metadata(path)["training"]["config"]
         for section in ("data", "train"):

@@ -15,7 +15,8 @@ import torch
 from invsolve.cli import main
 from invsolve.datasets import training_dataset
 from invsolve.priors import LowRankGaussian, Normalization, UNetPrior, load_prior, read_metadata, save_prior, train
-from invsolve.priors.trainer import fit_gaussian_from_config, load_train_state
+from invsolve.priors.recipe import fit_gaussian_from_config
+from invsolve.priors.trainer import load_train_state
 
 try:
     import tomllib
