@@ -313,7 +313,8 @@ def train(
             "architecture": prior.architecture(),
         },
         "train": settings.to_config(),
-        "output": {"dir": str(output_dir)},
+        # as given (relative to the working directory, usually): no path of this machine in the checkpoint
+        "output": {"dir": str(out if out is not None else tables.get("output", {}).get("dir"))},
     }
     state = _resume_state(resume, output_dir, resolved, description)
     with _process_group(settings.device) as (rank, world_size, device):

@@ -355,6 +355,30 @@ def test_every_shipped_prior_has_the_recipe_it_was_trained_with():
         assert pretrained(name).normalization == normalization, name
 
 
+def test_shipped_priors_name_no_path_of_the_machine_that_trained_them():
+    """Every absolute path in a shipped checkpoint's metadata is one its recipe gives (a Debian package file)."""
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    folder = resources.files("invsolve.priors").joinpath("pretrained")
+
+    def strings(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    for name in available_pretrained():
+        recipe_text = (configs / f"{name}.toml").read_text(encoding="utf-8")
+        with resources.as_file(folder.joinpath(f"{name}.pt")) as path:
+            metadata = read_metadata(path)
+        absolute = [text for text in strings(metadata) if text.startswith("/") or ":\\" in text]
+        assert all(f'"{text}"' in recipe_text for text in absolute), (name, absolute)
+        assert metadata["training"]["config"]["output"]["dir"] == f"runs/{name}"
+
+
 def test_every_shipped_prior_has_a_gaussian_fit_and_ct_ellipses_is_in_mm():
     folder = resources.files("invsolve.priors").joinpath("pretrained")
     for name in available_pretrained():

@@ -414,3 +414,13 @@ def test_example_configs_train(tmp_path, name):
     assert result.prior.gaussian_fit.rank == 7  # rank 64 clipped to 8 images - 1
     assert result.prior.normalization.unit == {"ct-ellipses": "1/mm", "mri-brain": "a.u."}[name]
     assert 1.0e6 < sum(p.numel() for p in result.prior.parameters()) < 1.2e6
+
+
+def test_the_checkpoint_records_the_output_folder_as_given(tmp_path, monkeypatch):
+    """No absolute path of the training machine in the metadata: the folder stays relative."""
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config("runs/relative", steps=1)
+    train(config, progress=False)
+    training = read_metadata(tmp_path / "runs" / "relative" / "prior.pt")["training"]
+    assert training["config"]["output"]["dir"] == "runs/relative"
+    assert str(tmp_path) not in json.dumps(training)
