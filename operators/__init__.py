@@ -6,7 +6,14 @@ Every operator is a :class:`LinearOperator` with an exact adjoint; see
 
 from .base import KernelOperator, LinearOperator, MatrixOperator, dot_test, stack
 from .cg import cg
-from .complex import ComplexAsChannels, channels_to_complex, complex_to_channels, from_magnitude, magnitude_phase
+from .complex import (
+    ComplexAsChannels,
+    RealAsComplex,
+    channels_to_complex,
+    complex_to_channels,
+    from_magnitude,
+    magnitude_phase,
+)
 from .finite_difference import FiniteDifference, total_variation
 from .likelihood import GaussianLikelihood
 from .mask import Mask, box_mask, random_pixel_mask, stroke_mask
@@ -24,6 +31,7 @@ __all__ = [
     "stroke_mask",
     "GaussianNoise",
     "ComplexAsChannels",
+    "RealAsComplex",
     "complex_to_channels",
     "channels_to_complex",
     "magnitude_phase",

@@ -17,15 +17,22 @@ is a real-domain operator on ``(B, 2, H, W)`` images that
 real inner product ``Re⟨·,·⟩`` the map is orthogonal: its adjoint
 ``z ↦ [Re z, Im z]`` is its inverse.
 
-Magnitude with the phase kept
------------------------------
-A prior trained on magnitude images (as fastMRI's are) needs a phase from
-elsewhere, e.g. the phase of a low-resolution or zero-filled reconstruction:
-``mag, phase = magnitude_phase(x)`` splits an image and
-``from_magnitude(mag, phase)`` rebuilds it.  For a fixed phase ``φ``,
-``m ↦ A(m e^{iφ})`` is linear in the real magnitude ``m``, but the model
-ignores the error of ``φ``; the real/imaginary channels need no such
-assumption and are the package's default.
+Real images with a known phase
+------------------------------
+A prior trained on magnitude images (as fastMRI's and ``mri-brain`` are)
+sees one real channel.  :class:`RealAsComplex` embeds it as the complex
+image ``m·e^{iφ}`` with a fixed phase map ``φ`` (zero by default), so that
+
+    A = CartesianMRI(mask, ...) @ RealAsComplex((1, H, W), phase)
+
+is a real-domain operator on ``(B, 1, H, W)`` images that
+:func:`invsolve.reconstruct` accepts with a one-channel prior.  The phase
+comes from elsewhere, e.g. the phase of a low-resolution reconstruction of
+the fully sampled k-space centre (:func:`magnitude_phase` splits an image,
+:func:`from_magnitude` rebuilds it).  For a fixed ``φ`` the map is linear in
+``m`` and exact; the model ignores the error of ``φ``, and where the true
+image has phase structure finer than ``φ`` it cannot fit the data (the
+real/imaginary channels need no such assumption).
 """
 
 from __future__ import annotations
@@ -34,11 +41,18 @@ from collections.abc import Sequence
 
 import torch
 
-from invsolve._checks import check_int, check_tensor
+from invsolve._checks import check_finite, check_int, check_tensor
 
 from .base import LinearOperator
 
-__all__ = ["ComplexAsChannels", "complex_to_channels", "channels_to_complex", "magnitude_phase", "from_magnitude"]
+__all__ = [
+    "ComplexAsChannels",
+    "RealAsComplex",
+    "complex_to_channels",
+    "channels_to_complex",
+    "magnitude_phase",
+    "from_magnitude",
+]
 
 
 def complex_to_channels(x: torch.Tensor) -> torch.Tensor:
@@ -123,6 +137,70 @@ class ComplexAsChannels(LinearOperator):
 
     def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor:
         return rhs / (1 + damping)
+
+    _pinv = _adjoint
+
+
+class RealAsComplex(LinearOperator):
+    """Real images ``m`` ``(B, C, *spatial)`` as the complex images ``m·e^{iφ}`` of the same shape.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Image shape ``(C, *spatial)``, the same for ``in_shape`` (real) and
+        ``out_shape`` (complex).
+    phase : torch.Tensor, optional
+        Fixed phase map ``φ`` in radians, real and finite, broadcastable to
+        ``shape`` (e.g. ``(H, W)`` or ``(1, H, W)``); default 0 (the real
+        image itself).
+
+    Notes
+    -----
+    ``complex_domain=False``, ``complex_range=True``.  Under the real inner
+    product the adjoint is ``z ↦ Re(e^{−iφ}z)`` and, since ``|e^{iφ}| = 1``,
+    ``AᴴA = I`` (an isometry, so ``pinv`` equals ``adjoint``); it is not onto
+    the complex images (the imaginary part relative to ``φ`` is never
+    produced), so a composition solves its least-squares steps by conjugate
+    gradients.
+
+    Examples
+    --------
+    >>> from invsolve.operators.mri import CartesianMRI, random_mask
+    >>> mask = random_mask(64, 0.08, 4, seed=0)
+    >>> A = CartesianMRI(mask, shape=(64, 64)) @ RealAsComplex((1, 64, 64))
+    >>> A.in_shape, A.complex_domain
+    ((1, 64, 64), False)
+    """
+
+    def __init__(self, shape: Sequence[int], phase: torch.Tensor | None = None) -> None:
+        super().__init__(shape, shape, complex_domain=False, complex_range=True)
+        if phase is None:
+            phase = torch.zeros(())
+        else:
+            check_tensor(phase, "phase", allow_complex=False)
+            check_finite(phase, "phase")
+            try:
+                broadcast = torch.broadcast_shapes(phase.shape, self.in_shape)
+            except RuntimeError:
+                broadcast = None
+            if broadcast != torch.Size(self.in_shape):
+                raise ValueError(
+                    f"phase must broadcast to the image shape {self.in_shape}, got shape {tuple(phase.shape)}"
+                )
+        self.register_buffer("phase", phase.to(torch.float64))
+
+    def _rotation(self, value: torch.Tensor) -> torch.Tensor:
+        real = value.real.dtype if value.is_complex() else value.dtype
+        return torch.polar(torch.ones((), dtype=real, device=value.device), self.phase.to(real))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self._rotation(x)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return (y * self._rotation(y).conj()).real
+
+    def _normal(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
     _pinv = _adjoint
 

@@ -99,3 +99,50 @@ def test_raw_complex_operator_is_refused_with_a_pointer_to_the_wrapper():
 def test_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_real_as_complex_embeds_with_a_fixed_phase():
+    from invsolve.operators import RealAsComplex
+
+    phase = torch.rand(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 6
+    for operator in (RealAsComplex((2, 6, 5)), RealAsComplex((2, 6, 5), phase)):
+        assert dot_test(operator) < 1e-13
+        x = torch.randn(3, 2, 6, 5, dtype=torch.float64)
+        assert torch.allclose(operator.normal(x), x) and torch.allclose(operator.adjoint(operator(x)), x)
+        assert operator.in_shape == operator.out_shape == (2, 6, 5)
+        assert not operator.complex_domain and operator.complex_range
+    x = torch.randn(1, 2, 6, 5, dtype=torch.float64)
+    assert torch.allclose(RealAsComplex((2, 6, 5), phase)(x), x * torch.exp(1j * phase))
+    assert torch.equal(RealAsComplex((2, 6, 5))(x).real, x)
+    assert RealAsComplex((1, 4, 4))(torch.ones(1, 1, 4, 4)).dtype == torch.complex64
+
+
+def test_real_as_complex_errors():
+    from invsolve.operators import RealAsComplex
+
+    with pytest.raises(ValueError, match=r"phase must broadcast to the image shape \(1, 4, 4\), got shape \(3, 4\)"):
+        RealAsComplex((1, 4, 4), torch.zeros(3, 4))
+    with pytest.raises(TypeError, match="phase must be a floating-point tensor"):
+        RealAsComplex((1, 4, 4), torch.zeros(4, 4, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="phase must be finite"):
+        RealAsComplex((1, 4, 4), torch.full((4, 4), float("nan")))
+
+
+def test_a_magnitude_prior_reconstructs_mri_through_real_as_complex():
+    """A one-channel (magnitude) prior with single-coil MRI: the exact posterior and a sampler agree."""
+    from invsolve.operators import GaussianNoise, RealAsComplex
+
+    prior = GaussianPrior.squared_exponential((1, 8, 8), length_scale=1.5, std=1.0, mean=0.5)
+    phase = torch.linspace(0, 1, 8, dtype=torch.float64)[None, :].expand(8, 8)
+    operator = CartesianMRI(random_mask(8, 0.25, 2, seed=0), shape=(8, 8)) @ RealAsComplex((1, 8, 8), phase)
+    truth = prior.sample_exact(1, seed=0)
+    y = GaussianNoise(0.05)(operator(truth), seed=1)
+    mean, cov = invsolve.gaussian_posterior(prior, operator, y, 0.05)
+    rms_std = float(cov.diagonal().mean().sqrt())
+    assert float((mean - truth).pow(2).mean().sqrt()) < 0.15  # measured 0.06
+    # with the phase ignored the same data give a posterior mean 0.37 from the truth
+    ignored = CartesianMRI(random_mask(8, 0.25, 2, seed=0), shape=(8, 8)) @ RealAsComplex((1, 8, 8))
+    assert float((invsolve.gaussian_posterior(prior, ignored, y, 0.05)[0] - truth).pow(2).mean().sqrt()) > 0.3
+    result = invsolve.reconstruct(y, operator, prior, "dds", noise_std=0.05, steps=30, n_samples=64, max_batch=64, progress=False)
+    # the mean of 64 DDS samples: measured 0.41 RMS posterior stds from the posterior mean
+    assert float((result.image - mean).pow(2).mean().sqrt()) < 0.6 * rms_std
