@@ -6,6 +6,7 @@ folders, DICOM/NIfTI volumes, fastMRI targets, FITS cutouts, HDF5 arrays,
 phantoms) and, in :mod:`.io`, fastMRI HDF5 reading and writing.
 """
 
+from .ct_synthetic import synthetic_ct_slices
 from .phantoms import ellipsoid_phantom, random_ellipse_phantoms, shepp_logan, shepp_logan_ellipsoids
 from .samples import CT_SMALL_PIXEL_MM, ct_small_slice
 from .training import (
@@ -16,6 +17,7 @@ from .training import (
     HDF5ArrayDataset,
     ImageFolderDataset,
     PhantomDataset,
+    SyntheticCTDataset,
     TrainingDataset,
     VolumeSliceDataset,
     training_dataset,
@@ -28,6 +30,7 @@ __all__ = [
     "shepp_logan_ellipsoids",
     "ellipsoid_phantom",
     "random_ellipse_phantoms",
+    "synthetic_ct_slices",
     "TRAINING_SOURCES",
     "TrainingDataset",
     "ImageFolderDataset",
@@ -36,6 +39,7 @@ __all__ = [
     "FITSCutoutDataset",
     "HDF5ArrayDataset",
     "PhantomDataset",
+    "SyntheticCTDataset",
     "EpochSampler",
     "training_dataset",
 ]

@@ -66,9 +66,9 @@ and transverse processes.  Every region gets calcifications.
 
 Texture is the sum of two correlated Gaussian random fields (Gaussian
 covariance, correlation lengths 0.6–1.5 and 2–5 output pixels) whose standard
-deviations depend on the tissue: 3–12 HU in fat, fluid and soft tissue
-(per slice scaled by 0.5–1.5, like dose-dependent noise), 12–25 HU in the
-lungs, 25–60 HU in marrow (trabeculae).  Edges are anti-aliased: shapes are
+deviations depend on the tissue: about 3–15 HU in fat, fluid and soft
+tissue (the fine part scaled per slice by 0.5–1.5, like dose-dependent
+noise), 12–40 HU in the lungs, 25–90 HU in marrow (trabeculae).  Edges are anti-aliased: shapes are
 drawn on a grid ``supersample`` times finer and averaged down.
 
 Reproducibility
@@ -78,9 +78,13 @@ and depends only on ``(seed, start + i)`` and the options: its random numbers
 come from generators seeded with ``numpy.random.SeedSequence((seed, index,
 stream))`` (one stream for the anatomy, one for the texture), never from global
 random state.  So any subset can be regenerated and a batch equals the
-concatenation of its parts; the anatomy (not the texture noise) of a slice is
-the same at every ``size`` and ``supersample``.  All arithmetic is float32 on
-the CPU; values may differ in the last bits between CPU types.
+concatenation of its parts.  The anatomy of a slice is the same at every
+``size`` of one aspect ratio and every ``supersample`` (with ``fill``, which
+sets the view relative to the body), except for the calcifications, whose
+size is set in pixels, and the texture noise: a slice of ``2N × 2N`` pixels
+averaged over 2×2 blocks is the ``N × N`` slice drawn with twice the
+supersampling.  All arithmetic is float32 on the CPU; values may differ in
+the last bits between CPU types.
 
 This module imports neither operators nor priors.
 
@@ -215,7 +219,7 @@ def synthetic_ct_slices(
         ``<= 1`` keep the whole body inside the image with air around it;
         values up to 4 zoom into the body (e.g. 4 shows a 70–110 mm field of
         view, like that of pydicom's ``CT_small.dcm``).  ``0 < low <= high <= 4``.
-    regions : sequence of {"thorax", "abdomen", "pelvis"}
+    regions : sequence of {"thorax", "abdomen", "pelvis"}, or one of them
         Body regions to draw from (default all three, with probabilities 0.4,
         0.4 and 0.2, renormalised over those given).
     contrast : float
@@ -249,10 +253,12 @@ def synthetic_ct_slices(
 
     Notes
     -----
-    Speed, one CPU thread: about 10 ms per 64×64 slice with the default 4×
-    supersampling (Python loops only over the few dozen shapes of a slice;
-    every pixel operation is vectorised in torch, and small shapes touch
-    only their bounding box).
+    Speed, one CPU thread: 11–17 ms of CPU time per 64×64 slice with the
+    default 4× supersampling (measured on a shared 2-core machine), 35–40 ms
+    per 128×128 slice.  Python loops run only over the few dozen shapes of a
+    slice; every pixel operation is vectorised in torch and small shapes
+    touch only their bounding box, so at these sizes the per-shape overhead
+    dominates and ``supersample = 2`` is only slightly faster.
 
     Examples
     --------
@@ -328,9 +334,6 @@ class _Draws:
 
     def chance(self, probability: float) -> bool:
         return self._next() < probability
-
-    def sign(self) -> float:
-        return 1.0 if self._next() < 0.5 else -1.0
 
     def choice(self, weights: dict[str, float]) -> str:
         draw, total = self._next() * sum(weights.values()), 0.0
@@ -438,13 +441,17 @@ class _Body:
         return table[index % _PROFILE_ANGLES] * (1 - fraction) + table[(index + 1) % _PROFILE_ANGLES] * fraction
 
     def on_grid(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """The profiles ``(3, *u.shape)`` (outer, fat_inner, cavity) in each point's direction, float32."""
+        """The profiles ``(3, *u.shape)`` (outer, fat_inner, cavity) in each point's direction, float32.
+
+        Linear interpolation in the table, closed periodically (its first
+        direction, −π, repeated at +π).
+        """
+        table = torch.cat([self.profiles, self.profiles[:, :1]], dim=1).to(torch.float32)
+        steps = table[:, 1:] - table[:, :-1]
         position = (torch.atan2(v, u) + math.pi) * (_PROFILE_ANGLES / (2 * math.pi))
-        index = position.floor()
+        index = position.long().clamp_(0, _PROFILE_ANGLES - 1)
         fraction = position - index
-        index = index.long() % _PROFILE_ANGLES
-        profiles = self.profiles.to(torch.float32)
-        return profiles[:, index] * (1 - fraction) + profiles[:, (index + 1) % _PROFILE_ANGLES] * fraction
+        return table[:, index] + fraction * steps[:, index]
 
 
 class _Canvas:
@@ -551,9 +558,9 @@ class _Canvas:
         self.put(window, r <= outline, "cortical")
         self.put(window, r <= outline - cortex, marrow)
 
-    def point(self, draws: _Draws, low: float, high: float, front_only: bool = False) -> tuple[float, float]:
+    def point(self, draws: _Draws, low: float, high: float) -> tuple[float, float]:
         """A random body point in the cavity, at ``low``–``high`` of the cavity's radius."""
-        angle = draws.uniform(math.pi, 2 * math.pi) if front_only else draws.uniform(0.0, 2 * math.pi)
+        angle = draws.uniform(0.0, 2 * math.pi)
         distance = draws.uniform(low, high) * self.body.at("cavity", angle)
         return distance * math.cos(angle), distance * math.sin(angle)
 
@@ -603,7 +610,8 @@ def _render_slice(
     shifts = []
     for low, high, pixels in ((bx.min(), bx.max(), cols), (by.min(), by.max(), rows)):
         middle, slack = float(low + high) / 2, (pixels * pixel_mm - float(high - low)) / 2
-        room = max(0.0, slack - pixel_mm) if slack >= 0 else -slack  # a pixel of air, or stay on the body
+        # Keep 2 % of the view as air on each side, or stay on the body when it is larger than the view.
+        room = max(0.0, slack - 0.02 * pixels * pixel_mm) if slack >= 0 else -slack
         shifts.append(-middle + draws.uniform(-room, room) * (0.5 if slack >= 0 else 0.8))
     canvas = _Canvas(rows, cols, factor, pixel_mm, (shifts[0], shifts[1]), tilt, palette, body)
 
@@ -700,6 +708,7 @@ def _thorax(
     # Lungs: each follows the chest wall (the cavity less a pleural inset), denser towards the back.
     gradient = draws.uniform(0.0, 80.0)
     lungs = torch.zeros(canvas.hu.shape, dtype=torch.bool)
+    windows = []
     # The deepest point of the cavity lies beside the spine, behind the paraspinal muscles' edge.
     deep = max(body.at("cavity", math.radians(angle)) * math.sin(math.radians(angle)) for angle in range(30, 151, 15))
     for side in (-1.0, 1.0):
@@ -707,9 +716,11 @@ def _thorax(
         cv = 0.5 * (deep - front) + depth * draws.uniform(-0.05, 0.05)
         found = canvas.shape(cu, cv, half * draws.uniform(0.6, 0.75), 0.5 * (deep + front) * draws.uniform(1.0, 1.2),
                              side * draws.uniform(-0.15, 0.15), draws.uniform(2.5, 3.5), draws.wobble(0.06, 4))
+        inset = draws.uniform(0.5, 2.0) * scale
         if found is not None:
             window, r, outline = found
-            lungs[window] |= (r <= outline) & canvas.in_cavity(window, draws.uniform(0.5, 2.0) * scale)
+            lungs[window] |= (r <= outline) & canvas.in_cavity(window, inset)
+            windows.append((side, window))
     # The mediastinum, from the sternum to the spine, separates them.
     top, bottom = -front, spine.v
     found = canvas.shape(half * draws.uniform(-0.02, 0.08), 0.5 * (top + bottom), half * draws.uniform(0.1, 0.2),
@@ -719,7 +730,7 @@ def _thorax(
         lungs[window] &= r > outline
     values = canvas.palette.hu("lung") + gradient * ((canvas.v - middle) / depth).clamp(-1, 1)
     canvas.put(full, lungs, "lung", hu=values)
-    _lung_vessels(canvas, draws, noise, lungs, half, middle, depth, scale)
+    _lung_vessels(canvas, draws, noise, lungs, windows, half, middle, depth, scale)
     for _ in range(draws.integer(1, 2) if draws.chance(0.25) else 0):  # nodules
         cu, cv = canvas.point(draws, 0.3, 0.85)
         radius = draws.uniform(2.0, 6.0) * scale
@@ -810,54 +821,69 @@ def _thorax(
 
 
 def _lung_vessels(
-    canvas: _Canvas, draws: _Draws, noise: torch.Generator, lungs: torch.Tensor, half: float, middle: float,
-    depth: float, scale: float,
+    canvas: _Canvas, draws: _Draws, noise: torch.Generator, lungs: torch.Tensor,
+    windows: Sequence[tuple[float, Window]], half: float, middle: float, depth: float, scale: float,
 ) -> None:
     """Vessel-like lines in the lungs that branch out from each hilum and thin towards the periphery.
 
-    For each lung a smooth random field ``g`` is read at ``(ψρ, ρ)``, the arc
-    length and the distance from the hilum, with a short correlation length
-    ``ℓ`` along the arc and a long one along the radius.  Its zero set is
-    then made of wiggly, mostly radial lines whose number grows with ``ρ``
-    (lines appear, like branches).  The vessels are the band ``|g| < w``
-    about them, interrupted where a second field is low; across the lines
-    ``g`` changes by about ``1/(√2 ℓ)`` per mm, so the band is about
-    ``2√2 wℓ`` mm wide.
+    For each lung a smooth random field ``g`` is read at ``(ψ·max(ρ, ρ₀), ρ)``,
+    about the arc length and the distance from the hilum, with a short
+    correlation length along the arc and a long one along the radius.  Its
+    zero set is then made of wiggly, mostly radial lines whose number grows
+    with ``ρ`` beyond ``ρ₀`` (lines appear, like branches).  The vessels are the pixels closer to
+    them than half their width, ``|g| / |∇g| < w/2``, interrupted where a
+    second field is low.
     """
     reach = 2.0 * max(half, depth)  # mm of radius covered by the field
-    arc = draws.uniform(4.0, 7.0) * scale  # mm, correlation along the arc
-    radial = draws.uniform(15.0, 30.0) * scale  # mm, along the radius
+    arc = draws.uniform(3.0, 6.0) * scale  # mm, correlation along the arc
+    radial = draws.uniform(30.0, 60.0) * scale  # mm, along the radius
     width = draws.uniform(1.2, 2.2) * scale  # mm near the hilum, 40 % of it at the periphery
     threshold = draws.uniform(-0.6, 0.0)
     value = canvas.palette.hu("blood") * 0.5 + 10.0
-    rows, cols = 64, 512
-    for side in (-1.0, 1.0):
-        hu, hv = side * half * draws.uniform(0.15, 0.3), middle - depth * draws.uniform(0.0, 0.25)
+    rows, cols = 64, 1024  # about 2 mm along the arc, 5 mm along the radius
+    trunk = draws.uniform(25.0, 45.0) * scale  # ρ₀ in mm
+    hila = {side: (side * half * draws.uniform(0.05, 0.2), middle - depth * draws.uniform(0.0, 0.25))
+            for side in (-1.0, 1.0)}
+    for side, window in windows:
+        hu, hv = hila[side]
         # Columns span the arc length ±π·reach, rows the radius 0..reach.
         field = _gaussian_field(noise, rows, cols, arc * cols / (2 * math.pi * reach), radial * rows / reach)
         breaks = _gaussian_field(noise, rows // 2, cols // 2, 2 * arc * cols / (4 * math.pi * reach),
                                  radial * rows / (2 * reach))
-        du, dv = side * (canvas.u - hu), canvas.v - hv  # ψ = ±π lies towards the mediastinum
+        du, dv = side * (canvas.u[window] - hu), canvas.v[window] - hv  # ψ = ±π lies towards the mediastinum
         rho = torch.hypot(du, dv).clamp(1.0, reach)
-        arc_length = torch.atan2(dv, du) * rho / (math.pi * reach)
+        arc_length = torch.atan2(dv, du) * rho.clamp_min(trunk) / (math.pi * reach)
         grid = torch.stack([arc_length, rho / reach * 2 - 1], dim=-1)[None]
-        g = F.grid_sample(field[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        g = F.grid_sample(field[None, None], grid, mode="bicubic", padding_mode="border", align_corners=False)
         h = F.grid_sample(breaks[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
-        band = width * (1.0 - 0.6 * (rho / (0.5 * reach)).clamp(0, 1)) / (2 * math.sqrt(2) * arc)
-        vessels = lungs & (canvas.u * side > 0) & (g[0, 0].abs() < band) & (h[0, 0] > threshold)
-        canvas.put((slice(None), slice(None)), vessels, "blood", hu=value)
+        g = g[0, 0]
+        slope = torch.hypot(*torch.gradient(g, spacing=canvas.step))  # per mm
+        band = 0.5 * width * (1.0 - 0.6 * (rho / (0.5 * reach)).clamp(0, 1))
+        vessels = lungs[window] & (canvas.u[window] * side > 0) & (g.abs() < band * slope) & (h[0, 0] > threshold)
+        vessels &= rho > 0.6 * trunk
+        canvas.put(window, vessels, "blood", hu=value)
 
 
 def _organ_vessels(
-    canvas: _Canvas, draws: _Draws, noise: torch.Generator, window: Window, organ: torch.Tensor, scale: float
+    canvas: _Canvas, draws: _Draws, noise: torch.Generator, window: Window, organ: torch.Tensor, cu: float,
+    cv: float, extent: float, scale: float,
 ) -> None:
-    """Vessels in a solid organ: darker than it without contrast, bright with it."""
-    rows, cols = organ.shape
-    spacing = draws.uniform(10.0, 20.0) * scale
-    field = _gaussian_field(noise, rows, cols, spacing / canvas.step)
-    breaks = _gaussian_field(noise, rows, cols, spacing / canvas.step)
-    width = draws.uniform(2.0, 5.0) * scale
-    vessels = organ & (field.abs() < width / (2 * spacing)) & (breaks > draws.uniform(0.0, 0.6))
+    """Vessels in a solid organ, darker than it without contrast and bright with it.
+
+    Like the lung vessels, the band about the zero set of a smooth field
+    (read from a 128×128 field over the organ's box, so the same at every
+    resolution), interrupted where a second field is low.
+    """
+    spacing = draws.uniform(10.0, 20.0) * scale  # mm, correlation length
+    width = draws.uniform(2.0, 4.0) * scale  # mm
+    threshold = draws.uniform(0.0, 0.6)
+    field = _gaussian_field(noise, 128, 128, spacing * 64 / extent)
+    breaks = _gaussian_field(noise, 128, 128, spacing * 64 / extent)
+    grid = torch.stack([(canvas.u[window] - cu) / extent, (canvas.v[window] - cv) / extent], dim=-1)[None]
+    g = F.grid_sample(field[None, None], grid, mode="bicubic", padding_mode="border", align_corners=False)[0, 0]
+    h = F.grid_sample(breaks[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]
+    slope = torch.hypot(*torch.gradient(g, spacing=canvas.step))
+    vessels = organ & (g.abs() < 0.5 * width * slope) & (h > threshold)
     if canvas.palette.enhanced:
         value = canvas.palette.hu("blood") * draws.uniform(0.6, 0.9)
     else:
@@ -870,7 +896,7 @@ def _abdomen(
 ) -> None:
     cavity = _Cavity(body)
     half, depth, middle = cavity.half, cavity.depth, cavity.middle
-    _bowel(canvas, draws, draws.integer(4, 12), scale)
+    _bowel(canvas, draws, draws.integer(8, 20), scale)
     _colon(canvas, draws, body, scale)
     # Solid organs over the bowel: liver with gallbladder, spleen, stomach.
     if draws.chance(0.9):
@@ -882,7 +908,7 @@ def _abdomen(
             window, r, outline = found
             liver = (r <= outline) & canvas.in_cavity(window, 0.0)
             canvas.put(window, liver, "liver")
-            _organ_vessels(canvas, draws, noise, window, liver, scale)
+            _organ_vessels(canvas, draws, noise, window, liver, cu, cv, 1.3 * max(a, b), scale)
         if draws.chance(0.4):
             radius = draws.uniform(10.0, 20.0) * scale
             canvas.blob("fluid", cu + a * draws.uniform(0.2, 0.6), cv - b * draws.uniform(0.0, 0.5), radius,
@@ -949,9 +975,8 @@ def _abdomen(
 
 
 def _pelvis(canvas: _Canvas, draws: _Draws, body: _Body, spine: _Spine, scale: float) -> None:
-    cavity = _Cavity(body)
-    half, front, depth, middle = cavity.half, cavity.front, cavity.depth, cavity.middle
-    _bowel(canvas, draws, draws.integer(6, 16), scale)
+    front = _Cavity(body).front
+    _bowel(canvas, draws, draws.integer(12, 26), scale)
     _colon(canvas, draws, body, scale)
     if draws.chance(0.5):  # bladder behind the front wall
         radius = draws.uniform(25.0, 50.0) * scale
@@ -998,7 +1023,7 @@ def _bowel(canvas: _Canvas, draws: _Draws, count: int, scale: float) -> None:
     """Bowel loops: a wall around gas, fluid or mixed contents (gas in front)."""
     for _ in range(count):
         cu, cv = canvas.point(draws, 0.05, 0.8)
-        radius = draws.uniform(8.0, 22.0) * scale
+        radius = draws.uniform(9.0, 24.0) * scale
         a, b, angle = radius, radius * draws.uniform(0.5, 1.0), draws.uniform(0, math.pi)
         found = canvas.shape(cu, cv, a, b, angle, 2.0, draws.wobble(0.1, 4))
         if found is None:

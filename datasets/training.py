@@ -31,6 +31,10 @@ Sources
     Images stacked along the first axis of one HDF5 dataset.
 ``"phantoms"`` (:class:`PhantomDataset`)
     Random-ellipse phantoms generated on the fly, item ``i`` from seed ``seed + i``.
+``"ct-synthetic"`` (:class:`SyntheticCTDataset`)
+    Synthetic CT body cross-sections (:func:`~invsolve.datasets.synthetic_ct_slices`)
+    generated on the fly, item ``i`` the slice of index ``i`` of seed ``seed``,
+    in the attenuation units of the ``"phantoms"`` CT recipe (1 a.u. = 2·μ_water).
 
 Common options
 --------------
@@ -103,6 +107,7 @@ from torch.utils.data import Dataset, Sampler
 
 from invsolve._checks import check_finite_number, check_int, check_range, check_shape
 
+from .ct_synthetic import CT_SYNTHETIC_REGIONS, synthetic_ct_slices
 from .phantoms import random_ellipse_phantoms
 
 __all__ = [
@@ -114,6 +119,7 @@ __all__ = [
     "FITSCutoutDataset",
     "HDF5ArrayDataset",
     "PhantomDataset",
+    "SyntheticCTDataset",
     "EpochSampler",
     "training_dataset",
 ]
@@ -1232,6 +1238,99 @@ class PhantomDataset(TrainingDataset):
         }
 
 
+class SyntheticCTDataset(TrainingDataset):
+    """Synthetic CT body cross-sections generated on the fly, as attenuation in a.u.
+
+    Item ``i`` is slice ``i`` of :func:`~invsolve.datasets.synthetic_ct_slices`
+    for ``seed`` (``synthetic_ct_slices(1, size, seed, start=i, ...)[0]``):
+    the same image in every process and after every restart, whatever the
+    declared ``length``.  Its Hounsfield units are clipped to ``window`` and
+    converted to the attenuation units of the ``"phantoms"`` CT recipe,
+    ``a.u. = (HU + 1000) / 2000``: 0 is air (−1000 HU), 0.5 water (0 HU), 1
+    dense bone (+1000 HU), i.e. 1 a.u. = 2·μ_water
+    (:data:`~invsolve.operators.ct.MU_WATER_PER_MM`), never negative.  The
+    declared value range is the window's, in a.u. (``(0, 1.3)`` by default).
+
+    Parameters
+    ----------
+    length : int
+        Number of items, ``>= 1``.
+    size : (H, W)
+        Shape of the slices.
+    window : (float, float)
+        ``[low, high]`` in HU, ``-1000 <= low < high``: the slices are clipped
+        to it (default ``[-1000, 1600]``, the generator's whole range).
+    fill, pixel_mm, regions, contrast, texture, supersample
+        As in :func:`~invsolve.datasets.synthetic_ct_slices`.
+    flip, rot90, seed, value_range
+        See :class:`TrainingDataset`; ``seed`` is also the slices' seed.
+    """
+
+    source = "ct-synthetic"
+
+    def __init__(
+        self,
+        *,
+        length: int,
+        size: Sequence[int],
+        window: Sequence[float] = (-1000.0, 1600.0),
+        fill: Sequence[float] | None = None,
+        pixel_mm: float | None = None,
+        regions: Sequence[str] = CT_SYNTHETIC_REGIONS,
+        contrast: float = 0.3,
+        texture: float = 1.0,
+        supersample: int = 4,
+        flip: bool = False,
+        rot90: bool = False,
+        seed: int = 0,
+        value_range: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(
+            size=size, resize=None, channels=None, flip=flip, rot90=rot90, seed=seed,
+            value_range=value_range, cache=False,
+        )
+        self._length = check_int(length, "length")
+        low, high = _check_value_range(window, "window")
+        if low < -1000.0:
+            raise ValueError(f"window must be [low, high] in HU with -1000 <= low < high (air: -1000), got {window!r}")
+        self._window = (low, high)
+        self._options = {
+            "fill": None if fill is None else list(fill),
+            "pixel_mm": pixel_mm,
+            "regions": [regions] if isinstance(regions, str) else list(regions),
+            "contrast": contrast,
+            "texture": texture,
+            "supersample": supersample,
+        }
+        # The generator checks its options; one slice validates them here.
+        first = self._load(0, None)
+        if self._declared_range is None:
+            self._measured_range = (_hounsfield_to_units(low), _hounsfield_to_units(high))
+        self._settle({tuple(first.shape): "slice 0"})
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _load(self, index: int, generator: torch.Generator | None) -> torch.Tensor:
+        options = {key: value for key, value in self._options.items() if value is not None}
+        hounsfield = synthetic_ct_slices(1, self._size, self._seed, start=index, **options)[0]
+        return _hounsfield_to_units(hounsfield.clamp(*self._window))
+
+    def _name(self, index: int) -> str:
+        return f"synthetic CT slice {index} (seed {self._seed})"
+
+    def _config(self) -> dict[str, Any]:
+        options = {key: value for key, value in self._options.items() if value is not None}
+        return {"length": self._length, "window": list(self._window), **options}
+
+
+def _hounsfield_to_units(hounsfield: Any) -> Any:
+    """HU -> the CT recipes' attenuation units, ``(HU + 1000) / 2000`` clipped at 0 (float or tensor)."""
+    if isinstance(hounsfield, torch.Tensor):
+        return ((hounsfield + 1000.0) / 2000.0).clamp_min(0.0)
+    return max(0.0, (hounsfield + 1000.0) / 2000.0)
+
+
 class EpochSampler(Sampler):
     """Yields ``(index, epoch)`` pairs in an order that is a pure function of ``(seed, epoch)``.
 
@@ -1293,6 +1392,7 @@ _SOURCES: dict[str, type[TrainingDataset]] = {
         FITSCutoutDataset,
         HDF5ArrayDataset,
         PhantomDataset,
+        SyntheticCTDataset,
     )
 }
 TRAINING_SOURCES: tuple[str, ...] = tuple(_SOURCES)

@@ -38,6 +38,7 @@ import invsolve
 from invsolve import cg_sense, tv_reconstruct
 from invsolve.files import save_json, save_png
 from invsolve.metrics import fastmri_nmse, fastmri_psnr, fastmri_ssim
+from invsolve.mri_prior import calibration_lines, calibration_phase, prior_window, window_scale
 from invsolve.operators import ComplexAsChannels, GaussianNoise, RealAsComplex, channels_to_complex
 from invsolve.operators.mri import CartesianMRI, espirit_maps, estimate_coil_maps, fft_centered, random_mask, rss
 from invsolve.priors import pretrained
@@ -47,7 +48,6 @@ NOISE_STD = 2e-3  # per real component of k-space (the image peaks at 1)
 SETTINGS = {4: 0.08, 8: 0.04}  # acceleration: centre fraction (fastMRI's pairs)
 TV_WEIGHT = 2e-3  # λ per unit of TV; best of 5e-4..8e-3 on the 4× case
 PRIOR_SIZE = 64  # the embedded mri-brain prior's image size
-PRIOR_WINDOW = 120.0  # the intensity (a.u.) at the top of mri-brain's training window (configs/mri-brain.toml)
 DIFFUSION_SAMPLES = 4
 
 
@@ -84,19 +84,6 @@ def scores_of(reference: torch.Tensor, image: torch.Tensor) -> dict[str, float]:
     }
 
 
-def calibration_lines(mask: torch.Tensor) -> torch.Tensor:
-    """The run of sampled columns through the k-space centre, as a mask of the same shape."""
-    centre = mask.shape[-1] // 2
-    lines = torch.zeros_like(mask)
-    low = high = centre
-    while low > 0 and mask[low - 1]:
-        low -= 1
-    while high < mask.shape[-1] and mask[high]:
-        high += 1
-    lines[low:high] = True
-    return lines
-
-
 def diffusion_at_prior_size(tv_iterations: int, progress: bool) -> tuple[dict, list, list, float]:
     """The acquisition at 64², reconstructed by zero filling, CG-SENSE, TV and DDS with ``mri-brain``."""
     prior = pretrained("mri-brain")
@@ -121,8 +108,9 @@ def diffusion_at_prior_size(tv_iterations: int, progress: bool) -> tuple[dict, l
             nonnegative=False, progress=progress,
         )
         # the phase of a low-resolution SENSE image of the calibration lines; the prior sees the magnitude
-        image_phase = torch.angle(cg_sense(full_kspace * lines, CartesianMRI(lines, maps), iterations=10))[0]
-        scale = PRIOR_WINDOW / float(torch.quantile(sense.abs().flatten(), 0.999))
+        image_phase = calibration_phase(y, mask, maps)
+        # the 99.9th percentile of the CG-SENSE magnitude at the top of the prior's window (120 a.u.)
+        scale = window_scale(sense, prior_window(prior)[1])
         diffusion = invsolve.reconstruct(
             y * scale,
             operator @ RealAsComplex(operator.in_shape, image_phase),

@@ -1,0 +1,1048 @@
+"""``invsolve reconstruct``: a measurement file in, an image file (with error bars) out.
+
+The pieces of the command, usable on their own:
+
+* :func:`read_array` reads a measurement, reference or mask file by its
+  extension — ``.npy``; ``.h5``/``.hdf5`` (a fastMRI file with ``kspace`` and
+  optionally ``mask``, or a plain dataset); ``.nii``/``.nii.gz``; ``.dcm`` or a
+  folder of ``.dcm`` files — with the pixel spacing where the file states it.
+* :func:`prepare_ct` and :func:`prepare_mri` turn a measurement and a prior
+  into what :func:`invsolve.reconstruct` needs (:class:`Prepared`): the
+  operator at the prior's image size, the measurement checked against the
+  operator's ``out_shape``, the noise level, and how to turn the result into
+  the image written (units, magnitude, scaling).
+* :func:`reconstruct_files` is the whole command: it checks everything it can
+  before the (slow) reconstruction, then writes every output to a temporary
+  file and renames them all at the end, so a failure leaves no output.
+
+Array conventions: arrays are used in the index order the file stores
+(NumPy's for ``.npy`` and HDF5, nibabel's for NIfTI, ``pixel_array[row,
+column]`` for DICOM); a file with several slices (a 3-D NIfTI volume along
+its last axis, a DICOM series ordered by ``InstanceNumber``, the first axis
+otherwise) needs ``slice_index``.  Written images are ``(H, W)`` arrays in the
+same order, so reading an output back gives the same array.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "OPERATORS",
+    "DEFAULT_PRIORS",
+    "OUTPUT_SUFFIXES",
+    "ArrayFile",
+    "Prepared",
+    "read_array",
+    "load_prior_option",
+    "parse_hyperparameters",
+    "prepare_ct",
+    "prepare_mri",
+    "output_paths",
+    "reconstruct_files",
+]
+
+#: the forward models the command builds
+OPERATORS = ("ct-parallel", "mri")
+#: the embedded prior used when none is named
+DEFAULT_PRIORS = {"ct-parallel": "ct-ellipses", "mri": "mri-brain"}
+#: output formats, by the end of the ``--out`` file name
+OUTPUT_SUFFIXES = (".nii.gz", ".nii", ".h5", ".hdf5", ".npy")
+INPUT_FORMATS = ".npy, .h5/.hdf5, .nii/.nii.gz, .dcm or a folder of .dcm files"
+#: millimetres per length unit of attenuation priors (unit "1/mm", "1/cm", "1/m")
+_MM_PER_LENGTH = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+#: preferred datasets of an HDF5 reference image
+REFERENCE_DATASETS = ("reconstruction", "reconstruction_rss", "reconstruction_esc", "target")
+_MASK_SPEC = re.compile(r"(random|equispaced):([0-9.]+):([0-9.]+)")
+_ISMRMRD = "{http://www.ismrm.org/ISMRMRD}"
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ArrayFile:
+    """An array read from a file, with what the file says about it.
+
+    Attributes
+    ----------
+    data : torch.Tensor
+        float64 or complex64/complex128, as stored (slice axis first when there is one).
+    source : str
+        The file name, for messages.
+    spacing : (float, float) or None
+        Millimetres per pixel along the last two axes, where the file states it.
+    mask : torch.Tensor or None
+        A fastMRI file's bool ``(W,)`` sampling mask.
+    fastmri : bool
+        Whether ``data`` is one slice of a fastMRI file's k-space, ``(coils, H, W)``.
+    slice_index : int or None
+        The slice taken from a fastMRI file.
+    """
+
+    data: torch.Tensor
+    source: str
+    spacing: tuple[float, float] | None = None
+    mask: torch.Tensor | None = None
+    fastmri: bool = False
+    slice_index: int | None = None
+
+
+def read_array(
+    path: str | os.PathLike,
+    what: str = "--input",
+    *,
+    dataset: str | None = None,
+    slice_index: int | None = None,
+    prefer: Sequence[str] = (),
+    allow_fastmri: bool = True,
+) -> ArrayFile:
+    """Read one array from a file chosen by its extension.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.npy``; ``.h5``/``.hdf5``; ``.nii``/``.nii.gz``; ``.dcm`` or a folder of
+        ``.dcm`` files (one series).
+    what : str
+        How messages name the file (``"--input"``, ``"--reference"``).
+    dataset : str, optional
+        The HDF5 dataset to read.  Default: a fastMRI file's ``kspace`` (when
+        ``allow_fastmri``), else the first of ``prefer`` present, else the
+        file's only dataset.
+    slice_index : int, optional
+        For fastMRI files: the slice to read (needed when there are several).
+    prefer : sequence of str
+        HDF5 datasets to pick, in order, when ``dataset`` is not given.
+    allow_fastmri : bool
+        Read an HDF5 file holding ``kspace`` as a fastMRI file.
+
+    Returns
+    -------
+    ArrayFile
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        For an unknown extension, a file the reader cannot parse (corrupt,
+        truncated, another format), a missing or ambiguous dataset, a
+        non-numeric or non-finite array.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    name = path.name.lower()
+    if dataset is not None and not name.endswith((".h5", ".hdf5")):
+        raise ValueError(f"--dataset names an HDF5 dataset, but {what} {path} is not an .h5/.hdf5 file")
+    if path.is_dir():
+        result = _read_dicom_folder(path, what)
+    elif name.endswith(".npy"):
+        result = ArrayFile(_as_tensor(_read_npy(path, what), path, what), str(path))
+    elif name.endswith((".h5", ".hdf5")):
+        result = _read_hdf5(path, what, dataset, slice_index, tuple(prefer), allow_fastmri)
+    elif name.endswith((".nii", ".nii.gz")):
+        result = _read_nifti(path, what)
+    elif name.endswith(".dcm"):
+        result = _read_dicom_file(path, what)
+    else:
+        raise ValueError(f"{what} {path}: unknown file type; expected {INPUT_FORMATS}")
+    if not bool(torch.isfinite(result.data).all()):
+        raise ValueError(f"{what} {path}: the array holds NaN or infinite values")
+    return result
+
+
+def _read_npy(path: Path, what: str) -> np.ndarray:
+    with open(path, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            raise ValueError(f"{what} {path}: not a NumPy .npy file (no .npy header; corrupt or another format)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{what} {path}: cannot read the .npy file (corrupt or truncated: {error})") from None
+
+
+def _as_tensor(array: Any, path: Path, what: str) -> torch.Tensor:
+    """A numeric array as float64, or complex64/complex128 as stored."""
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.complexfloating):
+        dtype = np.complex128 if array.dtype == np.complex128 else np.complex64
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=dtype))
+    if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.number):
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
+    raise ValueError(f"{what} {path}: expected a numeric array, found dtype {array.dtype}")
+
+
+def _read_hdf5(
+    path: Path, what: str, dataset: str | None, slice_index: int | None, prefer: tuple[str, ...], allow_fastmri: bool
+) -> ArrayFile:
+    import h5py
+
+    try:
+        file = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{what} {path}: not a readable HDF5 file (corrupt, truncated or another format: {error})") from None
+    try:
+        names: list[str] = []
+        file.visititems(lambda key, item: names.append(key) if isinstance(item, h5py.Dataset) else None)
+        fastmri = allow_fastmri and "kspace" in names and dataset in (None, "kspace")
+        header = file["ismrmrd_header"][()] if fastmri and "ismrmrd_header" in names else None
+        if not fastmri:
+            if dataset is None:
+                chosen = [key for key in prefer if key in names]
+                if chosen:
+                    dataset = chosen[0]
+                elif len(names) == 1:
+                    dataset = names[0]
+                elif not names:
+                    raise ValueError(f"{what} {path}: the HDF5 file holds no dataset")
+                else:
+                    raise ValueError(
+                        f"{what} {path} holds several datasets ({', '.join(sorted(names))}); name one with --dataset"
+                    )
+            if dataset not in names:
+                raise ValueError(f"{what} {path} has no dataset {dataset!r}; it holds: {', '.join(sorted(names)) or 'none'}")
+            item = file[dataset]
+            data = _as_tensor(item[()], path, what)
+            spacing = _spacing_attribute(item.attrs) or _spacing_attribute(file.attrs)
+            return ArrayFile(data, f"{path}:{dataset}", spacing)
+    except OSError as error:
+        raise ValueError(f"{what} {path}: reading the HDF5 file failed (corrupt or truncated: {error})") from None
+    finally:
+        file.close()
+    return _read_fastmri(path, what, slice_index, header)
+
+
+def _spacing_attribute(attrs: Mapping[str, Any]) -> tuple[float, float] | None:
+    """``spacing_mm`` (two numbers) or ``pixel_mm`` (one or two) of an HDF5 object, if present and positive."""
+    for key in ("spacing_mm", "pixel_mm"):
+        if key in attrs:
+            values = np.atleast_1d(np.asarray(attrs[key], dtype=np.float64)).tolist()
+            values = values * 2 if len(values) == 1 else values[-2:]
+            if len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values):
+                return (values[0], values[1])
+    return None
+
+
+def _read_fastmri(path: Path, what: str, slice_index: int | None, header: Any) -> ArrayFile:
+    from invsolve.datasets.io import FastMRISliceDataset
+
+    slices = FastMRISliceDataset(path, require_header=False)
+    count = len(slices)
+    if slice_index is None:
+        if count > 1:
+            raise ValueError(f"{what} {path} holds {count} slices; choose one with --slice K (0 to {count - 1})")
+        slice_index = 0
+    if not 0 <= slice_index < count:
+        raise ValueError(f"--slice must be between 0 and {count - 1} for {path} ({count} slices), got {slice_index}")
+    sample = slices[slice_index]
+    kspace = sample["kspace"]
+    return ArrayFile(
+        kspace,
+        f"{path}:kspace[{slice_index}]",
+        _fastmri_spacing(header, tuple(kspace.shape[-2:])),
+        mask=sample["mask"],
+        fastmri=True,
+        slice_index=slice_index,
+    )
+
+
+def _fastmri_spacing(header: Any, shape: tuple[int, int]) -> tuple[float, float] | None:
+    """Pixel spacing of the full k-space's image from the ISMRMRD header's encoded field of view."""
+    if header is None:
+        return None
+    try:
+        root = ElementTree.fromstring(header.decode() if isinstance(header, bytes) else str(header))
+        encoded = root.find(f".//{_ISMRMRD}encoding/{_ISMRMRD}encodedSpace")
+        fov = [float(encoded.find(f"{_ISMRMRD}fieldOfView_mm/{_ISMRMRD}{axis}").text) for axis in "xy"]
+        matrix = [int(encoded.find(f"{_ISMRMRD}matrixSize/{_ISMRMRD}{axis}").text) for axis in "xy"]
+    except (ElementTree.ParseError, AttributeError, TypeError, ValueError):
+        return None
+    if tuple(matrix) != shape or not all(v > 0 for v in fov):
+        return None
+    return (fov[0] / matrix[0], fov[1] / matrix[1])
+
+
+def _read_nifti(path: Path, what: str) -> ArrayFile:
+    import nibabel
+
+    try:
+        image = nibabel.load(path)
+        array = np.asarray(image.dataobj)
+        zooms = [float(z) for z in image.header.get_zooms()]
+        unit = image.header.get_xyzt_units()[0]
+    except Exception as error:  # nibabel raises many types for unreadable files
+        raise ValueError(f"{what} {path}: nibabel cannot read it as NIfTI ({type(error).__name__}: {error})") from None
+    if array.ndim == 4 and array.shape[3] == 1:
+        array = array[..., 0]
+    if array.ndim == 3:  # slices along the last axis, first here
+        array = np.moveaxis(array, -1, 0)
+        zooms = zooms[:2]
+    factor = {"meter": 1000.0, "micron": 1e-3}.get(unit, 1.0)  # "mm" and "unknown" are taken as mm
+    spacing = (zooms[0] * factor, zooms[1] * factor) if len(zooms) >= 2 and all(z > 0 for z in zooms[:2]) else None
+    return ArrayFile(_as_tensor(array, path, what), str(path), spacing)
+
+
+def _dicom_plane(path: Path, what: str) -> tuple[np.ndarray, tuple[float, float] | None, int]:
+    import pydicom
+
+    try:
+        dataset = pydicom.dcmread(path)
+        stored = dataset.pixel_array.astype(np.float64)
+    except Exception as error:  # pydicom raises many types for unreadable files
+        raise ValueError(f"{what} {path}: pydicom cannot read it as a DICOM image ({type(error).__name__}: {error})") from None
+    values = float(getattr(dataset, "RescaleSlope", 1.0)) * stored + float(getattr(dataset, "RescaleIntercept", 0.0))
+    spacing = getattr(dataset, "PixelSpacing", None)
+    spacing = (float(spacing[0]), float(spacing[1])) if spacing is not None and len(spacing) == 2 else None
+    return values, spacing, int(getattr(dataset, "InstanceNumber", 0) or 0)
+
+
+def _read_dicom_file(path: Path, what: str) -> ArrayFile:
+    values, spacing, _ = _dicom_plane(path, what)
+    return ArrayFile(torch.from_numpy(values), str(path), spacing)
+
+
+def _read_dicom_folder(path: Path, what: str) -> ArrayFile:
+    files = sorted(file for file in path.iterdir() if file.is_file() and file.name.lower().endswith(".dcm"))
+    if not files:
+        raise ValueError(f"{what} {path} is a folder without .dcm files; expected {INPUT_FORMATS}")
+    planes = [(_dicom_plane(file, what), file.name) for file in files]
+    planes.sort(key=lambda entry: (entry[0][2], entry[1]))
+    shapes = {values.shape for (values, _, _), _ in planes}
+    if len(shapes) > 1:
+        raise ValueError(f"{what} {path}: the DICOM files have different image sizes {sorted(shapes)}")
+    stacked = np.stack([values for (values, _, _), _ in planes])
+    return ArrayFile(torch.from_numpy(stacked), str(path), planes[0][0][1])
+
+
+def _plane(data: torch.Tensor, dims: int, source: str, slice_index: int | None, strict: bool, layout: str) -> torch.Tensor:
+    """``data`` reduced to ``dims`` axes: leading axes of length 1 dropped, a slice taken from one more axis."""
+    while data.dim() > dims and data.shape[0] == 1 and (data.dim() > dims + 1 or slice_index is None):
+        data = data[0]
+    if data.dim() == dims:
+        if strict and slice_index is not None:
+            raise ValueError(f"--slice applies to files with several slices; {source} holds one {layout} array")
+        return data
+    if data.dim() == dims + 1:
+        count = data.shape[0]
+        if slice_index is None:
+            raise ValueError(f"{source} holds {count} slices shaped {tuple(data.shape[1:])}; choose one with --slice K")
+        if not 0 <= slice_index < count:
+            raise ValueError(f"--slice must be between 0 and {count - 1} for {source}, got {slice_index}")
+        return data[slice_index]
+    raise ValueError(f"{source} holds an array of shape {tuple(data.shape)}; expected {layout} (or slices of them)")
+
+
+# -- priors and samplers ---------------------------------------------------------------------------
+
+
+def load_prior_option(value: str) -> tuple[Any, str]:
+    """The prior named by ``--prior``: an embedded name, or a checkpoint file path.
+
+    Returns the prior and how it was named.  A value that is an existing
+    file, or ends in ``.pt``, is a checkpoint path; anything else an
+    embedded name (:func:`invsolve.priors.available_pretrained`).
+    """
+    from invsolve.priors import load_prior, pretrained
+
+    if Path(value).is_file() or value.endswith(".pt"):
+        return load_prior(value), str(value)
+    return pretrained(value), value
+
+
+def parse_hyperparameters(settings: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as a dict, values as bool (true/false), int or float where they look like one."""
+    parsed: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--set expects KEY=VALUE with a hyperparameter name as KEY, got {setting!r}")
+        text = text.strip()
+        value: Any
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    value = text
+        parsed[key] = value
+    return parsed
+
+
+# -- operators -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A measurement ready for :func:`invsolve.reconstruct`, and how to write its result.
+
+    Attributes
+    ----------
+    y : torch.Tensor
+        ``(1, *operator.out_shape)``.
+    operator : LinearOperator
+        Takes the prior's images.
+    noise_std : float
+        In ``y``'s units.
+    finish : callable
+        ``Reconstruction -> (mean, std or None)``, ``(H, W)`` images in :attr:`unit`.
+    unit : str
+        Unit of the written images.
+    spacing : (float, float) or None
+        Millimetres per pixel of the written images, where known.
+    details : dict
+        What was chosen or estimated, for the summary.
+    """
+
+    y: torch.Tensor
+    operator: Any
+    noise_std: float
+    finish: Callable[[Any], tuple[torch.Tensor, torch.Tensor | None]]
+    unit: str
+    spacing: tuple[float, float] | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _image_size(prior: Any, name: str, channels: tuple[int, ...], operator: str) -> tuple[int, int]:
+    shape = tuple(prior.image_shape)
+    if len(shape) != 3 or shape[0] not in channels:
+        kinds = " or ".join(f"({c}, H, W)" for c in channels)
+        raise ValueError(f"--operator {operator} needs a prior of 2-D images shaped {kinds}; prior {name} has image shape {shape}")
+    return shape[1], shape[2]
+
+
+def _length_unit(unit: str) -> str | None:
+    """``"mm"`` for ``"1/mm"`` (also cm, m); ``None`` for a unit that is not an inverse length."""
+    match = re.fullmatch(r"\s*1\s*/\s*(mm|cm|m)\s*", unit or "")
+    return match.group(1) if match else None
+
+
+def _angles_from_file(path: str) -> torch.Tensor:
+    """Projection angles in degrees from a text file (whitespace or commas) or a 1-D ``.npy``, in radians."""
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"--angles-file {source} does not exist")
+    try:
+        if source.name.lower().endswith(".npy"):
+            values = _read_npy(source, "--angles-file")
+        else:
+            values = np.loadtxt(source, delimiter=None if "," not in source.read_text() else ",", ndmin=1)
+    except (ValueError, OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"--angles-file {source}: cannot read angles in degrees ({error})") from None
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(f"--angles-file {source} must hold finite angles in degrees, found {values.size} values")
+    return torch.from_numpy(np.deg2rad(values))
+
+
+def prepare_ct(
+    measurement: ArrayFile,
+    prior: Any,
+    prior_name: str,
+    *,
+    views: int | None = None,
+    angles_file: str | None = None,
+    angle_range: float | None = None,
+    pixel_mm: float | None = None,
+    noise_std: float | None = None,
+    incident_flux: float | None = None,
+    hu: bool = False,
+    slice_index: int | None = None,
+) -> Prepared:
+    """Parallel-beam CT at the prior's image size.
+
+    The image is the prior's ``(H, W)`` grid of ``pixel_mm`` pixels (default:
+    the spacing the file states for its detector axis, else 1 mm), centred on
+    the rotation axis; the detector has the default of
+    :class:`~invsolve.operators.ct.ParallelBeam2D`, one pixel of the image's
+    size per pixel across the image diagonal, ``ceil(√(H² + W²))`` pixels.
+    The views are ``views`` angles spread evenly over ``[0, angle_range)``
+    degrees (180 by default; less is limited-angle CT) or those of
+    ``angles_file``.  The sinogram must be ``(views, detector)`` post-log line
+    integrals (dimensionless).
+
+    Noise: ``noise_std`` (post-log standard deviation), or from
+    ``incident_flux`` the root-mean-square of
+    :meth:`PoissonNoise(incident_flux).variance(y) <invsolve.operators.PoissonNoise.variance>`.
+
+    The result is in the prior's unit (1/mm for ``ct-ellipses``), or in HU
+    with ``hu`` (the posterior std scaled by ``1000/μ_water``).
+    """
+    from invsolve.operators import PoissonNoise
+    from invsolve.operators.ct import (
+        MU_WATER_PER_MM,
+        ParallelBeam2D,
+        RayTransform,
+        attenuation_to_hounsfield,
+        uniform_angles,
+    )
+
+    height, width = _image_size(prior, prior_name, (1,), "ct-parallel")
+    unit = prior.normalization.unit
+    length = _length_unit(unit)
+    if hu and length is None:
+        raise ValueError(f"--hu converts attenuation (1/mm, 1/cm or 1/m) to HU, but prior {prior_name}'s unit is {unit!r}")
+    if (views is None) == (angles_file is None):
+        raise ValueError("--operator ct-parallel needs the projection angles: give --views N or --angles-file FILE, not both")
+    if angles_file is not None:
+        if angle_range is not None:
+            raise ValueError("--angle-range applies with --views, not with --angles-file (whose angles are explicit)")
+        angles = _angles_from_file(angles_file)
+        described = f"{angles.numel()} views from {angles_file}"
+    else:
+        if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+            raise ValueError(f"--views must be a positive integer, got {views!r}")
+        degrees = 180.0 if angle_range is None else float(angle_range)
+        if not 0 < degrees <= 360:
+            raise ValueError(f"--angle-range must be in (0, 360] degrees, got {angle_range!r}")
+        angles = uniform_angles(views, 0.0, math.radians(degrees))
+        described = f"{views} views over {degrees:g}°"
+    if pixel_mm is not None and not (math.isfinite(pixel_mm) and pixel_mm > 0):
+        raise ValueError(f"--pixel-mm must be a positive number, got {pixel_mm!r}")
+    spacing = float(pixel_mm) if pixel_mm is not None else (measurement.spacing[1] if measurement.spacing else 1.0)
+    spacing_source = "--pixel-mm" if pixel_mm is not None else ("the input file" if measurement.spacing else "default")
+    mm_per_length = _MM_PER_LENGTH[length] if length is not None else 1.0
+    extent = (height * spacing / mm_per_length, width * spacing / mm_per_length)
+    operator = RayTransform(ParallelBeam2D((height, width), angles, extent=extent))
+
+    if measurement.data.is_complex():
+        raise ValueError(f"{measurement.source}: a CT sinogram must be real, found complex data")
+    sinogram = _plane(measurement.data, 2, measurement.source, slice_index, True, "(views, detector)")
+    expected = tuple(operator.out_shape[1:])
+    if tuple(sinogram.shape) != expected:
+        raise ValueError(
+            f"{measurement.source} holds a sinogram of shape {tuple(sinogram.shape)}, but --operator ct-parallel needs "
+            f"(views, detector) = {expected}: {described}, and {expected[1]} detector pixels = ceil(√({height}² + "
+            f"{width}²)) for the {height}×{width} image of prior {prior_name}"
+        )
+    y = sinogram.to(torch.float32)[None, None]
+
+    if noise_std is not None and incident_flux is not None:
+        raise ValueError("give the CT noise level once: --noise-std or --incident-flux, not both")
+    if noise_std is not None:
+        if not (math.isfinite(noise_std) and noise_std >= 0):
+            raise ValueError(f"--noise-std must be a number >= 0, got {noise_std!r}")
+        sigma, noise_source = float(noise_std), "--noise-std"
+    elif incident_flux is not None:
+        variance = PoissonNoise(incident_flux).variance(y.double())
+        sigma = float(variance.mean().sqrt())
+        if not math.isfinite(sigma):
+            raise ValueError(
+                f"--incident-flux {incident_flux:g} expects no photons behind the largest line integral "
+                f"({float(y.max()):.3g}); give --noise-std instead"
+            )
+        noise_source = f"PoissonNoise({incident_flux:g}).variance(y), root mean square"
+    else:
+        raise ValueError(
+            "--operator ct-parallel needs the noise level: --noise-std SIGMA (post-log standard deviation) or "
+            "--incident-flux I0 (photons per detector pixel and view without an object)"
+        )
+
+    mu_water = MU_WATER_PER_MM * mm_per_length
+
+    def finish(result: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mean = result.image[0, 0].detach().to(torch.float64)
+        std = None if result.std is None else result.std[0, 0].detach().to(torch.float64)
+        if hu:
+            mean = attenuation_to_hounsfield(mean, mu_water)
+            std = None if std is None else std * (1000.0 / mu_water)
+        return mean, std
+
+    details = {
+        "angles": described,
+        "detector_pixels": expected[1],
+        "pixel_mm": spacing,
+        "pixel_mm_from": spacing_source,
+        "noise_std": sigma,
+        "noise_std_from": noise_source,
+    }
+    return Prepared(y, operator, sigma, finish, "HU" if hu else unit, (spacing, spacing), details)
+
+
+def _mask_option(value: str, shape: tuple[int, int], seed: int) -> tuple[torch.Tensor, str]:
+    """``--mask``: a mask file, or ``random:R:C`` / ``equispaced:R:C`` (acceleration R, centre fraction C)."""
+    from invsolve.operators.mri import equispaced_fraction_mask, random_mask
+
+    match = _MASK_SPEC.fullmatch(value.strip())
+    if match:
+        kind, acceleration, centre = match.group(1), float(match.group(2)), float(match.group(3))
+        function = random_mask if kind == "random" else equispaced_fraction_mask
+        return function(shape[1], centre, acceleration, seed=seed), f"{kind} columns, {acceleration:g}x, centre {centre:g}"
+    mask = read_array(value, "--mask").data
+    if mask.is_complex():
+        raise ValueError(f"--mask {value} must hold 0/1 values, found complex data")
+    while mask.dim() > 1 and mask.shape[0] == 1:
+        mask = mask[0]
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(f"--mask {value} must hold 0/1 (or bool) values only")
+    return mask.to(torch.bool), f"from {value}"
+
+
+def prepare_mri(
+    measurement: ArrayFile,
+    prior: Any,
+    prior_name: str,
+    *,
+    mask: str | None = None,
+    resize: bool = False,
+    noise_std: float | None = None,
+    seed: int = 0,
+    slice_index: int | None = None,
+) -> Prepared:
+    """Cartesian multi-coil MRI at the prior's image size.
+
+    The measurement is complex k-space ``(coils, H, W)`` (``(H, W)`` is one
+    coil; ``(slices, coils, H, W)`` needs ``slice_index``), ``H`` the read-out
+    and ``W`` the phase-encode axis, fastMRI's centred layout.  The sampling
+    mask is ``mask`` (a file with ``(W,)`` or ``(H, W)`` 0/1 values, or
+    ``random:R:C`` / ``equispaced:R:C`` to undersample fully sampled data
+    with fastMRI's masks), else the file's ``mask``, else the columns that
+    hold non-zero k-space; k-space outside it is set to zero.
+
+    The noise level (per real component) is ``noise_std``, else estimated
+    from the k-space corners (:func:`invsolve.mri_prior.estimate_kspace_noise`).
+    If the k-space is larger than the prior's images, ``resize`` crops its
+    centre to the prior's size: a lower-resolution image of the same field
+    of view; without it that is an error.  Coil maps come from ESPIRiT
+    (:func:`invsolve.mri_prior.calibrated_coil_maps`).  The data are scaled so
+    that the 99.9th percentile of the CG-SENSE magnitude sits at the top of the
+    prior's window; a one-channel (magnitude) prior sees the image through
+    ``RealAsComplex`` with the phase of the calibration lines, a two-channel
+    prior through ``ComplexAsChannels``.  The written image is the magnitude
+    of the mean, in the k-space's units; the std that of the sample magnitudes.
+    """
+    from invsolve import cg_sense
+    from invsolve.mri_prior import (
+        calibrated_coil_maps,
+        calibration_lines,
+        calibration_phase,
+        estimate_kspace_noise,
+        prior_window,
+        window_scale,
+    )
+    from invsolve.operators import ComplexAsChannels, RealAsComplex, channels_to_complex
+    from invsolve.operators.mri import CartesianMRI
+
+    size = _image_size(prior, prior_name, (1, 2), "mri")
+    channels = prior.image_shape[0]
+    data = measurement.data
+    if not data.is_complex():
+        raise ValueError(f"{measurement.source}: --operator mri needs complex k-space, found real data ({data.dtype})")
+    if data.dim() == 2:
+        data = data[None]
+    kspace = _plane(data, 3, measurement.source, None if measurement.fastmri else slice_index,
+                    not measurement.fastmri, "(coils, H, W) k-space")
+    kspace = kspace.to(torch.complex64)
+    full = tuple(kspace.shape[-2:])
+
+    if mask is not None:
+        sampling, mask_source = _mask_option(mask, full, seed)
+    elif measurement.mask is not None:
+        sampling, mask_source = measurement.mask.to(torch.bool), "the file's mask"
+    else:
+        sampling, mask_source = (kspace != 0).any(dim=0).any(dim=0), "the non-zero k-space columns"
+    if tuple(sampling.shape) not in ((full[1],), full):
+        raise ValueError(
+            f"the sampling mask ({mask_source}) has shape {tuple(sampling.shape)}, but the k-space {full[0]}×{full[1]} "
+            f"needs ({full[1]},) columns or {full}"
+        )
+    if not bool(sampling.any()):
+        raise ValueError(f"the sampling mask ({mask_source}) samples nothing")
+    try:
+        calibration_lines(sampling)
+    except ValueError:
+        raise ValueError(
+            f"the sampling mask ({mask_source}) does not sample the k-space centre; coil maps and the image phase "
+            "need fully sampled calibration lines through it"
+        ) from None
+    kspace = kspace * sampling
+
+    if noise_std is not None:
+        if not (math.isfinite(noise_std) and noise_std >= 0):
+            raise ValueError(f"--noise-std must be a number >= 0, got {noise_std!r}")
+        sigma, noise_source = float(noise_std), "--noise-std"
+    else:
+        sigma = estimate_kspace_noise(kspace, sampling)
+        noise_source = "k-space corners (median absolute deviation)"
+
+    spacing = measurement.spacing
+    if full != size:
+        if not resize:
+            raise ValueError(
+                f"the k-space is {full[0]}×{full[1]} but prior {prior_name} reconstructs {size[0]}×{size[1]} images; "
+                f"pass --resize to crop the central {size[0]}×{size[1]} k-space (a lower-resolution image of the same "
+                "field of view), or use a prior trained at the data's size"
+            )
+        if full[0] < size[0] or full[1] < size[1]:
+            raise ValueError(
+                f"--resize crops k-space, but the k-space {full[0]}×{full[1]} is smaller than prior {prior_name}'s "
+                f"{size[0]}×{size[1]} images"
+            )
+        top, left = full[0] // 2 - size[0] // 2, full[1] // 2 - size[1] // 2
+        kspace = kspace[:, top : top + size[0], left : left + size[1]]
+        sampling = sampling[left : left + size[1]] if sampling.dim() == 1 else sampling[top : top + size[0], left : left + size[1]]
+        if spacing is not None:
+            spacing = (spacing[0] * full[0] / size[0], spacing[1] * full[1] / size[1])
+
+    coils = kspace.shape[0]
+    if coils == 1:
+        maps, maps_method = None, "single coil"
+    else:
+        maps, maps_method = calibrated_coil_maps(kspace, sampling)
+    operator = CartesianMRI(sampling, maps, shape=size)
+    y = kspace[None]
+    sense = cg_sense(y, operator, iterations=30)
+    top_of_window = prior_window(prior)[1]
+    scale = window_scale(sense, top_of_window)
+    if channels == 1:
+        phase = calibration_phase(y, sampling, maps)
+        model = operator @ RealAsComplex((1, *size), phase)
+    else:
+        model = operator @ ComplexAsChannels((1, *size))
+
+    def as_complex(images: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` images in the prior's layout → complex ``(N, H, W)`` in k-space units."""
+        images = images.detach().to(torch.float64)
+        values = images[:, 0] if channels == 1 else channels_to_complex(images)[:, 0]
+        return values / scale
+
+    def finish(result: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mean = as_complex(result.image)[0].abs()
+        std = None
+        if result.samples is not None and result.std is not None:
+            std = as_complex(result.samples[0]).abs().std(dim=0)
+        return mean, std
+
+    details = {
+        "kspace": list(full),
+        "image": list(size),
+        "resized": full != size,
+        "coils": coils,
+        "mask": mask_source,
+        "acceleration": float(operator.acceleration),
+        "coil_maps": maps_method,
+        "noise_std": sigma,
+        "noise_std_from": noise_source,
+        "intensity_scale": scale,
+        "prior_window_top": top_of_window,
+        "prior_sees": "magnitude (RealAsComplex, calibration phase)" if channels == 1 else "real and imaginary channels",
+    }
+    if measurement.slice_index is not None:
+        details["slice"] = measurement.slice_index
+    return Prepared(y * scale, model, sigma * scale, finish, "k-space a.u.", spacing, details)
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def _split_suffix(path: Path) -> tuple[Path, str]:
+    name = path.name.lower()
+    for suffix in OUTPUT_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return path.with_name(path.name[: -len(suffix)]), path.name[-len(suffix) :]
+    raise ValueError(f"--out {path}: unknown output type; expected a file name ending in {', '.join(OUTPUT_SUFFIXES)}")
+
+
+def output_paths(out: str | os.PathLike) -> dict[str, Path]:
+    """The files written for ``--out``: ``mean`` (``out`` itself), ``std``, ``png`` and ``metrics`` beside it.
+
+    ``recon.nii.gz`` gives ``recon_std.nii.gz``, ``recon.png`` and ``recon_metrics.json``.
+    """
+    path = Path(out)
+    stem, suffix = _split_suffix(path)
+    return {
+        "mean": path,
+        "std": stem.with_name(f"{stem.name}_std{suffix}"),
+        "png": stem.with_name(f"{stem.name}.png"),
+        "metrics": stem.with_name(f"{stem.name}_metrics.json"),
+    }
+
+
+def _write_image(
+    path: Path, suffix: str, image: torch.Tensor, spacing: tuple[float, float] | None, dataset: str, attrs: Mapping[str, Any]
+) -> None:
+    """Write a real ``(H, W)`` image as ``suffix`` (the target's format) to ``path``."""
+    array = image.detach().cpu().to(torch.float32).numpy()
+    suffix = suffix.lower()
+    if suffix == ".npy":
+        with open(path, "wb") as handle:
+            np.save(handle, array)
+    elif suffix in (".nii", ".nii.gz"):
+        import nibabel
+
+        affine = np.eye(4)
+        if spacing is not None:
+            affine[0, 0], affine[1, 1] = spacing
+        nifti = nibabel.Nifti1Image(array, affine)
+        if spacing is not None:
+            nifti.header.set_xyzt_units("mm")
+        content = nifti.to_bytes()
+        path.write_bytes(gzip.compress(content, mtime=0) if suffix == ".nii.gz" else content)
+    else:
+        import h5py
+
+        with h5py.File(path, "w") as file:
+            written = file.create_dataset(dataset, data=array)
+            for key, value in attrs.items():
+                written.attrs[key] = value
+            if spacing is not None:
+                written.attrs["spacing_mm"] = np.asarray(spacing, dtype=np.float64)
+
+
+class _StagedFiles:
+    """Files written to temporaries beside their targets, renamed into place together by :meth:`commit`."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+        self._created: list[Path] = []
+
+    def write(self, target: Path, writer: Callable[[Path], None]) -> None:
+        missing = [folder for folder in [target.parent, *target.parent.parents] if not folder.exists()]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._created.extend(missing)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(handle)
+        self._pending.append((Path(temporary), target))
+        writer(Path(temporary))
+
+    def commit(self) -> None:
+        mask = os.umask(0)
+        os.umask(mask)
+        for temporary, _ in self._pending:
+            os.chmod(temporary, 0o666 & ~mask)  # mkstemp creates 0600 files
+        for temporary, target in self._pending:
+            os.replace(temporary, target)
+        self._pending.clear()
+
+    def discard(self) -> None:
+        for temporary, _ in self._pending:
+            temporary.unlink(missing_ok=True)
+        self._pending.clear()
+        for folder in self._created:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+def _metrics(mean: torch.Tensor, reference: torch.Tensor, operator: str) -> dict[str, float]:
+    from invsolve.metrics import fastmri_nmse, fastmri_psnr, fastmri_ssim, nmse, psnr, ssim
+
+    image, truth = mean[None, None].to(torch.float64), reference[None, None].to(torch.float64)
+    scores = {
+        "psnr_db": float(psnr(image, truth)[0]),
+        "ssim": float(ssim(image, truth)[0]),
+        "nmse": float(nmse(image, truth)[0]),
+    }
+    if operator == "mri":
+        scores.update(
+            fastmri_nmse=float(fastmri_nmse(truth[0], image[0])),
+            fastmri_psnr_db=float(fastmri_psnr(truth[0], image[0])),
+            fastmri_ssim=float(fastmri_ssim(truth[0], image[0])),
+        )
+    return scores
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def _check_applicable(operator: str, options: Mapping[str, Any]) -> None:
+    """One error for an option that belongs to the other operator."""
+    only = {
+        "ct-parallel": ("views", "angles_file", "angle_range", "pixel_mm", "incident_flux", "hu"),
+        "mri": ("mask", "resize"),
+    }
+    for owner, names in only.items():
+        if owner == operator:
+            continue
+        for name in names:
+            if options.get(name) not in (None, False):
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} applies to --operator {owner}, not to {operator}")
+
+
+def reconstruct_files(
+    *,
+    operator: str,
+    input: str,
+    out: str,
+    prior: str | None = None,
+    sampler: str = "dds",
+    steps: int | None = None,
+    samples: int = 1,
+    seed: int = 0,
+    start_time: float | None = None,
+    settings: Sequence[str] = (),
+    dataset: str | None = None,
+    slice_index: int | None = None,
+    reference: str | None = None,
+    progress: bool = True,
+    views: int | None = None,
+    angles_file: str | None = None,
+    angle_range: float | None = None,
+    pixel_mm: float | None = None,
+    noise_std: float | None = None,
+    incident_flux: float | None = None,
+    hu: bool = False,
+    mask: str | None = None,
+    resize: bool = False,
+) -> dict[str, Any]:
+    """Reconstruct the measurement in ``input`` and write the image files; the command ``invsolve reconstruct``.
+
+    Everything that can be checked is checked before the reconstruction
+    starts (option combinations, output type, prior, measurement shape,
+    reference shape, sampler and its hyperparameters), and every output is
+    written to a temporary file and renamed at the end: on any error no
+    output file exists.
+
+    Writes ``out`` (the posterior mean, or the point estimate), with
+    ``samples > 1`` ``<stem>_std<suffix>`` (per-pixel posterior standard
+    deviation), always ``<stem>.png`` (a preview of the mean and std), and
+    with ``reference`` ``<stem>_metrics.json``.  See :func:`prepare_ct` and
+    :func:`prepare_mri` for the operators and the remaining parameters.
+
+    Returns
+    -------
+    dict
+        A summary: files written, prior, sampler, operator details, metrics.
+
+    Raises
+    ------
+    ValueError, TypeError, FileNotFoundError
+        With one message naming the option, what was expected and what was given.
+    """
+    import invsolve
+    from invsolve.files import save_png
+    from invsolve.samplers import get_sampler
+
+    if operator not in OPERATORS:
+        raise ValueError(f"unknown operator {operator!r}; available: {', '.join(OPERATORS)}")
+    options = dict(views=views, angles_file=angles_file, angle_range=angle_range, pixel_mm=pixel_mm,
+                   incident_flux=incident_flux, hu=hu, mask=mask, resize=resize)
+    _check_applicable(operator, options)
+    paths = output_paths(out)
+    if paths["mean"].is_dir():
+        raise ValueError(f"--out {out} is a folder; give the output file, e.g. {Path(out) / 'recon.nii.gz'}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"--samples must be a positive integer, got {samples!r}")
+    hyperparameters = parse_hyperparameters(settings)
+    chosen = get_sampler(sampler, **hyperparameters)
+    if samples > 1 and not chosen.draws_samples:
+        raise ValueError(
+            f"{sampler} is a point estimator: it has no posterior std, so --samples must be 1 (got {samples}); "
+            "use a posterior sampler such as dds, dps, diffpir, daps or pnp-dm for a std map"
+        )
+
+    prior_name = prior if prior is not None else DEFAULT_PRIORS[operator]
+    model, prior_name = load_prior_option(prior_name)
+    measurement = read_array(input, "--input", dataset=dataset, slice_index=slice_index, allow_fastmri=operator == "mri")
+    if operator == "ct-parallel":
+        prepared = prepare_ct(
+            measurement, model, prior_name, views=views, angles_file=angles_file, angle_range=angle_range,
+            pixel_mm=pixel_mm, noise_std=noise_std, incident_flux=incident_flux, hu=hu, slice_index=slice_index,
+        )
+    else:
+        prepared = prepare_mri(
+            measurement, model, prior_name, mask=mask, resize=resize, noise_std=noise_std, seed=seed,
+            slice_index=slice_index,
+        )
+    image_shape = tuple(model.image_shape[-2:])
+    truth = None
+    if reference is not None:
+        loaded = read_array(reference, "--reference", prefer=REFERENCE_DATASETS, allow_fastmri=False)
+        values = loaded.data.abs() if loaded.data.is_complex() else loaded.data
+        truth = _plane(values, 2, loaded.source, slice_index, False, "(H, W) image")
+        if tuple(truth.shape) != image_shape:
+            raise ValueError(
+                f"--reference {loaded.source} is an image of shape {tuple(truth.shape)}, but the reconstruction is "
+                f"{image_shape} (the prior's image size)"
+            )
+
+    result = invsolve.reconstruct(
+        prepared.y,
+        prepared.operator,
+        model,
+        sampler,
+        noise_std=prepared.noise_std,
+        steps=steps,
+        n_samples=samples,
+        seed=seed,
+        progress=progress,
+        start_time=start_time,
+        **hyperparameters,
+    )
+    mean, std = prepared.finish(result)
+    metrics = None if truth is None else _metrics(mean, truth, operator)
+
+    suffix = _split_suffix(paths["mean"])[1]
+    attrs = {
+        "sampler": sampler,
+        "prior": prior_name,
+        "units": prepared.unit,
+        "operator": operator,
+        "steps": int(result.info.get("steps", steps or chosen.default_steps)),
+        "samples": samples,
+        "seed": seed,
+    }
+    written = [paths["mean"]]
+    staged = _StagedFiles()
+    try:
+        staged.write(paths["mean"], lambda tmp: _write_image(tmp, suffix, mean, prepared.spacing, "reconstruction",
+                                                             {**attrs, "quantity": "posterior mean" if samples > 1
+                                                              else "reconstruction"}))
+        previews, titles = [mean], [f"mean ({prepared.unit})" if samples > 1 else f"reconstruction ({prepared.unit})"]
+        if std is not None:
+            staged.write(paths["std"], lambda tmp: _write_image(tmp, suffix, std, prepared.spacing, "std",
+                                                                {**attrs, "quantity": "posterior standard deviation"}))
+            written.append(paths["std"])
+            previews.append(std)
+            titles.append(f"posterior std ({prepared.unit})")
+        title = f"{operator}, {prior_name}, {sampler}" + (f", {samples} samples" if samples > 1 else "")
+        staged.write(paths["png"], lambda tmp: save_png(tmp, previews, titles, figure_title=title))
+        written.append(paths["png"])
+        if metrics is not None:
+            from invsolve.files import save_json
+
+            report = {"reference": str(reference), "units": prepared.unit, **metrics}
+            staged.write(paths["metrics"], lambda tmp: save_json(tmp, report))
+            written.append(paths["metrics"])
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+    summary: dict[str, Any] = {
+        "files": [str(path) for path in written],
+        "operator": operator,
+        "prior": prior_name,
+        "sampler": sampler,
+        "hyperparameters": hyperparameters,
+        "steps": attrs["steps"],
+        "samples": samples,
+        "seed": seed,
+        "units": prepared.unit,
+        "spacing_mm": None if prepared.spacing is None else list(prepared.spacing),
+        "input": measurement.source,
+        **prepared.details,
+        "seconds": float(result.info.get("seconds", 0.0)),
+    }
+    if metrics is not None:
+        summary["metrics"] = metrics
+    return summary
