@@ -101,7 +101,7 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
         help="sampler hyperparameter, repeatable (e.g. --set eta=0.5)",
     )
     recon.add_argument("--dataset", help="HDF5 input: the dataset to read (default: kspace, or the only one)")
-    recon.add_argument("--slice", type=int, dest="slice_index", help="the slice of a multi-slice input (from 0)")
+    recon.add_argument("--slice", type=int, dest="slice_index", metavar="K", help="the slice of a multi-slice input (from 0)")
     recon.add_argument("--reference", help="an image file to score against; writes <stem>_metrics.json")
     recon.add_argument("--noise-std", type=float, help="measurement noise std (MRI default: from the k-space corners)")
     recon.add_argument("--no-progress", action="store_true", help="hide the progress bar")

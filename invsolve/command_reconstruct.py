@@ -2,10 +2,9 @@
 
 The pieces of the command, usable on their own:
 
-* :func:`read_array` reads a measurement, reference or mask file by its
-  extension — ``.npy``; ``.h5``/``.hdf5`` (a fastMRI file with ``kspace`` and
-  optionally ``mask``, or a plain dataset); ``.nii``/``.nii.gz``; ``.dcm`` or a
-  folder of ``.dcm`` files — with the pixel spacing where the file states it.
+* :func:`~invsolve.measurement_files.read_array` (its own module) reads the
+  measurement, reference and mask files by their extension, with the pixel
+  spacing where the file states it.
 * :func:`prepare_ct` and :func:`prepare_mri` turn a measurement and a prior
   into what :func:`invsolve.reconstruct` needs (:class:`Prepared`): the
   operator at the prior's image size, the measurement checked against the
@@ -30,7 +29,6 @@ import math
 import os
 import re
 import tempfile
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,13 +37,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from invsolve.measurement_files import REFERENCE_DATASETS, ArrayFile, read_array, read_npy, select_plane
+
 __all__ = [
     "OPERATORS",
     "DEFAULT_PRIORS",
     "OUTPUT_SUFFIXES",
-    "ArrayFile",
     "Prepared",
-    "read_array",
     "load_prior_option",
     "parse_hyperparameters",
     "prepare_ct",
@@ -60,293 +58,9 @@ OPERATORS = ("ct-parallel", "mri")
 DEFAULT_PRIORS = {"ct-parallel": "ct-ellipses", "mri": "mri-brain"}
 #: output formats, by the end of the ``--out`` file name
 OUTPUT_SUFFIXES = (".nii.gz", ".nii", ".h5", ".hdf5", ".npy")
-INPUT_FORMATS = ".npy, .h5/.hdf5, .nii/.nii.gz, .dcm or a folder of .dcm files"
 #: millimetres per length unit of attenuation priors (unit "1/mm", "1/cm", "1/m")
 _MM_PER_LENGTH = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
-#: preferred datasets of an HDF5 reference image
-REFERENCE_DATASETS = ("reconstruction", "reconstruction_rss", "reconstruction_esc", "target")
 _MASK_SPEC = re.compile(r"(random|equispaced):([0-9.]+):([0-9.]+)")
-_ISMRMRD = "{http://www.ismrm.org/ISMRMRD}"
-
-
-# -- reading ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class ArrayFile:
-    """An array read from a file, with what the file says about it.
-
-    Attributes
-    ----------
-    data : torch.Tensor
-        float64 or complex64/complex128, as stored (slice axis first when there is one).
-    source : str
-        The file name, for messages.
-    spacing : (float, float) or None
-        Millimetres per pixel along the last two axes, where the file states it.
-    mask : torch.Tensor or None
-        A fastMRI file's bool ``(W,)`` sampling mask.
-    fastmri : bool
-        Whether ``data`` is one slice of a fastMRI file's k-space, ``(coils, H, W)``.
-    slice_index : int or None
-        The slice taken from a fastMRI file.
-    """
-
-    data: torch.Tensor
-    source: str
-    spacing: tuple[float, float] | None = None
-    mask: torch.Tensor | None = None
-    fastmri: bool = False
-    slice_index: int | None = None
-
-
-def read_array(
-    path: str | os.PathLike,
-    what: str = "--input",
-    *,
-    dataset: str | None = None,
-    slice_index: int | None = None,
-    prefer: Sequence[str] = (),
-    allow_fastmri: bool = True,
-) -> ArrayFile:
-    """Read one array from a file chosen by its extension.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        ``.npy``; ``.h5``/``.hdf5``; ``.nii``/``.nii.gz``; ``.dcm`` or a folder of
-        ``.dcm`` files (one series).
-    what : str
-        How messages name the file (``"--input"``, ``"--reference"``).
-    dataset : str, optional
-        The HDF5 dataset to read.  Default: a fastMRI file's ``kspace`` (when
-        ``allow_fastmri``), else the first of ``prefer`` present, else the
-        file's only dataset.
-    slice_index : int, optional
-        For fastMRI files: the slice to read (needed when there are several).
-    prefer : sequence of str
-        HDF5 datasets to pick, in order, when ``dataset`` is not given.
-    allow_fastmri : bool
-        Read an HDF5 file holding ``kspace`` as a fastMRI file.
-
-    Returns
-    -------
-    ArrayFile
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    ValueError
-        For an unknown extension, a file the reader cannot parse (corrupt,
-        truncated, another format), a missing or ambiguous dataset, a
-        non-numeric or non-finite array.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    name = path.name.lower()
-    if dataset is not None and not name.endswith((".h5", ".hdf5")):
-        raise ValueError(f"--dataset names an HDF5 dataset, but {what} {path} is not an .h5/.hdf5 file")
-    if path.is_dir():
-        result = _read_dicom_folder(path, what)
-    elif name.endswith(".npy"):
-        result = ArrayFile(_as_tensor(_read_npy(path, what), path, what), str(path))
-    elif name.endswith((".h5", ".hdf5")):
-        result = _read_hdf5(path, what, dataset, slice_index, tuple(prefer), allow_fastmri)
-    elif name.endswith((".nii", ".nii.gz")):
-        result = _read_nifti(path, what)
-    elif name.endswith(".dcm"):
-        result = _read_dicom_file(path, what)
-    else:
-        raise ValueError(f"{what} {path}: unknown file type; expected {INPUT_FORMATS}")
-    if not bool(torch.isfinite(result.data).all()):
-        raise ValueError(f"{what} {path}: the array holds NaN or infinite values")
-    return result
-
-
-def _read_npy(path: Path, what: str) -> np.ndarray:
-    with open(path, "rb") as handle:
-        if handle.read(6) != b"\x93NUMPY":
-            raise ValueError(f"{what} {path}: not a NumPy .npy file (no .npy header; corrupt or another format)")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise ValueError(f"{what} {path}: cannot read the .npy file (corrupt or truncated: {error})") from None
-
-
-def _as_tensor(array: Any, path: Path, what: str) -> torch.Tensor:
-    """A numeric array as float64, or complex64/complex128 as stored."""
-    array = np.asarray(array)
-    if np.issubdtype(array.dtype, np.complexfloating):
-        dtype = np.complex128 if array.dtype == np.complex128 else np.complex64
-        return torch.from_numpy(np.ascontiguousarray(array, dtype=dtype))
-    if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.number):
-        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
-    raise ValueError(f"{what} {path}: expected a numeric array, found dtype {array.dtype}")
-
-
-def _read_hdf5(
-    path: Path, what: str, dataset: str | None, slice_index: int | None, prefer: tuple[str, ...], allow_fastmri: bool
-) -> ArrayFile:
-    import h5py
-
-    try:
-        file = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{what} {path}: not a readable HDF5 file (corrupt, truncated or another format: {error})") from None
-    try:
-        names: list[str] = []
-        file.visititems(lambda key, item: names.append(key) if isinstance(item, h5py.Dataset) else None)
-        fastmri = allow_fastmri and "kspace" in names and dataset in (None, "kspace")
-        header = file["ismrmrd_header"][()] if fastmri and "ismrmrd_header" in names else None
-        if not fastmri:
-            if dataset is None:
-                chosen = [key for key in prefer if key in names]
-                if chosen:
-                    dataset = chosen[0]
-                elif len(names) == 1:
-                    dataset = names[0]
-                elif not names:
-                    raise ValueError(f"{what} {path}: the HDF5 file holds no dataset")
-                else:
-                    raise ValueError(
-                        f"{what} {path} holds several datasets ({', '.join(sorted(names))}); name one with --dataset"
-                    )
-            if dataset not in names:
-                raise ValueError(f"{what} {path} has no dataset {dataset!r}; it holds: {', '.join(sorted(names)) or 'none'}")
-            item = file[dataset]
-            data = _as_tensor(item[()], path, what)
-            spacing = _spacing_attribute(item.attrs) or _spacing_attribute(file.attrs)
-            return ArrayFile(data, f"{path}:{dataset}", spacing)
-    except OSError as error:
-        raise ValueError(f"{what} {path}: reading the HDF5 file failed (corrupt or truncated: {error})") from None
-    finally:
-        file.close()
-    return _read_fastmri(path, what, slice_index, header)
-
-
-def _spacing_attribute(attrs: Mapping[str, Any]) -> tuple[float, float] | None:
-    """``spacing_mm`` (two numbers) or ``pixel_mm`` (one or two) of an HDF5 object, if present and positive."""
-    for key in ("spacing_mm", "pixel_mm"):
-        if key in attrs:
-            values = np.atleast_1d(np.asarray(attrs[key], dtype=np.float64)).tolist()
-            values = values * 2 if len(values) == 1 else values[-2:]
-            if len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values):
-                return (values[0], values[1])
-    return None
-
-
-def _read_fastmri(path: Path, what: str, slice_index: int | None, header: Any) -> ArrayFile:
-    from invsolve.datasets.io import FastMRISliceDataset
-
-    slices = FastMRISliceDataset(path, require_header=False)
-    count = len(slices)
-    if slice_index is None:
-        if count > 1:
-            raise ValueError(f"{what} {path} holds {count} slices; choose one with --slice K (0 to {count - 1})")
-        slice_index = 0
-    if not 0 <= slice_index < count:
-        raise ValueError(f"--slice must be between 0 and {count - 1} for {path} ({count} slices), got {slice_index}")
-    sample = slices[slice_index]
-    kspace = sample["kspace"]
-    return ArrayFile(
-        kspace,
-        f"{path}:kspace[{slice_index}]",
-        _fastmri_spacing(header, tuple(kspace.shape[-2:])),
-        mask=sample["mask"],
-        fastmri=True,
-        slice_index=slice_index,
-    )
-
-
-def _fastmri_spacing(header: Any, shape: tuple[int, int]) -> tuple[float, float] | None:
-    """Pixel spacing of the full k-space's image from the ISMRMRD header's encoded field of view."""
-    if header is None:
-        return None
-    try:
-        root = ElementTree.fromstring(header.decode() if isinstance(header, bytes) else str(header))
-        encoded = root.find(f".//{_ISMRMRD}encoding/{_ISMRMRD}encodedSpace")
-        fov = [float(encoded.find(f"{_ISMRMRD}fieldOfView_mm/{_ISMRMRD}{axis}").text) for axis in "xy"]
-        matrix = [int(encoded.find(f"{_ISMRMRD}matrixSize/{_ISMRMRD}{axis}").text) for axis in "xy"]
-    except (ElementTree.ParseError, AttributeError, TypeError, ValueError):
-        return None
-    if tuple(matrix) != shape or not all(v > 0 for v in fov):
-        return None
-    return (fov[0] / matrix[0], fov[1] / matrix[1])
-
-
-def _read_nifti(path: Path, what: str) -> ArrayFile:
-    import nibabel
-
-    try:
-        image = nibabel.load(path)
-        array = np.asarray(image.dataobj)
-        zooms = [float(z) for z in image.header.get_zooms()]
-        unit = image.header.get_xyzt_units()[0]
-    except Exception as error:  # nibabel raises many types for unreadable files
-        raise ValueError(f"{what} {path}: nibabel cannot read it as NIfTI ({type(error).__name__}: {error})") from None
-    if array.ndim == 4 and array.shape[3] == 1:
-        array = array[..., 0]
-    if array.ndim == 3:  # slices along the last axis, first here
-        array = np.moveaxis(array, -1, 0)
-        zooms = zooms[:2]
-    factor = {"meter": 1000.0, "micron": 1e-3}.get(unit, 1.0)  # "mm" and "unknown" are taken as mm
-    spacing = (zooms[0] * factor, zooms[1] * factor) if len(zooms) >= 2 and all(z > 0 for z in zooms[:2]) else None
-    return ArrayFile(_as_tensor(array, path, what), str(path), spacing)
-
-
-def _dicom_plane(path: Path, what: str) -> tuple[np.ndarray, tuple[float, float] | None, int]:
-    import pydicom
-
-    try:
-        dataset = pydicom.dcmread(path)
-        stored = dataset.pixel_array.astype(np.float64)
-    except Exception as error:  # pydicom raises many types for unreadable files
-        raise ValueError(f"{what} {path}: pydicom cannot read it as a DICOM image ({type(error).__name__}: {error})") from None
-    values = float(getattr(dataset, "RescaleSlope", 1.0)) * stored + float(getattr(dataset, "RescaleIntercept", 0.0))
-    spacing = getattr(dataset, "PixelSpacing", None)
-    spacing = (float(spacing[0]), float(spacing[1])) if spacing is not None and len(spacing) == 2 else None
-    return values, spacing, int(getattr(dataset, "InstanceNumber", 0) or 0)
-
-
-def _read_dicom_file(path: Path, what: str) -> ArrayFile:
-    values, spacing, _ = _dicom_plane(path, what)
-    return ArrayFile(torch.from_numpy(values), str(path), spacing)
-
-
-def _read_dicom_folder(path: Path, what: str) -> ArrayFile:
-    files = sorted(file for file in path.iterdir() if file.is_file() and file.name.lower().endswith(".dcm"))
-    if not files:
-        raise ValueError(f"{what} {path} is a folder without .dcm files; expected {INPUT_FORMATS}")
-    planes = [(_dicom_plane(file, what), file.name) for file in files]
-    planes.sort(key=lambda entry: (entry[0][2], entry[1]))
-    shapes = {values.shape for (values, _, _), _ in planes}
-    if len(shapes) > 1:
-        raise ValueError(f"{what} {path}: the DICOM files have different image sizes {sorted(shapes)}")
-    stacked = np.stack([values for (values, _, _), _ in planes])
-    return ArrayFile(torch.from_numpy(stacked), str(path), planes[0][0][1])
-
-
-def _plane(data: torch.Tensor, dims: int, source: str, slice_index: int | None, strict: bool, layout: str) -> torch.Tensor:
-    """``data`` reduced to ``dims`` axes: leading axes of length 1 dropped, a slice taken from one more axis."""
-    while data.dim() > dims and data.shape[0] == 1 and (data.dim() > dims + 1 or slice_index is None):
-        data = data[0]
-    if data.dim() == dims:
-        if strict and slice_index is not None:
-            raise ValueError(f"--slice applies to files with several slices; {source} holds one {layout} array")
-        return data
-    if data.dim() == dims + 1:
-        count = data.shape[0]
-        if slice_index is None:
-            raise ValueError(f"{source} holds {count} slices shaped {tuple(data.shape[1:])}; choose one with --slice K")
-        if not 0 <= slice_index < count:
-            raise ValueError(f"--slice must be between 0 and {count - 1} for {source}, got {slice_index}")
-        return data[slice_index]
-    raise ValueError(f"{source} holds an array of shape {tuple(data.shape)}; expected {layout} (or slices of them)")
-
-
-# -- priors and samplers ---------------------------------------------------------------------------
 
 
 def load_prior_option(value: str) -> tuple[Any, str]:
@@ -425,7 +139,9 @@ def _image_size(prior: Any, name: str, channels: tuple[int, ...], operator: str)
     shape = tuple(prior.image_shape)
     if len(shape) != 3 or shape[0] not in channels:
         kinds = " or ".join(f"({c}, H, W)" for c in channels)
-        raise ValueError(f"--operator {operator} needs a prior of 2-D images shaped {kinds}; prior {name} has image shape {shape}")
+        raise ValueError(
+            f"--operator {operator} needs a prior of 2-D images shaped {kinds}; prior {name} has image shape {shape}"
+        )
     return shape[1], shape[2]
 
 
@@ -442,7 +158,7 @@ def _angles_from_file(path: str) -> torch.Tensor:
         raise FileNotFoundError(f"--angles-file {source} does not exist")
     try:
         if source.name.lower().endswith(".npy"):
-            values = _read_npy(source, "--angles-file")
+            values = read_npy(source, "--angles-file")
         else:
             values = np.loadtxt(source, delimiter=None if "," not in source.read_text() else ",", ndmin=1)
     except (ValueError, OSError, UnicodeDecodeError) as error:
@@ -525,13 +241,14 @@ def prepare_ct(
 
     if measurement.data.is_complex():
         raise ValueError(f"{measurement.source}: a CT sinogram must be real, found complex data")
-    sinogram = _plane(measurement.data, 2, measurement.source, slice_index, True, "(views, detector)")
+    sinogram = select_plane(measurement.data, 2, measurement.source, slice_index, True, "(views, detector)")
     expected = tuple(operator.out_shape[1:])
     if tuple(sinogram.shape) != expected:
+        transposed = " (transposed? rows must be views)" if tuple(sinogram.shape) == expected[::-1] else ""
         raise ValueError(
             f"{measurement.source} holds a sinogram of shape {tuple(sinogram.shape)}, but --operator ct-parallel needs "
             f"(views, detector) = {expected}: {described}, and {expected[1]} detector pixels = ceil(√({height}² + "
-            f"{width}²)) for the {height}×{width} image of prior {prior_name}"
+            f"{width}²)) for the {height}×{width} image of prior {prior_name}{transposed}"
         )
     y = sinogram.to(torch.float32)[None, None]
 
@@ -586,7 +303,7 @@ def _mask_option(value: str, shape: tuple[int, int], seed: int) -> tuple[torch.T
         kind, acceleration, centre = match.group(1), float(match.group(2)), float(match.group(3))
         function = random_mask if kind == "random" else equispaced_fraction_mask
         return function(shape[1], centre, acceleration, seed=seed), f"{kind} columns, {acceleration:g}x, centre {centre:g}"
-    mask = read_array(value, "--mask").data
+    mask = read_array(value, "--mask", allow_fastmri=False).data
     if mask.is_complex():
         raise ValueError(f"--mask {value} must hold 0/1 values, found complex data")
     while mask.dim() > 1 and mask.shape[0] == 1:
@@ -648,7 +365,7 @@ def prepare_mri(
         raise ValueError(f"{measurement.source}: --operator mri needs complex k-space, found real data ({data.dtype})")
     if data.dim() == 2:
         data = data[None]
-    kspace = _plane(data, 3, measurement.source, None if measurement.fastmri else slice_index,
+    kspace = select_plane(data, 3, measurement.source, None if measurement.fastmri else slice_index,
                     not measurement.fastmri, "(coils, H, W) k-space")
     kspace = kspace.to(torch.complex64)
     full = tuple(kspace.shape[-2:])
@@ -698,7 +415,8 @@ def prepare_mri(
             )
         top, left = full[0] // 2 - size[0] // 2, full[1] // 2 - size[1] // 2
         kspace = kspace[:, top : top + size[0], left : left + size[1]]
-        sampling = sampling[left : left + size[1]] if sampling.dim() == 1 else sampling[top : top + size[0], left : left + size[1]]
+        columns = slice(left, left + size[1])
+        sampling = sampling[columns] if sampling.dim() == 1 else sampling[top : top + size[0], columns]
         if spacing is not None:
             spacing = (spacing[0] * full[0] / size[0], spacing[1] * full[1] / size[1])
 
@@ -777,7 +495,12 @@ def output_paths(out: str | os.PathLike) -> dict[str, Path]:
 
 
 def _write_image(
-    path: Path, suffix: str, image: torch.Tensor, spacing: tuple[float, float] | None, dataset: str, attrs: Mapping[str, Any]
+    path: Path,
+    suffix: str,
+    image: torch.Tensor,
+    spacing: tuple[float, float] | None,
+    dataset: str,
+    attrs: Mapping[str, Any],
 ) -> None:
     """Write a real ``(H, W)`` image as ``suffix`` (the target's format) to ``path``."""
     array = image.detach().cpu().to(torch.float32).numpy()
@@ -930,8 +653,8 @@ def reconstruct_files(
         With one message naming the option, what was expected and what was given.
     """
     import invsolve
-    from invsolve.files import save_png
-    from invsolve.samplers import get_sampler
+    from invsolve.files import save_json, save_png
+    from invsolve.samplers import available_samplers, get_sampler
 
     if operator not in OPERATORS:
         raise ValueError(f"unknown operator {operator!r}; available: {', '.join(OPERATORS)}")
@@ -946,9 +669,10 @@ def reconstruct_files(
     hyperparameters = parse_hyperparameters(settings)
     chosen = get_sampler(sampler, **hyperparameters)
     if samples > 1 and not chosen.draws_samples:
+        posterior = [name for name in available_samplers() if type(get_sampler(name)).draws_samples]
         raise ValueError(
             f"{sampler} is a point estimator: it has no posterior std, so --samples must be 1 (got {samples}); "
-            "use a posterior sampler such as dds, dps, diffpir, daps or pnp-dm for a std map"
+            f"a std map needs a posterior sampler: {', '.join(posterior)}"
         )
 
     prior_name = prior if prior is not None else DEFAULT_PRIORS[operator]
@@ -969,7 +693,7 @@ def reconstruct_files(
     if reference is not None:
         loaded = read_array(reference, "--reference", prefer=REFERENCE_DATASETS, allow_fastmri=False)
         values = loaded.data.abs() if loaded.data.is_complex() else loaded.data
-        truth = _plane(values, 2, loaded.source, slice_index, False, "(H, W) image")
+        truth = select_plane(values, 2, loaded.source, slice_index, False, "(H, W) image")
         if tuple(truth.shape) != image_shape:
             raise ValueError(
                 f"--reference {loaded.source} is an image of shape {tuple(truth.shape)}, but the reconstruction is "
@@ -1003,15 +727,16 @@ def reconstruct_files(
         "seed": seed,
     }
     written = [paths["mean"]]
+    mean_attrs = {**attrs, "quantity": "posterior mean" if samples > 1 else "reconstruction"}
+    std_attrs = {**attrs, "quantity": "posterior standard deviation"}
+    previews, titles = [mean], [f"{'mean' if samples > 1 else 'reconstruction'} ({prepared.unit})"]
     staged = _StagedFiles()
     try:
-        staged.write(paths["mean"], lambda tmp: _write_image(tmp, suffix, mean, prepared.spacing, "reconstruction",
-                                                             {**attrs, "quantity": "posterior mean" if samples > 1
-                                                              else "reconstruction"}))
-        previews, titles = [mean], [f"mean ({prepared.unit})" if samples > 1 else f"reconstruction ({prepared.unit})"]
+        staged.write(
+            paths["mean"], lambda tmp: _write_image(tmp, suffix, mean, prepared.spacing, "reconstruction", mean_attrs)
+        )
         if std is not None:
-            staged.write(paths["std"], lambda tmp: _write_image(tmp, suffix, std, prepared.spacing, "std",
-                                                                {**attrs, "quantity": "posterior standard deviation"}))
+            staged.write(paths["std"], lambda tmp: _write_image(tmp, suffix, std, prepared.spacing, "std", std_attrs))
             written.append(paths["std"])
             previews.append(std)
             titles.append(f"posterior std ({prepared.unit})")
@@ -1019,8 +744,6 @@ def reconstruct_files(
         staged.write(paths["png"], lambda tmp: save_png(tmp, previews, titles, figure_title=title))
         written.append(paths["png"])
         if metrics is not None:
-            from invsolve.files import save_json
-
             report = {"reference": str(reference), "units": prepared.unit, **metrics}
             staged.write(paths["metrics"], lambda tmp: save_json(tmp, report))
             written.append(paths["metrics"])

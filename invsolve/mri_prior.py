@@ -27,7 +27,14 @@ import torch
 
 from invsolve._checks import check_tensor
 from invsolve.baselines import cg_sense
-from invsolve.operators.mri import CartesianMRI, check_center_lines, espirit_maps, estimate_coil_maps
+from invsolve.operators.mri import (
+    CartesianMRI,
+    check_center_lines,
+    espirit_maps,
+    estimate_coil_maps,
+    ifft_centered,
+    rss,
+)
 
 __all__ = [
     "calibration_lines",
@@ -91,13 +98,18 @@ def calibration_lines(mask: torch.Tensor) -> torch.Tensor:
     return lines
 
 
-def calibrated_coil_maps(kspace: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, str]:
+def calibrated_coil_maps(kspace: torch.Tensor, mask: torch.Tensor, coverage: float = 0.95) -> tuple[torch.Tensor, str]:
     """Coil maps from the calibration lines of one undersampled acquisition.
 
     ESPIRiT (:func:`~invsolve.operators.mri.espirit_maps`) with ``k × k``
-    kernels, ``k = min(6, lines − 1)`` for the narrowest calibration width
-    ``lines``; with fewer than 4 calibration lines ESPIRiT has no usable
-    kernel and the low-resolution method
+    kernels, trying ``k = min(6, lines − 1)`` down to 3 for the narrowest
+    calibration width ``lines``: ESPIRiT sets maps to zero where its top
+    eigenvalue is below 0.95, and on small or noisy calibration data large
+    kernels zero out parts of the object.  The first ``k`` whose maps are
+    non-zero on at least ``coverage`` of the object — the pixels where the
+    low-resolution image of the calibration lines exceeds 10 % of its
+    maximum — is used.  With fewer than 4 calibration lines, or when no
+    kernel covers the object, the low-resolution method
     (:func:`~invsolve.operators.mri.estimate_coil_maps`) is used instead.
 
     Parameters
@@ -106,6 +118,8 @@ def calibrated_coil_maps(kspace: torch.Tensor, mask: torch.Tensor) -> tuple[torc
         Complex k-space ``(coils, H, W)``, unsampled entries zero.
     mask : torch.Tensor
         Sampling mask broadcastable to ``(H, W)``, e.g. ``(W,)`` columns.
+    coverage : float
+        Fraction of the object the ESPIRiT maps must cover, in ``(0, 1]``.
 
     Returns
     -------
@@ -121,9 +135,17 @@ def calibrated_coil_maps(kspace: torch.Tensor, mask: torch.Tensor) -> tuple[torc
     lines = min(check_center_lines(plane))
     if lines < 4:
         return estimate_coil_maps(kspace, mask), f"low-resolution ({lines} calibration lines, too few for ESPIRiT)"
-    kernel = min(6, lines - 1)
-    maps = espirit_maps(kspace, mask, kernel_size=kernel)
-    return maps, f"espirit ({kernel}x{kernel} kernels, {lines} calibration lines)"
+    low = rss(ifft_centered(kspace * calibration_lines(plane).to(kspace.device)), dim=0)[0]
+    obj = low >= 0.1 * low.max()
+    for kernel in range(min(6, lines - 1), 2, -1):
+        maps = espirit_maps(kspace, mask, kernel_size=kernel)
+        covered = float((maps.abs().sum(dim=0) > 0)[obj].float().mean())
+        if covered >= coverage:
+            return maps, f"espirit ({kernel}x{kernel} kernels, {lines} calibration lines)"
+    return (
+        estimate_coil_maps(kspace, mask),
+        f"low-resolution (ESPIRiT maps left part of the object empty with {lines} calibration lines)",
+    )
 
 
 def calibration_phase(
