@@ -12,6 +12,7 @@ with diffusion models as priors.
 
 from invsolve.baselines import cg_sense, tv_reconstruct
 from invsolve.oracle import gaussian_posterior
+from invsolve.presets import available_presets
 from invsolve.reconstruct import Reconstruction, reconstruct
 from invsolve.samplers import Problem, Sampler, SamplerResult, available_samplers, get_sampler, register_sampler
 
@@ -27,6 +28,7 @@ __all__ = [
     "SamplerResult",
     "Problem",
     "available_samplers",
+    "available_presets",
     "get_sampler",
     "register_sampler",
     "__version__",

@@ -93,7 +93,12 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     )
     recon.add_argument("--sampler", default="dds", help="sampler name (default: %(default)s)")
     recon.add_argument("--steps", type=int, help="sampler steps (default: the sampler's)")
-    recon.add_argument("--samples", type=int, default=1, help="posterior samples; > 1 writes the std map (default: 1)")
+    recon.add_argument(
+        "--samples", type=int, help="posterior samples; > 1 writes the std map (default: the preset's, else 1)"
+    )
+    recon.add_argument(
+        "--preset", help="validated settings for the task, e.g. ct-sparse (invsolve.presets); explicit options win"
+    )
     recon.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     recon.add_argument("--start-time", type=float, help="analytic warm start at this time in (0, 1]")
     recon.add_argument(

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from invsolve.presets import preset_settings
 from invsolve.measurement_files import REFERENCE_DATASETS, ArrayFile, read_array, read_npy, select_plane
 
 __all__ = [
@@ -610,7 +611,8 @@ def reconstruct_files(
     prior: str | None = None,
     sampler: str = "dds",
     steps: int | None = None,
-    samples: int = 1,
+    samples: int | None = None,
+    preset: str | None = None,
     seed: int = 0,
     start_time: float | None = None,
     settings: Sequence[str] = (),
@@ -664,11 +666,11 @@ def reconstruct_files(
     paths = output_paths(out)
     if paths["mean"].is_dir():
         raise ValueError(f"--out {out} is a folder; give the output file, e.g. {Path(out) / 'recon.nii.gz'}")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise ValueError(f"--samples must be a positive integer, got {samples!r}")
     hyperparameters = parse_hyperparameters(settings)
     chosen = get_sampler(sampler, **hyperparameters)
-    if samples > 1 and not chosen.draws_samples:
+    if samples is not None and samples > 1 and not chosen.draws_samples:
         posterior = [name for name in available_samplers() if type(get_sampler(name)).draws_samples]
         raise ValueError(
             f"{sampler} is a point estimator: it has no posterior std, so --samples must be 1 (got {samples}); "
@@ -688,6 +690,10 @@ def reconstruct_files(
             measurement, model, prior_name, mask=mask, resize=resize, noise_std=noise_std, seed=seed,
             slice_index=slice_index,
         )
+    if preset is not None:
+        preset_samples = preset_settings(preset, sampler, prepared.operator)["n_samples"]
+        samples = preset_samples if samples is None else samples
+    samples = 1 if samples is None else samples
     image_shape = tuple(model.image_shape[-2:])
     truth = None
     if reference is not None:
@@ -710,6 +716,7 @@ def reconstruct_files(
         n_samples=samples,
         seed=seed,
         progress=progress,
+        preset=preset,
         start_time=start_time,
         **hyperparameters,
     )

@@ -12,6 +12,7 @@ import torch
 from invsolve._checks import check_int, check_tensor
 from invsolve._random import make_generator
 from invsolve.operators import GaussianLikelihood, LinearOperator
+from invsolve.presets import preset_settings
 from invsolve.priors import DiffusionPrior
 from invsolve.samplers import Problem, SamplerStep, get_sampler
 from invsolve.samplers.problem import check_operator_fits_prior
@@ -62,10 +63,11 @@ def reconstruct(
     sampler: str = "red-diff",
     noise_std: float = 0.0,
     steps: int | None = None,
-    n_samples: int = 1,
+    n_samples: int | None = None,
     seed: int | torch.Generator | None = 0,
     progress: bool = True,
     *,
+    preset: str | None = None,
     condition: torch.Tensor | None = None,
     start_time: float | None = None,
     callback: Callable[[SamplerStep], None] | None = None,
@@ -90,9 +92,9 @@ def reconstruct(
         Standard deviation of the measurement noise, in ``y``'s units (per
         real component for complex data).
     steps : int, optional
-        Number of steps; the sampler's default if omitted.
-    n_samples : int
-        Reconstructions per measurement.  With more than one, ``image`` is
+        Number of steps; the preset's or else the sampler's default if omitted.
+    n_samples : int, optional
+        Reconstructions per measurement (the preset's, else 1).  With more than one, ``image`` is
         their mean and ``std`` their per-pixel standard deviation (for
         samplers that draw posterior samples; point estimators report
         ``run_spread`` instead).
@@ -100,6 +102,11 @@ def reconstruct(
         Seed of all random draws (``None``: not reproducible).
     progress : bool
         Show a tqdm progress bar.
+    preset : str, optional
+        Named settings validated for a task (:mod:`invsolve.presets`, e.g.
+        ``"ct-sparse"``): the sampler's steps, number of samples and
+        hyperparameters; explicit arguments win.  Refused for an operator or
+        a sampler the preset was not tuned for.
     condition : torch.Tensor, optional
         What a conditional prior is conditioned on, one per measurement.
     start_time : float, optional
@@ -121,6 +128,14 @@ def reconstruct(
     -------
     Reconstruction
     """
+    if preset is not None:
+        settings = preset_settings(preset, sampler, operator)
+        steps = settings.pop("steps") if steps is None else steps
+        n_samples = settings.pop("n_samples") if n_samples is None else n_samples
+        settings.pop("steps", None)
+        settings.pop("n_samples", None)
+        hyperparameters = {**settings, **hyperparameters}
+    n_samples = 1 if n_samples is None else n_samples
     chosen = get_sampler(sampler, **hyperparameters)
     likelihood = GaussianLikelihood(operator, noise_std)
     check_operator_fits_prior(operator, prior)
@@ -161,6 +176,7 @@ def reconstruct(
     info = {
         **run_info,
         "n_samples": n_samples,
+        "preset": preset,
         "noise_std": likelihood.noise_std,
         "seed": seed if isinstance(seed, int) else None,
         "seconds": time.perf_counter() - started,

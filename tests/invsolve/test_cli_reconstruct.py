@@ -227,6 +227,10 @@ MRI_BASE = ["--operator", "mri", "--prior", "MRI/magnitude16.pt"]
           "--out", "OUT/r.npy"], "needs the noise level"),
         (CT_BASE + ["--input", "CT/sino.npy", "--out", "OUT/r.npy", "--set", "nonsense=1"],
          "unknown hyperparameter(s) nonsense for sampler 'dds'"),
+        (MRI_BASE + ["--input", "MRI/scan.h5", "--slice", "0", "--resize", "--out", "OUT/r.npy", "--preset", "ct-sparse"],
+         "preset 'ct-sparse' is tuned for parallel-beam CT"),
+        (CT_BASE + ["--input", "CT/sino.npy", "--out", "OUT/r.npy", "--preset", "ct-sparse", "--sampler", "daps"],
+         "preset 'ct-sparse' has no validated settings for sampler 'daps'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(ct_files, mri_files, tmp_path, capsys, arguments, message):
@@ -260,3 +264,15 @@ def test_version_from_the_module_and_the_console_script(tmp_path, command):
     # outside the checkout, so the installed package is what runs
     completed = subprocess.run([*command, "--version"], capture_output=True, text=True, cwd=tmp_path)
     assert completed.returncode == 0 and completed.stdout.strip() == f"invsolve {invsolve.__version__}"
+
+
+def test_a_preset_sets_the_samples_and_steps(ct_files, tmp_path, capsys):
+    out = tmp_path / "recon.npy"
+    code, stdout, stderr = _run(
+        CT_BASE[:4] + ["--prior", ct_files / "ct16.pt", "--noise-std", 0.01, "--input", ct_files / "sino.npy", "--out", out,
+                       "--preset", "ct-sparse", "--steps", 4],
+        capsys,
+    )
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["steps"] == 4 and (tmp_path / "recon_std.npy").exists()  # the preset's 4 samples give a std map

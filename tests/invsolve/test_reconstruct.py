@@ -247,3 +247,37 @@ def test_problem_errors():
     assert generation.batch_size == 2
     with pytest.raises(ValueError, match="this sampler needs measurements: the problem has no likelihood"):
         generation.prox(torch.zeros(2, 1, 3, 3), 1.0)
+
+
+def test_a_preset_supplies_steps_samples_and_hyperparameters():
+    prior = GaussianPrior.squared_exponential((1, 8, 8), length_scale=1.5)
+    operator = RayTransform(ParallelBeam2D((8, 8), sparse_view_angles(4))).double()
+    y = operator(prior.sample_exact(1, seed=0))
+    result = invsolve.reconstruct(y, operator, prior, "dds", noise_std=0.01, preset="ct-sparse", progress=False)
+    assert result.info["steps"] == 100 and result.info["n_samples"] == 4 and result.info["preset"] == "ct-sparse"
+    assert result.info["hyperparameters"]["cg_iterations"] == 10 and result.std is not None
+    # explicit arguments win over the preset
+    mine = invsolve.reconstruct(
+        y, operator, prior, "dds", noise_std=0.01, preset="ct-sparse", steps=10, n_samples=1, cg_iterations=2,
+        progress=False,
+    )
+    assert mine.info["steps"] == 10 and mine.info["n_samples"] == 1 and mine.info["hyperparameters"]["cg_iterations"] == 2
+    assert "ct-sparse" in invsolve.available_presets()
+
+
+@pytest.mark.parametrize(
+    "preset, sampler, message",
+    [
+        ("ct-sparse", "dds", r"preset 'ct-sparse' is tuned for parallel-beam CT .* but the operator is Mask"),
+        ("ct-sparse", "daps", None),
+        ("mri-8x", "dds", "unknown preset 'mri-8x'; known presets: ct-sparse"),
+    ],
+)
+def test_a_preset_refuses_what_it_was_not_tuned_for(setup, preset, sampler, message):
+    y, operator, prior = setup
+    if message is None:  # the right instrument, but a sampler the sweep did not cover
+        operator = RayTransform(ParallelBeam2D((6, 6), sparse_view_angles(4))).double()
+        y = operator(prior.sample_exact(1, seed=0))
+        message = "preset 'ct-sparse' has no validated settings for sampler 'daps'; its sweep covered: dds, dps, red-diff"
+    with pytest.raises(ValueError, match=message):
+        invsolve.reconstruct(y, operator, prior, sampler, noise_std=0.01, preset=preset, progress=False)

@@ -1,0 +1,115 @@
+"""Named sampler settings per imaging task, each from a sweep on a validation split.
+
+``reconstruct(..., preset="ct-sparse")`` takes a sampler's steps, number of
+samples and hyperparameters from the preset; keyword arguments given
+explicitly still win.  A preset only holds settings that a documented sweep
+chose — ``benchmarks/sweep_presets.py`` on images that no test, demo or
+README figure uses — and names that sweep in :attr:`Preset.source`; a
+sampler the sweep has not covered is refused rather than guessed.  A preset
+also says which instruments it was tuned for, and refuses others: the
+settings of sparse-view CT do not transfer to a mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from invsolve.operators import LinearOperator
+
+__all__ = ["Preset", "PRESETS", "available_presets", "preset_settings"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Validated sampler settings for one imaging task.
+
+    Attributes
+    ----------
+    name : str
+        E.g. ``"ct-sparse"``.
+    task : str
+        What the settings were tuned on.
+    instruments : tuple of str
+        Names of operator classes the task uses; an operator fits the preset
+        when it is, or is composed from, one of them.
+    samplers : dict
+        Sampler name → ``{"steps": int, "n_samples": int, **hyperparameters}``.
+    source : str
+        The sweep that chose the values (script, split, criterion).
+    """
+
+    name: str
+    task: str
+    instruments: tuple[str, ...]
+    samplers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    "ct-sparse": Preset(
+        name="ct-sparse",
+        task="parallel-beam CT with 8-32 views over 180 degrees, post-log Poisson data",
+        instruments=("RayTransform", "ConeBeamTransform"),
+        samplers={
+            # steps 50/100 × CG 5/10 swept, mean of 4 samples: 26.5 / 26.7 / 27.7 / 27.8 dB
+            # (one sample: 24.3-25.5 dB)
+            "dds": {"steps": 100, "n_samples": 4, "cg_iterations": 10},
+            "red-diff": {"steps": 1000, "n_samples": 1, "obs_weight": 0.01, "regularization": 0.25},
+            # ζ′ swept on single samples (18.5 / 21.1 / 17.9 dB); 4 samples averaged, as for DDS
+            "dps": {"steps": 250, "n_samples": 4, "step_size": 0.1},
+        },
+        source=(
+            "benchmarks/sweep_presets.py --task ct-sparse and benchmarks/ct_demo_tuning.py: 16 views, "
+            "10^5 photons, the four validation phantoms of seeds 2 000 000..2 000 003, prior ct-ellipses, "
+            "best mean PSNR over 2000 HU"
+        ),
+    ),
+}
+
+
+def available_presets() -> list[str]:
+    """Names of the presets."""
+    return sorted(PRESETS)
+
+
+def _instrument_names(operator: LinearOperator) -> set[str]:
+    """Class names of ``operator`` and of every operator it is composed from."""
+    names, pending = set(), [operator]
+    while pending:
+        current = pending.pop()
+        names.add(type(current).__name__)
+        pending += [child for child in current.children() if isinstance(child, LinearOperator)]
+        pending += [child for child in getattr(current, "operators", []) if isinstance(child, LinearOperator)]
+    return names
+
+
+def preset_settings(name: str, sampler: str, operator: LinearOperator) -> dict[str, Any]:
+    """The settings of preset ``name`` for ``sampler``, after checking that ``operator`` fits it.
+
+    Returns
+    -------
+    dict
+        ``{"steps": …, "n_samples": …, **hyperparameters}`` (a copy).
+
+    Raises
+    ------
+    ValueError
+        For an unknown preset (the message lists the known ones), an
+        operator the preset was not tuned for, or a sampler its sweep did
+        not cover (the message lists those it did).
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(available_presets())}")
+    preset = PRESETS[name]
+    if not _instrument_names(operator) & set(preset.instruments):
+        raise ValueError(
+            f"preset {name!r} is tuned for {preset.task} ({' or '.join(preset.instruments)}), but the operator is "
+            f"{operator.describe()}; choose a preset for this instrument or give the sampler's settings yourself"
+        )
+    if sampler not in preset.samplers:
+        raise ValueError(
+            f"preset {name!r} has no validated settings for sampler {sampler!r}; its sweep covered: "
+            f"{', '.join(sorted(preset.samplers))}"
+        )
+    return dict(preset.samplers[sampler])
