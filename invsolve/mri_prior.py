@@ -35,6 +35,7 @@ from invsolve.operators.mri import (
     ifft_centered,
     rss,
 )
+from invsolve.operators.mri.masks import center_runs
 
 __all__ = [
     "calibration_lines",
@@ -73,28 +74,9 @@ def calibration_lines(mask: torch.Tensor) -> torch.Tensor:
     ValueError
         If the zero frequency is not sampled (no calibration region).
     """
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-    if mask.dim() == 0:
-        raise ValueError("mask must have at least one axis, got a 0-d tensor")
-    centre = tuple(n // 2 for n in mask.shape)
-    if not bool(mask[centre]):
-        raise ValueError(
-            f"mask has no calibration lines: the zero frequency at index {centre} is not sampled"
-        )
+    runs = center_runs(mask)  # validates the mask, and its centre being sampled
     lines = torch.zeros_like(mask)
-    region = []
-    for axis, n in enumerate(mask.shape):
-        index = list(centre)
-        index[axis] = slice(None)
-        line = mask[tuple(index)]
-        low = high = centre[axis]
-        while low > 0 and line[low - 1]:
-            low -= 1
-        while high < n and line[high]:
-            high += 1
-        region.append(slice(low, high))
-    lines[tuple(region)] = True
+    lines[tuple(slice(start, stop) for start, stop in runs)] = True
     return lines
 
 

@@ -130,10 +130,9 @@ def reconstruct(
     """
     if preset is not None:
         settings = preset_settings(preset, sampler, operator)
-        steps = settings.pop("steps") if steps is None else steps
-        n_samples = settings.pop("n_samples") if n_samples is None else n_samples
-        settings.pop("steps", None)
-        settings.pop("n_samples", None)
+        preset_steps, preset_samples = settings.pop("steps"), settings.pop("n_samples")
+        steps = preset_steps if steps is None else steps
+        n_samples = preset_samples if n_samples is None else n_samples
         hyperparameters = {**settings, **hyperparameters}
     n_samples = 1 if n_samples is None else n_samples
     chosen = get_sampler(sampler, **hyperparameters)

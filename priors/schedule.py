@@ -68,10 +68,6 @@ class NoiseSchedule:
             return torch.full((1,), start, dtype=torch.float64)
         return torch.linspace(start, 0.0, steps, dtype=torch.float64)
 
-    def max_sampling_steps(self, start: float = 1.0) -> int | None:
-        """The most steps :meth:`sampling_times` can place in ``[0, start]`` (``None``: no limit)."""
-        return None
-
     def reverse_steps(self, steps: int, start: float = 1.0) -> list[tuple[float, float | None]]:
         """Pairs ``(t, s)`` of consecutive :meth:`sampling_times`; the last ``s`` is
         ``None``, the clean end of the process."""
@@ -82,6 +78,11 @@ class NoiseSchedule:
         """``σ_t/α_t``: the noise level of ``x_t/α_t = x₀ + (σ_t/α_t)·ε`` (float64)."""
         alpha, sigma = self.alpha_sigma(torch.as_tensor(t, dtype=torch.float64))
         return sigma / alpha
+
+    def noise_ratio_range(self) -> tuple[float, float]:
+        """``(σ_0/α_0, σ_1/α_1)``: the lowest and highest noise level the schedule covers."""
+        low, high = self.noise_ratio(torch.tensor([0.0, 1.0], dtype=torch.float64)).tolist()
+        return low, high
 
     def time_at_noise_ratio(self, ratio: float | torch.Tensor) -> float | torch.Tensor:
         """The time ``t`` at which ``σ_t/α_t = ratio`` (the inverse of :meth:`noise_ratio`).
@@ -109,7 +110,7 @@ class NoiseSchedule:
             this schedule covers.
         """
         values = torch.as_tensor(ratio, dtype=torch.float64)
-        low, high = (float(v) for v in self.noise_ratio(torch.tensor([0.0, 1.0], dtype=torch.float64)))
+        low, high = self.noise_ratio_range()
         outside = ~((values >= low * (1 - 1e-9)) & (values <= high * (1 + 1e-9)))
         if bool(outside.any()):
             bad = float(values[outside].reshape(-1)[0])

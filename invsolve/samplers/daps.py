@@ -40,7 +40,7 @@ from invsolve._random import randn_like
 from invsolve.priors import DiffusionPrior
 
 from .base import Report, Sampler, register_sampler
-from .diffusion import denoise_at_level, initial_state, karras_levels
+from .diffusion import alpha_sigma_at, denoise_at_level, initial_state, karras_levels
 from .problem import Problem
 
 __all__ = ["DAPS"]
@@ -108,10 +108,10 @@ class DAPS(Sampler):
         progress: bool,
     ) -> torch.Tensor:
         schedule = prior.schedule
-        lowest, highest = (float(v) for v in schedule.noise_ratio(torch.tensor([0.0, 1.0], dtype=torch.float64)))
+        lowest, _ = schedule.noise_ratio_range()
         x_t, start = initial_state(problem, prior, start_time, generator)
         top = float(schedule.noise_ratio(start))
-        alpha_start = float(schedule.alpha_sigma(torch.tensor(start, dtype=torch.float64))[0])
+        alpha_start, _ = alpha_sigma_at(prior, start)
         z = x_t / alpha_start  # variance-exploding view: z = x₀ + σ·ε
         if start_time is None:
             high = min(self.sigma_max, top)

@@ -35,7 +35,7 @@ from invsolve._random import randn_like
 from invsolve.priors import DiffusionPrior
 
 from .base import Report, Sampler, register_sampler
-from .diffusion import data_consistent, initial_state
+from .diffusion import alpha_sigma_at, data_consistent, initial_state
 from .problem import Problem
 
 __all__ = ["DiffPIR"]
@@ -85,7 +85,7 @@ class DiffPIR(Sampler):
         with torch.no_grad():
             for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):
                 x0_hat = prior.denoise(x, t, problem.condition)
-                alpha_t, sigma_t = (float(v) for v in prior.schedule.alpha_sigma(torch.tensor(t, dtype=torch.float64)))
+                alpha_t, sigma_t = alpha_sigma_at(prior, t)
                 # ρ_t per squared network unit, converted to physical units by s²
                 weight = self.regularization * problem.noise_std**2 * (alpha_t / sigma_t) ** 2 / scale**2
                 x0_hat = data_consistent(problem, prior, x0_hat, weight)
@@ -94,7 +94,7 @@ class DiffPIR(Sampler):
                     x = x0_hat
                     break
                 eps_hat = (x - alpha_t * x0_hat) / sigma_t
-                alpha_s, sigma_s = (float(v) for v in prior.schedule.alpha_sigma(torch.tensor(s, dtype=torch.float64)))
+                alpha_s, sigma_s = alpha_sigma_at(prior, s)
                 fresh = randn_like(x, generator)
                 x = alpha_s * x0_hat + sigma_s * ((1 - self.zeta) ** 0.5 * eps_hat + self.zeta**0.5 * fresh)
         return prior.to_physical(x)

@@ -25,11 +25,12 @@ import torch
 
 from invsolve._random import randn_like
 from invsolve.operators import cg
-from invsolve.priors import DiffusionPrior, NoiseSchedule
+from invsolve.priors import DiffusionPrior, EDMSchedule, NoiseSchedule
 
 from .problem import Problem
 
 __all__ = [
+    "alpha_sigma_at",
     "initial_state",
     "gaussian_posterior_draw",
     "ddim_step",
@@ -46,7 +47,8 @@ _WARM_START_TOL = 1e-6
 _DENOISING_FLOOR = 1e-3
 
 
-def _alpha_sigma(prior: DiffusionPrior, t: float) -> tuple[float, float]:
+def alpha_sigma_at(prior: DiffusionPrior, t: float) -> tuple[float, float]:
+    """The prior's ``(α_t, σ_t)`` at one time ``t``, as floats."""
     alpha, sigma = prior.schedule.alpha_sigma(torch.tensor(float(t), dtype=torch.float64))
     return float(alpha), float(sigma)
 
@@ -67,7 +69,7 @@ def initial_state(
     if start_time is None:
         return prior.initial_noise(problem.batch_size, generator), 1.0
     clean = gaussian_posterior_draw(problem, prior, generator)
-    alpha, sigma = _alpha_sigma(prior, start_time)
+    alpha, sigma = alpha_sigma_at(prior, start_time)
     return alpha * clean + sigma * randn_like(clean, generator), float(start_time)
 
 
@@ -137,8 +139,8 @@ def ddim_step(
     """
     if s is None:
         return x0
-    alpha_t, sigma_t = _alpha_sigma(prior, t)
-    alpha_s, sigma_s = _alpha_sigma(prior, s)
+    alpha_t, sigma_t = alpha_sigma_at(prior, t)
+    alpha_s, sigma_s = alpha_sigma_at(prior, s)
     conditional_var = max(sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2, 0.0)
     c = eta * sigma_s * math.sqrt(conditional_var) / sigma_t
     x_s = alpha_s * x0 + math.sqrt(max(sigma_s**2 - c**2, 0.0)) * eps
@@ -155,7 +157,7 @@ def denoise_at_level(
     prior is called on ``x_t = α_t·z``.
     """
     t = prior.schedule.time_at_noise_ratio(level)
-    alpha, _ = _alpha_sigma(prior, t)
+    alpha, _ = alpha_sigma_at(prior, t)
     return prior.denoise(alpha * z, t, condition)
 
 
@@ -165,17 +167,20 @@ def karras_levels(high: float, low: float, count: int, rho: float = 7.0) -> torc
     ``σ_i = (high^{1/ρ} + i/(count − 1)·(low^{1/ρ} − high^{1/ρ}))^ρ``
     (Karras, Aittala, Aila & Laine, "Elucidating the Design Space of
     Diffusion-Based Generative Models", NeurIPS 2022, eq. 5).
+    These are the noise levels of :class:`~invsolve.priors.EDMSchedule` at
+    evenly spaced times from 1 to 0 (from 0 to 1 when ``high < low``).
     """
-    if count == 1:
-        return torch.tensor([high], dtype=torch.float64)
-    fraction = torch.linspace(0.0, 1.0, count, dtype=torch.float64)
-    return (high ** (1 / rho) + fraction * (low ** (1 / rho) - high ** (1 / rho))) ** rho
+    if count == 1 or high == low:
+        return torch.full((count,), float(high), dtype=torch.float64)
+    times = torch.linspace(1.0, 0.0, count, dtype=torch.float64)
+    schedule = EDMSchedule(sigma_min=min(low, high), sigma_max=max(low, high), rho=rho)
+    return schedule.alpha_sigma(times if high > low else times.flip(0))[1]
 
 
 @functools.lru_cache(maxsize=64)
 def _denoising_times(schedule: NoiseSchedule, level: float, steps: int) -> tuple[float, ...]:
     """The times of :func:`sample_denoising_posterior`'s levels (cached: samplers repeat ``level``)."""
-    lowest = float(schedule.noise_ratio(0.0))
+    lowest, _ = schedule.noise_ratio_range()
     floor = max(lowest, level * _DENOISING_FLOOR)
     levels = karras_levels(level, floor, steps) if level > floor else torch.tensor([level], dtype=torch.float64)
     return tuple(schedule.time_at_noise_ratio(levels).tolist())
@@ -209,7 +214,7 @@ def sample_denoising_posterior(
     with β in 10 steps (0.73–0.78 and 1.00–1.02 in 20).
     """
     times = _denoising_times(prior.schedule, float(level), int(steps))
-    alpha = float(prior.schedule.alpha_sigma(torch.tensor(times[0], dtype=torch.float64))[0])
+    alpha, _ = alpha_sigma_at(prior, times[0])
     x = alpha * z
     for t, s in zip(times, [*times[1:], None]):
         x = prior.ancestral_step(x, prior.denoise(x, t, condition), t, s, generator, variance="forward")

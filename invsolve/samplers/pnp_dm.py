@@ -106,7 +106,7 @@ class PnPDM(Sampler):
         progress: bool,
     ) -> torch.Tensor:
         schedule = prior.schedule
-        lowest, highest = (float(v) for v in schedule.noise_ratio(torch.tensor([0.0, 1.0], dtype=torch.float64)))
+        lowest, highest = schedule.noise_ratio_range()
         if self.rho_min < lowest:
             raise ValueError(
                 f"rho_min must be at least the lowest noise level of the prior's {schedule.name} schedule, "

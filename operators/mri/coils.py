@@ -22,7 +22,7 @@ from invsolve._checks import check_int, check_nonnegative, check_tensor
 
 from .cartesian import rss
 from .fft import ifft_centered
-from .masks import _center_runs, _fit_mask, check_center_lines
+from .masks import center_runs, _fit_mask, check_center_lines
 
 __all__ = ["espirit_maps", "estimate_coil_maps"]
 
@@ -66,7 +66,7 @@ def estimate_coil_maps(kspace: torch.Tensor, mask: torch.Tensor, threshold: floa
     threshold = check_nonnegative(threshold, "threshold")
     calibration = torch.ones(spatial, dtype=torch.bool, device=kspace.device)
     offset = len(spatial) - mask.dim()
-    for axis, (start, stop) in enumerate(_center_runs(mask)):
+    for axis, (start, stop) in enumerate(center_runs(mask)):
         if mask.shape[axis] == 1:
             continue
         keep = torch.zeros(spatial[offset + axis], dtype=torch.bool, device=kspace.device)

@@ -372,7 +372,7 @@ def check_center_lines(mask: torch.Tensor, min_lines: int = 1) -> tuple[int, ...
     mask = _as_bool_mask(mask, "mask")
     min_lines = check_int(min_lines, "min_lines")
     widths = []
-    for axis, (start, stop) in enumerate(_center_runs(mask)):
+    for axis, (start, stop) in enumerate(center_runs(mask)):
         width = stop - start
         if mask.shape[axis] > 1 and width < min_lines:
             raise ValueError(
@@ -383,7 +383,7 @@ def check_center_lines(mask: torch.Tensor, min_lines: int = 1) -> tuple[int, ...
     return tuple(widths)
 
 
-def _center_runs(mask: torch.Tensor) -> list[tuple[int, int]]:
+def center_runs(mask: torch.Tensor) -> list[tuple[int, int]]:
     """Per axis, the half-open index range ``[start, stop)`` of the sampled run through the centre.
 
     The run is taken on the line through the centre index ``n // 2`` of every
