@@ -1,16 +1,27 @@
 """The sweeps behind `invsolve.presets`: each sampler's settings per task, chosen on a validation split.
 
-``--task ct-sparse``: the scan of ``invsolve demo`` (16 parallel-beam views over 180°,
-10⁵ photons, post-log) of the four *validation* phantoms of
-``benchmarks/ct_demo_tuning.py`` (seeds 2 000 000..2 000 003; the test phantoms of
-``benchmarks/samplers.py`` and the demo's images are never used), the embedded
-``ct-ellipses`` prior, a Gaussian likelihood at the data's RMS post-log noise level.
-For each sampler a small grid of settings; each run draws ``--samples`` samples and is
-scored by the mean PSNR (2000 HU) of their mean over the phantoms. Prints one JSON line
-per run and, last, the best setting per sampler, which is what the preset holds.
-(RED-Diff's preset comes from ``benchmarks/ct_demo_tuning.py``, which sweeps it.)
+Every task is scored on validation images that no test, demo, example or README figure
+uses; the criterion is the mean PSNR of the mean of each run's samples. Prints one JSON
+line per run and, last, the best setting per sampler, which is what the preset holds.
 
-    python benchmarks/sweep_presets.py --task ct-sparse [--sampler dds]
+* ``ct-sparse`` — the scan of ``invsolve demo`` (16 parallel-beam views over 180°, 10⁵
+  photons, post-log) of the four *validation* phantoms of
+  ``benchmarks/ct_demo_tuning.py`` (seeds 2 000 000..2 000 003; the test phantoms of
+  ``benchmarks/samplers.py`` use 3 000 000.. and the demo its own), prior ``ct-ellipses``,
+  PSNR over 2000 HU. (RED-Diff's preset comes from ``benchmarks/ct_demo_tuning.py``.)
+* ``ct-limited`` — the same phantoms, 32 views over 90°.
+* ``mri-cartesian`` — four axial slices of the Colin27 template (``ch2better.nii.gz``
+  of Debian's mricron-data; slices 110, 130, 150, 170 along the volume's axis 2 — the
+  ``mri-brain`` prior learnt coronal slices, axis 1), area-averaged to 64², scaled to
+  peak 0.9, with the smooth phase of :func:`invsolve.datasets.t1_brain_slice`, 8 known
+  coil maps (unit root-sum-of-squares), complex noise σ = 2·10⁻³, fastMRI random
+  column masks at 4× (8 % centre) and 8× (4 % centre) — the acquisition of
+  ``benchmarks/samplers.py``; fastMRI PSNR of the magnitude, mean over the 8 cases.
+* ``inpainting`` — the validation phantoms with 60 % of the pixels and one box hidden
+  (the mask family of ``invsolve demo inpainting``), 10 HU of Gaussian noise, prior
+  ``ct-ellipses``, PSNR over 2000 HU.
+
+    python benchmarks/sweep_presets.py --task mri-cartesian [--sampler dds]
 """
 
 from __future__ import annotations
@@ -19,19 +30,128 @@ import argparse
 import itertools
 import json
 import statistics
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
 
 import invsolve
-from invsolve.demo import ct_demo_prior, ct_demo_scan, ct_demo_scores, held_out_phantoms
-from invsolve.operators import PoissonNoise
+from invsolve.datasets import CT_SMALL_PIXEL_MM
+from invsolve.demo import ct_demo_prior, ct_demo_scores, held_out_phantoms
+from invsolve.metrics import fastmri_psnr
+from invsolve.mri_prior import prior_view
+from invsolve.operators import GaussianNoise, LinearOperator, Mask, PoissonNoise, box_mask, random_pixel_mask
+from invsolve.operators.ct import (
+    MU_WATER_PER_MM,
+    ParallelBeam2D,
+    RayTransform,
+    limited_angle_angles,
+    sparse_view_angles,
+)
+from invsolve.operators.mri import CartesianMRI, fft_centered, random_mask, rss, simulated_coil_maps
+from invsolve.priors import pretrained
 
 VALIDATION_SEED = 2_000_000
 INCIDENT_FLUX = 1e5
-#: task → sampler → (grid of hyperparameters incl. steps, samples per run)
+FIELD_OF_VIEW_MM = 128 * CT_SMALL_PIXEL_MM  # as in invsolve demo
+COLIN27 = "/usr/share/mricron/templates/ch2better.nii.gz"
+COLIN27_SLICES = (110, 130, 150, 170)
+MRI_NOISE_STD = 2e-3
+INPAINTING_NOISE_HU = 10.0
+
+#: task → sampler → (grid of settings incl. steps and n_samples)
 GRIDS = {
     "ct-sparse": {
-        "dds": ({"steps": [50, 100], "cg_iterations": [5, 10]}, 4),
-        "dps": ({"steps": [250], "step_size": [0.03, 0.1, 0.3]}, 1),
+        "dds": {"steps": [50, 100], "cg_iterations": [5, 10], "n_samples": [4]},
+        "dps": {"steps": [250], "step_size": [0.03, 0.1, 0.3], "n_samples": [1]},
     },
+    "ct-limited": {
+        "dds": {"steps": [100], "cg_iterations": [5, 10, 20], "n_samples": [4]},
+    },
+    "mri-cartesian": {
+        "dds": {"steps": [50, 100], "cg_iterations": [2, 5, 10], "n_samples": [4]},
+        "diffpir": {"steps": [100], "regularization": [1.0, 7.0, 30.0], "n_samples": [4]},
+    },
+    "inpainting": {
+        "dds": {"steps": [50, 100], "cg_iterations": [5], "n_samples": [4]},
+        "diffpir": {"steps": [100], "regularization": [1.0, 7.0, 30.0], "n_samples": [4]},
+    },
+}
+
+
+@dataclass
+class Case:
+    """One validation problem: measurement, operator, noise level, prior, and a scorer of the result."""
+
+    y: torch.Tensor
+    operator: LinearOperator
+    noise_std: float
+    prior: object
+    score: Callable[[torch.Tensor], float]  # reconstruct()'s image → PSNR (dB)
+
+
+def ct_cases(angles: torch.Tensor) -> list[Case]:
+    truth = held_out_phantoms(4, VALIDATION_SEED)
+    operator = RayTransform(ParallelBeam2D((64, 64), angles, extent=FIELD_OF_VIEW_MM))
+    y = PoissonNoise(INCIDENT_FLUX)(operator(truth), seed=1)
+    noise_std = float(PoissonNoise(INCIDENT_FLUX).variance(y).mean().sqrt())
+    return [Case(y, operator, noise_std, ct_demo_prior(),
+                 lambda image: statistics.fmean(ct_demo_scores(image, truth)["psnr_db"]))]
+
+
+def inpainting_cases() -> list[Case]:
+    truth = held_out_phantoms(4, VALIDATION_SEED)
+    observed = random_pixel_mask((64, 64), missing_fraction=0.6, seed=1) & box_mask(
+        (64, 64), n_boxes=1, size_range=(0.25, 0.3), seed=2
+    )
+    operator = Mask(observed).to(truth.dtype)
+    noise_std = INPAINTING_NOISE_HU * MU_WATER_PER_MM / 1000  # 10 HU in 1/mm
+    y = GaussianNoise(noise_std)(operator(truth), seed=3)
+    return [Case(y, operator, noise_std, ct_demo_prior(),
+                 lambda image: statistics.fmean(ct_demo_scores(image, truth)["psnr_db"]))]
+
+
+def colin27_slices() -> torch.Tensor:
+    """``(4, 64, 64)`` complex validation slices (see the module docstring)."""
+    import nibabel
+
+    volume = torch.from_numpy(nibabel.load(COLIN27).get_fdata()).float()
+    planes = torch.stack([volume[:, :, index].T for index in COLIN27_SLICES])[:, None]
+    magnitude = torch.nn.functional.adaptive_avg_pool2d(planes, 64).double()
+    magnitude = magnitude / magnitude.amax(dim=(-2, -1), keepdim=True) * 0.9
+    axis = torch.linspace(-1, 1, 64, dtype=torch.float64)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    return (magnitude * torch.exp(1j * (0.6 * xx - 0.4 * yy + 0.5 * xx * yy)))[:, 0]
+
+
+def mri_cases() -> list[Case]:
+    prior = pretrained("mri-brain")
+    maps = simulated_coil_maps((64, 64), 8)
+    maps = maps / rss(maps[None], dim=1)[0]
+    cases = []
+    for index, image in enumerate(colin27_slices()):
+        coil_images = (maps * image)[None]
+        reference = rss(coil_images)[0]
+        kspace = GaussianNoise(MRI_NOISE_STD)(fft_centered(coil_images), seed=index)
+        for acceleration, centre in ((4, 0.08), (8, 0.04)):
+            mask = random_mask(64, centre, acceleration, seed=100 + 10 * index + acceleration)
+            y = kspace * mask
+            operator = CartesianMRI(mask, maps)
+            view = prior_view(y, operator, prior, mask)
+            cases.append(Case(
+                y * view.scale, view.operator, MRI_NOISE_STD * view.scale, prior,
+                lambda image, view=view, reference=reference: float(
+                    fastmri_psnr(reference, view.to_image(image)[:1].abs())
+                ),
+            ))
+    return cases
+
+
+CASES = {
+    "ct-sparse": lambda: ct_cases(sparse_view_angles(16)),
+    "ct-limited": lambda: ct_cases(limited_angle_angles(32, 0.0, torch.pi / 2)),
+    "mri-cartesian": mri_cases,
+    "inpainting": inpainting_cases,
 }
 
 
@@ -41,31 +161,30 @@ def main() -> None:
     parser.add_argument("--sampler", action="append", help="sampler(s) of the task's grid (default all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    truth = held_out_phantoms(4, VALIDATION_SEED)
-    operator, y = ct_demo_scan(truth, 16, seed=1)
-    noise_std = float(PoissonNoise(INCIDENT_FLUX).variance(y).mean().sqrt())
-    prior = ct_demo_prior()
+    cases = CASES[args.task]()
     best = {}
-    for sampler, (grid, samples) in GRIDS[args.task].items():
+    for sampler, grid in GRIDS[args.task].items():
         if args.sampler and sampler not in args.sampler:
             continue
         for values in itertools.product(*grid.values()):
             settings = dict(zip(grid, values))
-            result = invsolve.reconstruct(
-                y, operator, prior, sampler, noise_std=noise_std, n_samples=samples, seed=args.seed,
-                progress=False, **settings,
-            )
+            results = [
+                invsolve.reconstruct(case.y, case.operator, case.prior, sampler, noise_std=case.noise_std,
+                                     seed=args.seed, progress=False, **settings)
+                for case in cases
+            ]
             entry = {
                 "task": args.task,
                 "sampler": sampler,
                 "settings": settings,
-                "samples": samples,
-                "psnr_db": statistics.fmean(ct_demo_scores(result.image, truth)["psnr_db"]),
-                "network_evaluations": result.info["network_evaluations"] * samples,
-                "seconds": result.info["seconds"],
+                "psnr_db": statistics.fmean(case.score(result.image) for case, result in zip(cases, results)),
+                "network_evaluations": results[0].info["network_evaluations"] * settings["n_samples"],
+                "seconds": sum(result.info["seconds"] for result in results),
             }
-            if samples > 1:
-                entry["single_sample_psnr_db"] = statistics.fmean(ct_demo_scores(result.samples[:, 0], truth)["psnr_db"])
+            if settings["n_samples"] > 1:
+                entry["single_sample_psnr_db"] = statistics.fmean(
+                    case.score(result.samples[:, 0]) for case, result in zip(cases, results)
+                )
             print(json.dumps(entry), flush=True)
             if sampler not in best or entry["psnr_db"] > best[sampler]["psnr_db"]:
                 best[sampler] = entry

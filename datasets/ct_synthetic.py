@@ -854,6 +854,8 @@ def _lung_vessels(
         rho = torch.hypot(du, dv).clamp(1.0, reach)
         arc_length = torch.atan2(dv, du) * rho.clamp_min(trunk) / (math.pi * reach)
         grid = torch.stack([arc_length, rho / reach * 2 - 1], dim=-1)[None]
+        if min(grid.shape[1:3]) < 2:
+            continue  # the image edge cuts the lung's box to one row or column: no room for vessels
         g = F.grid_sample(field[None, None], grid, mode="bicubic", padding_mode="border", align_corners=False)
         h = F.grid_sample(breaks[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
         g = g[0, 0]
@@ -880,6 +882,8 @@ def _organ_vessels(
     field = _gaussian_field(noise, 128, 128, spacing * 64 / extent)
     breaks = _gaussian_field(noise, 128, 128, spacing * 64 / extent)
     grid = torch.stack([(canvas.u[window] - cu) / extent, (canvas.v[window] - cv) / extent], dim=-1)[None]
+    if min(grid.shape[1:3]) < 2:
+        return  # the image edge cuts the organ's box to one row or column: no room for vessels
     g = F.grid_sample(field[None, None], grid, mode="bicubic", padding_mode="border", align_corners=False)[0, 0]
     h = F.grid_sample(breaks[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]
     slope = torch.hypot(*torch.gradient(g, spacing=canvas.step))

@@ -2,6 +2,9 @@
 
 * :func:`ct_small_slice` — pydicom's bundled ``CT_small.dcm``, a 128×128 CT
   slice (0.66 mm pixels), in Hounsfield units.
+* :func:`t1_brain_slice` — dipy's ``t1_coronal_slice.npy``, a 256×256
+  T1-weighted brain slice, with a smooth synthetic phase (needs ``dipy``, the
+  ``examples`` extra).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["ct_small_slice", "CT_SMALL_PIXEL_MM"]
+__all__ = ["ct_small_slice", "CT_SMALL_PIXEL_MM", "t1_brain_slice"]
 
 #: the pixel spacing of ``CT_small.dcm`` in mm (its PixelSpacing, the same along rows and columns)
 CT_SMALL_PIXEL_MM = 0.661468
@@ -32,3 +35,39 @@ def ct_small_slice() -> torch.Tensor:
     stored = dataset.pixel_array.astype(np.float32)
     hounsfield = float(dataset.RescaleSlope) * stored + float(dataset.RescaleIntercept)
     return torch.from_numpy(hounsfield)[None]
+
+
+def t1_brain_slice(size: int | None = None) -> torch.Tensor:
+    """dipy's T1 coronal brain slice with a smooth phase, complex128 ``(1, 1, H, W)``.
+
+    The magnitude is ``t1_coronal_slice.npy`` (256×256, intensities up to
+    ~130 a.u.).  MR images are complex and their phase varies slowly (B0
+    inhomogeneity, receive phase); the slice has none, so a fixed smooth one
+    is added, ``0.6x − 0.4y + 0.5xy`` rad on ``[-1, 1]²``, which magnitude-only
+    reconstructions must handle.
+
+    Parameters
+    ----------
+    size : int, optional
+        Area-average the magnitude and the phase separately to ``size × size``
+        (e.g. 64 for the embedded ``mri-brain`` prior); default the full 256².
+
+    Raises
+    ------
+    ImportError
+        Without dipy (``pip install "invsolve[examples]"``).
+    """
+    try:
+        from dipy.data import get_fnames
+    except ImportError:
+        raise ImportError('t1_brain_slice needs dipy: pip install "invsolve[examples]" (or pip install dipy)') from None
+    magnitude = torch.from_numpy(np.load(get_fnames(name="t1_coronal_slice"))).to(torch.float64)[None, None]
+    axis = torch.linspace(-1, 1, magnitude.shape[-1], dtype=torch.float64)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    phase = (0.6 * xx - 0.4 * yy + 0.5 * xx * yy)[None, None]
+    if size is not None:
+        if not (isinstance(size, int) and 1 <= size <= magnitude.shape[-1]):
+            raise ValueError(f"size must be an int in [1, {magnitude.shape[-1]}], got {size!r}")
+        magnitude = torch.nn.functional.adaptive_avg_pool2d(magnitude, size)
+        phase = torch.nn.functional.adaptive_avg_pool2d(phase, size)
+    return magnitude * torch.exp(1j * phase)

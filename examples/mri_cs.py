@@ -28,19 +28,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import invsolve
 from invsolve import cg_sense, tv_reconstruct
 from invsolve.files import save_json, save_png
 from invsolve.metrics import fastmri_nmse, fastmri_psnr, fastmri_ssim
-from invsolve.mri_prior import calibration_lines, calibration_phase, prior_window, window_scale
-from invsolve.operators import ComplexAsChannels, GaussianNoise, RealAsComplex, channels_to_complex
-from invsolve.operators.mri import CartesianMRI, espirit_maps, estimate_coil_maps, fft_centered, random_mask, rss
+from invsolve.datasets import t1_brain_slice
+from invsolve.mri_prior import calibration_lines, prior_view
+from invsolve.operators import ComplexAsChannels, GaussianNoise, channels_to_complex
+from invsolve.operators.mri import (
+    CartesianMRI,
+    espirit_maps,
+    estimate_coil_maps,
+    fft_centered,
+    random_mask,
+    rss,
+    simulated_coil_maps,
+)
 from invsolve.priors import pretrained
 
 COILS = 8
@@ -49,30 +56,6 @@ SETTINGS = {4: 0.08, 8: 0.04}  # acceleration: centre fraction (fastMRI's pairs)
 TV_WEIGHT = 2e-3  # λ per unit of TV; best of 5e-4..8e-3 on the 4× case
 PRIOR_SIZE = 64  # the embedded mri-brain prior's image size
 DIFFUSION_SAMPLES = 4
-
-
-def brain_slice() -> torch.Tensor:
-    """dipy's T1 slice with a smooth phase, complex ``(1, 1, 256, 256)``."""
-    from dipy.data import get_fnames
-
-    magnitude = torch.from_numpy(np.load(get_fnames(name="t1_coronal_slice")))
-    axis = torch.linspace(-1, 1, magnitude.shape[-1], dtype=torch.float64)
-    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
-    phase = 0.6 * xx - 0.4 * yy + 0.5 * xx * yy
-    return (magnitude * torch.exp(1j * phase))[None, None]
-
-
-def coil_sensitivities(shape: tuple[int, int]) -> torch.Tensor:
-    """``COILS`` smooth complex sensitivities on a ring around the image, ``(coils, H, W)``."""
-    axes = [torch.linspace(-1, 1, n, dtype=torch.float64) for n in shape]
-    yy, xx = torch.meshgrid(*axes, indexing="ij")
-    maps = []
-    for c in range(COILS):
-        angle = 2 * math.pi * c / COILS
-        bump = torch.exp(-((xx - 1.3 * math.cos(angle)) ** 2 + (yy - 1.3 * math.sin(angle)) ** 2) / 1.2)
-        maps.append(bump * torch.exp(1j * (angle + 0.5 * xx - 0.3 * yy)))
-    maps = torch.stack(maps)
-    return maps / maps.abs().pow(2).sum(0, keepdim=True).sqrt().amax()
 
 
 def scores_of(reference: torch.Tensor, image: torch.Tensor) -> dict[str, float]:
@@ -87,36 +70,32 @@ def scores_of(reference: torch.Tensor, image: torch.Tensor) -> dict[str, float]:
 def diffusion_at_prior_size(tv_iterations: int, progress: bool) -> tuple[dict, list, list, float]:
     """The acquisition at 64², reconstructed by zero filling, CG-SENSE, TV and DDS with ``mri-brain``."""
     prior = pretrained("mri-brain")
-    full_resolution = brain_slice()
     size = (PRIOR_SIZE, PRIOR_SIZE)
-    magnitude = torch.nn.functional.adaptive_avg_pool2d(full_resolution.abs(), size)
-    phase = torch.nn.functional.adaptive_avg_pool2d(torch.angle(full_resolution), size)
-    coil_images = coil_sensitivities(size) * (magnitude * torch.exp(1j * phase))
+    coil_images = simulated_coil_maps(size, COILS) * t1_brain_slice(PRIOR_SIZE)
     full_kspace = GaussianNoise(NOISE_STD)(fft_centered(coil_images), seed=0)
     reference = rss(coil_images)[0]
     metrics, images, titles = {}, [], []
     for acceleration, centre in SETTINGS.items():
         mask = random_mask(PRIOR_SIZE, centre, acceleration, seed=acceleration)
         y = full_kspace * mask
-        lines = calibration_lines(mask)
         # ESPIRiT with 3×3 kernels needs 4 calibration lines; 8× at 64² has 3
-        maps = espirit_maps(y[0], mask, kernel_size=3) if int(lines.sum()) >= 4 else estimate_coil_maps(y[0], mask)
+        lines = int(calibration_lines(mask).sum())
+        maps = espirit_maps(y[0], mask, kernel_size=3) if lines >= 4 else estimate_coil_maps(y[0], mask)
         operator = CartesianMRI(mask, maps)
         sense = cg_sense(y, operator, iterations=30)
         tv = tv_reconstruct(
             y, operator @ ComplexAsChannels(operator.in_shape), TV_WEIGHT, iterations=tv_iterations,
             nonnegative=False, progress=progress,
         )
-        # the phase of a low-resolution SENSE image of the calibration lines; the prior sees the magnitude
-        image_phase = calibration_phase(y, mask, maps)
-        # the 99.9th percentile of the CG-SENSE magnitude at the top of the prior's window (120 a.u.)
-        scale = window_scale(sense, prior_window(prior)[1])
+        # the prior sees the magnitude with the phase of a low-resolution SENSE image of the calibration
+        # lines, the data scaled to put the CG-SENSE magnitude's 99.9th percentile at the window top (120 a.u.)
+        view = prior_view(y, operator, prior, mask)
         diffusion = invsolve.reconstruct(
-            y * scale,
-            operator @ RealAsComplex(operator.in_shape, image_phase),
+            y * view.scale,
+            view.operator,
             prior,
             "dds",
-            noise_std=NOISE_STD * scale,
+            noise_std=NOISE_STD * view.scale,
             steps=50,
             n_samples=DIFFUSION_SAMPLES,
             max_batch=DIFFUSION_SAMPLES,
@@ -126,10 +105,10 @@ def diffusion_at_prior_size(tv_iterations: int, progress: bool) -> tuple[dict, l
             "zero_filled": operator.rss(y)[0],
             "cg_sense": sense.abs()[0],
             "tv_sense": channels_to_complex(tv).abs()[0],
-            "dds_mri_brain": (diffusion.image.double() / scale).abs()[0],
+            "dds_mri_brain": view.to_image(diffusion.image).abs(),
         }
         scores = {name: scores_of(reference, image) for name, image in results.items()}
-        metrics[acceleration] = {"coil_maps": "espirit" if int(lines.sum()) >= 4 else "low-resolution", **scores}
+        metrics[acceleration] = {"coil_maps": "espirit" if lines >= 4 else "low-resolution", **scores}
         images += [reference, *results.values()]
         titles += [f"truth 64² ({acceleration}×)"] + [f"{name}  {scores[name]['psnr_db']:.1f} dB" for name in results]
     return metrics, images, titles, float(reference.max())
@@ -143,9 +122,9 @@ def main() -> None:
     parser.add_argument("--no-diffusion", action="store_true", help="skip the 64² diffusion-prior columns")
     args = parser.parse_args()
 
-    truth = brain_slice()
+    truth = t1_brain_slice()
     shape = tuple(truth.shape[-2:])
-    maps = coil_sensitivities(shape)
+    maps = simulated_coil_maps(shape, COILS)
     coil_images = maps * truth
     full_kspace = GaussianNoise(NOISE_STD)(fft_centered(coil_images), seed=0)
     # fastMRI's target: the root-sum-of-squares of the fully sampled (here noiseless) coil images,

@@ -23,7 +23,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "demo",
         help="sparse-view CT with the embedded ct-ellipses prior (default) or Gaussian inpainting; writes PNG + JSON",
         description="ct (default): sparse-view CT of a held-out ellipse phantom and of pydicom's CT_small.dcm with the "
-        "embedded ct-ellipses prior, RED-Diff vs FBP vs TV; writes ct.png and ct_metrics.json.  inpainting: a CT slice "
+        "embedded ct-ellipses prior, DDS (preset ct-sparse) vs FBP vs TV; writes ct.png, ct_std.png and ct_metrics.json.  inpainting: a CT slice "
         "inpainted with an exact Gaussian prior, RED-Diff and DPS vs the exact posterior; writes inpainting.png, "
         "inpainting_std.png and inpainting_metrics.json.",
     )
@@ -31,7 +31,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="invsolve-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     demo.add_argument("--views", type=int, help="ct: projection views over 180 degrees (default: 16)")
-    demo.add_argument("--steps", type=int, help="ct: RED-Diff steps (default: 1000)")
+    demo.add_argument("--steps", type=int, help="ct: DDS steps per sample (default: 100, preset ct-sparse)")
     demo.add_argument("--size", type=int, help="inpainting: image side in pixels, 8..64 (default: 32)")
     demo.add_argument("--dps-samples", type=int, help="inpainting: DPS samples (default: 16)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -347,16 +347,13 @@ def prepare_mri(
     prior through ``ComplexAsChannels``.  The written image is the magnitude
     of the mean, in the k-space's units; the std that of the sample magnitudes.
     """
-    from invsolve import cg_sense
     from invsolve.mri_prior import (
         calibrated_coil_maps,
         calibration_lines,
-        calibration_phase,
         estimate_kspace_noise,
+        prior_view,
         prior_window,
-        window_scale,
     )
-    from invsolve.operators import ComplexAsChannels, RealAsComplex, channels_to_complex
     from invsolve.operators.mri import CartesianMRI
 
     size = _image_size(prior, prior_name, (1, 2), "mri")
@@ -428,26 +425,13 @@ def prepare_mri(
         maps, maps_method = calibrated_coil_maps(kspace, sampling)
     operator = CartesianMRI(sampling, maps, shape=size)
     y = kspace[None]
-    sense = cg_sense(y, operator, iterations=30)
-    top_of_window = prior_window(prior)[1]
-    scale = window_scale(sense, top_of_window)
-    if channels == 1:
-        phase = calibration_phase(y, sampling, maps)
-        model = operator @ RealAsComplex((1, *size), phase)
-    else:
-        model = operator @ ComplexAsChannels((1, *size))
-
-    def as_complex(images: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` images in the prior's layout → complex ``(N, H, W)`` in k-space units."""
-        images = images.detach().to(torch.float64)
-        values = images[:, 0] if channels == 1 else channels_to_complex(images)[:, 0]
-        return values / scale
+    view = prior_view(y, operator, prior, sampling)
 
     def finish(result: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        mean = as_complex(result.image)[0].abs()
+        mean = view.to_image(result.image)[0].abs()
         std = None
         if result.samples is not None and result.std is not None:
-            std = as_complex(result.samples[0]).abs().std(dim=0)
+            std = view.to_image(result.samples[0]).abs().std(dim=0)
         return mean, std
 
     details = {
@@ -460,13 +444,13 @@ def prepare_mri(
         "coil_maps": maps_method,
         "noise_std": sigma,
         "noise_std_from": noise_source,
-        "intensity_scale": scale,
-        "prior_window_top": top_of_window,
+        "intensity_scale": view.scale,
+        "prior_window_top": prior_window(prior)[1],
         "prior_sees": "magnitude (RealAsComplex, calibration phase)" if channels == 1 else "real and imaginary channels",
     }
     if measurement.slice_index is not None:
         details["slice"] = measurement.slice_index
-    return Prepared(y * scale, model, sigma * scale, finish, "k-space a.u.", spacing, details)
+    return Prepared(y * view.scale, view.operator, sigma * view.scale, finish, "k-space a.u.", spacing, details)
 
 
 # -- writing ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 * :func:`run_ct_demo` (``invsolve demo``, ``invsolve demo ct``): sparse-view
   CT of a held-out random-ellipse phantom and of pydicom's real
   ``CT_small.dcm`` slice with the embedded ``ct-ellipses`` diffusion prior,
-  RED-Diff against filtered backprojection and total variation.
+  DDS against filtered backprojection and total variation.
 * :func:`run_inpainting_demo` (``invsolve demo inpainting``): a CT slice
   inpainted with an exact Gaussian prior, where RED-Diff and DPS can be
   compared with the exact posterior.
@@ -67,8 +67,10 @@ _CT_SMALL_WINDOW_HU = (-300.0, 500.0)
 #: by benchmarks/ct_demo_tuning.py
 _TV_WEIGHT = 1e-2
 _TV_ITERATIONS = 300
-_RED_DIFF = {"obs_weight": 0.01, "regularization": 0.25}
-_RED_DIFF_STEPS = 1000
+#: the sampler, with the settings of invsolve.presets' "ct-sparse" (benchmarks/sweep_presets.py): DDS won
+#: benchmarks/samplers.py at 16 views on the test phantoms
+_SAMPLER = "dds"
+_PRESET = "ct-sparse"
 _INPAINTING_WINDOW_HU = (-1000.0, 1000.0)
 
 
@@ -116,11 +118,11 @@ def ct_demo_scores(image: torch.Tensor, truth: torch.Tensor) -> dict[str, list[f
 def run_ct_demo(
     out_dir: str | Path = "invsolve-demo",
     views: int = 16,
-    steps: int = _RED_DIFF_STEPS,
+    steps: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Sparse-view CT with the embedded ``ct-ellipses`` prior: RED-Diff against FBP and TV.
+    """Sparse-view CT with the embedded ``ct-ellipses`` prior: DDS against FBP and TV.
 
     Two 64×64 images are reconstructed in the same parallel-beam scan: a
     random-ellipse phantom the prior never saw in training, and pydicom's
@@ -132,11 +134,15 @@ def run_ct_demo(
     in arbitrary units, 1 a.u. = 2·μ_water (+1000 HU); its checkpoint
     stores that as 1/mm (its recipe's ``physical_unit``).  Reconstructions:
     filtered backprojection (Hann window), total variation (PDHG, 300
-    iterations) and RED-Diff (Mardani et al., ICLR 2024) with the prior,
-    their hyperparameters chosen on other held-out phantoms
-    (``benchmarks/ct_demo_tuning.py``).  Writes ``ct.png`` (one row per
-    image: truth, FBP, TV, RED-Diff in HU) and ``ct_metrics.json`` (PSNR and
-    SSIM over 2000 HU, RMSE in HU, seconds) into ``out_dir``.
+    iterations, weight chosen on other held-out phantoms by
+    ``benchmarks/ct_demo_tuning.py``) and DDS (Chung et al., ICLR 2024) with
+    the prior and the settings of preset ``"ct-sparse"`` (100 steps, 10 CG
+    iterations, the mean of 4 samples; ``benchmarks/sweep_presets.py`` on
+    validation phantoms) — the best sampler of ``benchmarks/samplers.py``
+    at 16 views.  Writes ``ct.png`` (one row per image: truth, FBP, TV, DDS
+    in HU), ``ct_std.png`` (the spread of the DDS samples) and
+    ``ct_metrics.json`` (PSNR and SSIM over 2000 HU, RMSE in HU, seconds)
+    into ``out_dir``.
 
     Parameters
     ----------
@@ -144,10 +150,11 @@ def run_ct_demo(
         Output folder (created if missing).
     views : int
         Number of projection views over 180°, 2 to 180.
-    steps : int
-        RED-Diff steps (one network evaluation each).
+    steps : int, optional
+        DDS steps per sample (one network evaluation each); default the
+        preset's 100.
     seed : int
-        Seed of the photon noise and of RED-Diff.
+        Seed of the photon noise and of the samples.
     progress : bool
         Show progress bars.
 
@@ -158,7 +165,7 @@ def run_ct_demo(
     """
     if check_int(views, "views", minimum=2) > 180:
         raise ValueError(f"views must be between 2 and 180, got {views!r}")
-    check_int(steps, "steps")
+    check_int(steps, "steps", optional=True)
     prior = ct_demo_prior()
     shape = tuple(prior.image_shape[1:])
     phantom = held_out_phantoms(1, _HELD_OUT_SEED)
@@ -173,9 +180,14 @@ def run_ct_demo(
     start = time.perf_counter()
     reconstructions["tv"] = tv_reconstruct(y, operator, _TV_WEIGHT, iterations=_TV_ITERATIONS, progress=progress)
     seconds["tv"] = time.perf_counter() - start
-    red_diff = reconstruct(y, operator, prior, "red-diff", steps=steps, seed=seed, progress=progress, **_RED_DIFF)
-    reconstructions["red_diff"] = red_diff.image
-    seconds["red_diff"] = red_diff.info["seconds"]
+    chosen = {} if steps is None else {"steps": steps}
+    # the likelihood's noise level: the RMS post-log noise of the sinograms, as in the preset's sweep
+    noise_std = float(PoissonNoise(_INCIDENT_FLUX).variance(y).mean().sqrt())
+    diffusion = reconstruct(
+        y, operator, prior, _SAMPLER, noise_std=noise_std, preset=_PRESET, seed=seed, progress=progress, **chosen
+    )
+    reconstructions["dds"] = diffusion.image
+    seconds["dds"] = diffusion.info["seconds"]
 
     scores = {name: ct_demo_scores(image, truth) for name, image in reconstructions.items()}
     labels = ("held_out_phantom", "ct_small")
@@ -194,7 +206,12 @@ def run_ct_demo(
         },
         "hyperparameters": {
             "tv": {"weight": _TV_WEIGHT, "iterations": _TV_ITERATIONS},
-            "red_diff": {**_RED_DIFF, "steps": steps},
+            "dds": {
+                "preset": _PRESET,
+                "steps": diffusion.info["steps"],
+                "n_samples": diffusion.info["n_samples"],
+                **diffusion.info["hyperparameters"],
+            },
         },
         "seconds": seconds,
         "scores": {
@@ -209,7 +226,7 @@ def run_ct_demo(
     for index, (label, window) in enumerate(zip(("held-out phantom", "CT_small.dcm"), (_PHANTOM_WINDOW_HU, _CT_SMALL_WINDOW_HU))):
         images.append(truth_hu[index])
         titles.append(f"{label} (truth)")
-        for name, title in (("fbp", "FBP"), ("tv", "TV"), ("red_diff", "RED-Diff")):
+        for name, title in (("fbp", "FBP"), ("tv", "TV"), ("dds", "DDS")):
             images.append(images_hu[name][index])
             titles.append(f"{title}  {scores[name]['psnr_db'][index]:.1f} dB")
         windows += [window] * 4
@@ -221,6 +238,15 @@ def run_ct_demo(
         value_range=windows,
         columns=4,
         figure_title=f"Sparse-view CT, {views} views, prior ct-ellipses (PSNR over 2000 HU)",
+    )
+    # the spread of the samples, attenuation → HU is the linear map HU = 1000 (μ − μ_water) / μ_water
+    spread_hu = diffusion.std[:, 0] * 1000.0 / MU_WATER_PER_MM
+    save_png(
+        out / "ct_std.png",
+        list(spread_hu),
+        [f"{label}: DDS std of {diffusion.info['n_samples']}" for label in ("held-out phantom", "CT_small.dcm")],
+        value_range=(0.0, float(spread_hu.max())),
+        figure_title="Per-pixel spread of the DDS samples (HU)",
     )
     save_json(out / "ct_metrics.json", metrics)
     return metrics

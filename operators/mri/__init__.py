@@ -11,7 +11,7 @@ operators through :class:`invsolve.operators.complex.ComplexAsChannels`.
 """
 
 from .cartesian import CartesianMRI, rss
-from .coils import espirit_maps, estimate_coil_maps
+from .coils import espirit_maps, estimate_coil_maps, simulated_coil_maps
 from .fft import fft_centered, ifft_centered
 from .masks import check_center_lines, equispaced_fraction_mask, poisson_disc_mask, random_mask
 
@@ -22,6 +22,7 @@ __all__ = [
     "ifft_centered",
     "espirit_maps",
     "estimate_coil_maps",
+    "simulated_coil_maps",
     "random_mask",
     "equispaced_fraction_mask",
     "poisson_disc_mask",

@@ -13,3 +13,24 @@ def test_ct_small_slice_is_in_hounsfield_units_with_the_files_spacing():
     stored = torch.from_numpy(dataset.pixel_array.astype("float32"))
     assert torch.equal(image[0], float(dataset.RescaleSlope) * stored + float(dataset.RescaleIntercept))
     assert -1000 <= image.min() and image.max() < 2000  # tissue and bone, in HU
+
+
+def test_t1_brain_slice_is_dipys_slice_with_a_smooth_phase():
+    import numpy as np
+    import pytest
+
+    dipy_data = pytest.importorskip("dipy.data")
+    from invsolve.datasets import t1_brain_slice
+
+    stored = torch.from_numpy(np.load(dipy_data.get_fnames(name="t1_coronal_slice"))).double()
+    image = t1_brain_slice()
+    assert image.shape == (1, 1, 256, 256) and image.dtype == torch.complex128
+    torch.testing.assert_close(image.abs()[0, 0], stored)
+    angle = torch.angle(image[0, 0])[stored > 0]
+    assert float(angle.abs().max()) < 1.5 + 1e-9  # |0.6x − 0.4y + 0.5xy| ≤ 1.5 on [-1, 1]²
+    small = t1_brain_slice(64)
+    assert small.shape == (1, 1, 64, 64)
+    # area averaging keeps the mean magnitude
+    assert float(small.abs().mean()) == pytest.approx(float(stored.mean()), rel=1e-12)
+    with pytest.raises(ValueError, match="size"):
+        t1_brain_slice(0)
