@@ -66,10 +66,10 @@ GRIDS = {
         "dps": {"steps": [250], "step_size": [0.03, 0.1, 0.3], "n_samples": [1]},
     },
     "ct-limited": {
-        "dds": {"steps": [100], "cg_iterations": [5, 10, 20], "n_samples": [4]},
+        "dds": {"steps": [100], "cg_iterations": [5, 10, 20, 40], "n_samples": [4]},
     },
     "mri-cartesian": {
-        "dds": {"steps": [50, 100], "cg_iterations": [2, 5, 10], "n_samples": [4]},
+        "dds": {"steps": [50, 100], "cg_iterations": [1, 2, 5, 10], "n_samples": [4]},
         "diffpir": {"steps": [100], "regularization": [1.0, 7.0, 30.0], "n_samples": [4]},
     },
     "inpainting": {

@@ -6,7 +6,8 @@ import torch
 import invsolve
 from invsolve.operators import ComplexAsChannels, GaussianLikelihood, Mask, MatrixOperator, random_pixel_mask
 from invsolve.operators.ct import ParallelBeam2D, RayTransform, sparse_view_angles
-from invsolve.operators.mri import CartesianMRI, random_mask
+from invsolve.mri_prior import prior_view
+from invsolve.operators.mri import CartesianMRI, random_mask, simulated_coil_maps
 from invsolve.priors import Conditioning, GaussianPrior, Normalization, UNetPrior
 from invsolve.samplers import Problem, SamplerStep, get_sampler
 
@@ -270,7 +271,8 @@ def test_a_preset_supplies_steps_samples_and_hyperparameters():
     [
         ("ct-sparse", "dds", r"preset 'ct-sparse' is tuned for parallel-beam CT .* but the operator is Mask"),
         ("ct-sparse", "daps", None),
-        ("mri-8x", "dds", "unknown preset 'mri-8x'; known presets: ct-sparse"),
+        ("mri-8x", "dds", "unknown preset 'mri-8x'; known presets: ct-limited, ct-sparse, inpainting, mri-cartesian"),
+        ("mri-cartesian", "dds", r"preset 'mri-cartesian' is tuned for Cartesian multi-coil MRI .* the operator is Mask"),
     ],
 )
 def test_a_preset_refuses_what_it_was_not_tuned_for(setup, preset, sampler, message):
@@ -281,3 +283,43 @@ def test_a_preset_refuses_what_it_was_not_tuned_for(setup, preset, sampler, mess
         message = "preset 'ct-sparse' has no validated settings for sampler 'daps'; its sweep covered: dds, dps, red-diff"
     with pytest.raises(ValueError, match=message):
         invsolve.reconstruct(y, operator, prior, sampler, noise_std=0.01, preset=preset, progress=False)
+
+
+@pytest.mark.parametrize("name", invsolve.available_presets())
+def test_every_preset_names_real_instruments_samplers_and_a_sweep(name):
+    import invsolve.operators as operators
+    import invsolve.operators.ct as ct
+    import invsolve.operators.mri as mri
+    from invsolve.presets import PRESETS
+    from invsolve.samplers import get_sampler
+
+    preset = PRESETS[name]
+    classes = {getattr(module, name).__name__ for module in (operators, ct, mri) for name in module.__all__
+               if isinstance(getattr(module, name), type)}
+    assert set(preset.instruments) <= classes
+    assert preset.samplers and "benchmarks/" in preset.source
+    for sampler, settings in preset.samplers.items():
+        settings = dict(settings)
+        steps, n_samples = settings.pop("steps"), settings.pop("n_samples")
+        chosen = get_sampler(sampler, **settings)  # the hyperparameters exist and are valid
+        assert steps >= chosen.min_steps and n_samples >= 1
+        assert n_samples == 1 or chosen.draws_samples  # a point estimator's runs are not posterior samples
+
+
+def test_the_mri_and_inpainting_presets_take_their_instruments_seen_through_a_prior():
+    prior = GaussianPrior.squared_exponential((1, 8, 8), length_scale=1.5)
+    truth = prior.sample_exact(1, seed=0) + 1.0
+    mask = random_mask(8, 0.25, 2, seed=0)
+    operator = CartesianMRI(mask, simulated_coil_maps((8, 8), 2))
+    y = operator(truth.to(torch.complex128))
+    view = prior_view(y, operator, prior, mask)  # CartesianMRI @ RealAsComplex
+    result = invsolve.reconstruct(
+        y * view.scale, view.operator, prior, "dds", noise_std=0.01, preset="mri-cartesian", steps=3, n_samples=2,
+        progress=False,
+    )
+    assert result.info["preset"] == "mri-cartesian" and result.info["hyperparameters"]["cg_iterations"] == 2
+    observed = torch.rand(8, 8, generator=torch.Generator().manual_seed(1)) > 0.5
+    masked = Mask(observed).double()
+    result = invsolve.reconstruct(masked(truth), masked, prior, "diffpir", noise_std=0.01, preset="inpainting",
+                                  steps=3, progress=False)
+    assert result.info["n_samples"] == 4 and result.info["hyperparameters"]["regularization"] == 7.0
