@@ -32,7 +32,8 @@ def test_ct_demo_is_the_default(tmp_path, capsys):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((tmp_path / "ct_metrics.json").read_text())
     assert json.loads(capsys.readouterr().out) == metrics
-    assert metrics["prior"] == "ct-ellipses" and metrics["scan"]["views"] == 12
+    assert metrics["prior"] == {"held_out_phantom": "ct-ellipses", "ct_small": "ct-synthetic"}
+    assert metrics["scan"]["views"] == 12
     settings = metrics["hyperparameters"]["dds"]
     assert settings["preset"] == "ct-sparse" and settings["steps"] == 25
     assert settings["n_samples"] == 4 and settings["cg_iterations"] == 10  # the rest from the preset
@@ -53,7 +54,7 @@ def test_ct_demo_is_the_default(tmp_path, capsys):
         (["inpainting", "--size", "200"], "size must be between 8 and 64 pixels, got 200"),
         (["--views", "1"], "views must be an int >= 2, got 1"),
         (["--views", "400"], "views must be between 2 and 180, got 400"),
-        (["--steps", "0"], "steps must be an int >= 1, got 0"),
+        (["--steps", "0"], "steps must be an int >= 1 or None, got 0"),
     ],
 )
 def test_demo_rejects_bad_options(tmp_path, capsys, arguments, message):

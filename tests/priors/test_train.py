@@ -399,7 +399,7 @@ def test_cli_with_toml_and_relative_data_path(tmp_path, capsys):
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", ["ct-ellipses", "mri-brain"])
+@pytest.mark.parametrize("name", ["ct-ellipses", "ct-synthetic", "mri-brain"])
 def test_example_configs_train(tmp_path, name):
     """The example configs validate and run (one small step); the MRI one needs the Colin27 template."""
     config = tomllib.loads((CONFIGS / f"{name}.toml").read_text())
@@ -412,7 +412,7 @@ def test_example_configs_train(tmp_path, name):
     result = train(config, out=tmp_path, progress=False)
     assert result.prior.image_shape == (1, 64, 64) and result.prior.prediction == "v"
     assert result.prior.gaussian_fit.rank == 7  # rank 64 clipped to 8 images - 1
-    assert result.prior.normalization.unit == {"ct-ellipses": "1/mm", "mri-brain": "a.u."}[name]
+    assert result.prior.normalization.unit == {"ct-ellipses": "1/mm", "ct-synthetic": "1/mm", "mri-brain": "a.u."}[name]
     assert 1.0e6 < sum(p.numel() for p in result.prior.parameters()) < 1.2e6
 
 
