@@ -163,6 +163,7 @@ def test_ct_samples_write_the_std_beside_the_mean_in_hounsfield_units(ct_files, 
 @pytest.mark.parametrize("prior_file, data, extra", [
     ("magnitude16.pt", "scan.h5", ["--slice", "1", "--resize"]),
     ("complex16.pt", "small.npy", []),
+    ("magnitude16.pt", "scan.h5", ["--slice", "1", "--resize", "--sampler", "dds", "--preset", "mri-cartesian"]),
 ])
 def test_mri_round_trip_with_a_magnitude_and_a_complex_prior(mri_files, tmp_path, capsys, prior_file, data, extra):
     out = tmp_path / "recon.npy"
