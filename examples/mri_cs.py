@@ -16,8 +16,9 @@ the same noise and mask rules on 64 columns.  The prior knows magnitude
 images, so the operator is ``CartesianMRI @ RealAsComplex`` with the phase of
 a low-resolution SENSE reconstruction of the calibration lines; intensities
 are scaled so that the 99.9th percentile of the CG-SENSE magnitude matches
-the prior's window (120 a.u.), and back.  DDS (50 steps) draws 4 samples;
-the column is their mean.  Coil maps at 64²: ESPIRiT with 3×3 kernels where
+the prior's window (120 a.u.), and back.  DDS with the settings of preset
+``mri-cartesian`` (100 steps, 2 CG iterations) draws 4 samples; the column is
+their mean.  Coil maps at 64²: ESPIRiT with 3×3 kernels where
 the centre has ≥ 4 lines (4×), the low-resolution method otherwise (8×: 3 lines).
 
 Run: ``python examples/mri_cs.py [--out mri-cs] [--no-progress] [--no-diffusion]``
@@ -48,6 +49,7 @@ from invsolve.operators.mri import (
     rss,
     simulated_coil_maps,
 )
+from invsolve.presets import PRESETS
 from invsolve.priors import pretrained
 
 COILS = 8
@@ -55,7 +57,7 @@ NOISE_STD = 2e-3  # per real component of k-space (the image peaks at 1)
 SETTINGS = {4: 0.08, 8: 0.04}  # acceleration: centre fraction (fastMRI's pairs)
 TV_WEIGHT = 2e-3  # λ per unit of TV; best of 5e-4..8e-3 on the 4× case
 PRIOR_SIZE = 64  # the embedded mri-brain prior's image size
-DIFFUSION_SAMPLES = 4
+PRESET = "mri-cartesian"  # DDS: 100 steps, 2 CG iterations, the mean of 4 samples (invsolve.presets)
 
 
 def scores_of(reference: torch.Tensor, image: torch.Tensor) -> dict[str, float]:
@@ -96,9 +98,8 @@ def diffusion_at_prior_size(tv_iterations: int, progress: bool) -> tuple[dict, l
             prior,
             "dds",
             noise_std=NOISE_STD * view.scale,
-            steps=50,
-            n_samples=DIFFUSION_SAMPLES,
-            max_batch=DIFFUSION_SAMPLES,
+            preset=PRESET,
+            max_batch=4,
             progress=progress,
         )
         results = {
@@ -173,7 +174,8 @@ def main() -> None:
         by_acceleration, images, titles, peak = diffusion_at_prior_size(args.tv_iterations, not args.no_progress)
         metrics["diffusion_64"] = {
             "prior": "mri-brain",
-            "sampler": f"dds, 50 steps, mean of {DIFFUSION_SAMPLES} samples",
+            "sampler": f"dds, preset {PRESET}",
+            "settings": PRESETS[PRESET].samplers["dds"],
             "accelerations": by_acceleration,
         }
         save_png(

@@ -68,10 +68,10 @@ _CT_SMALL_WINDOW_HU = (-300.0, 500.0)
 #: by benchmarks/ct_demo_tuning.py
 _TV_WEIGHT = 1e-2
 _TV_ITERATIONS = 300
-#: the sampler, with the settings of invsolve.presets' "ct-sparse" (benchmarks/sweep_presets.py): DDS won
-#: benchmarks/samplers.py at 16 views on the test phantoms
 #: each image is reconstructed with the embedded prior of its kind
 _PRIORS = {"held_out_phantom": "ct-ellipses", "ct_small": "ct-synthetic"}
+#: the sampler, with the settings of invsolve.presets' "ct-sparse" (benchmarks/sweep_presets.py): DDS won
+#: benchmarks/samplers.py at 16 views on the test phantoms
 _SAMPLER = "dds"
 _PRESET = "ct-sparse"
 _INPAINTING_WINDOW_HU = (-1000.0, 1000.0)
@@ -136,17 +136,18 @@ def run_ct_demo(
     over 180° with ``views`` equally spaced views and Poisson photon noise
     (10⁵ photons per detector pixel, post-log).  The priors learnt
     attenuation in arbitrary units, 1 a.u. = 2·μ_water (+1000 HU); their
-    checkpoints store that as 1/mm (the recipes' ``physical_unit``).  Reconstructions:
+    checkpoints store that as 1/mm (the recipes' ``physical_unit``).
+    Reconstructions:
     filtered backprojection (Hann window), total variation (PDHG, 300
     iterations, weight chosen on other held-out phantoms by
     ``benchmarks/ct_demo_tuning.py``) and DDS (Chung et al., ICLR 2024) with
     the settings of preset ``"ct-sparse"`` (100 steps, 10 CG iterations,
     the mean of 4 samples; ``benchmarks/sweep_presets.py`` on validation
     phantoms with ``ct-ellipses``) — the best sampler of
-    ``benchmarks/samplers.py`` at 16 views.  Writes ``ct.png`` (one row per image: truth, FBP, TV, DDS
-    in HU), ``ct_std.png`` (the spread of the DDS samples) and
-    ``ct_metrics.json`` (PSNR and SSIM over 2000 HU, RMSE in HU, seconds)
-    into ``out_dir``.
+    ``benchmarks/samplers.py`` at 16 views.  Writes ``ct.png`` (one row per
+    image: truth, FBP, TV, DDS in HU), ``ct_std.png`` (the spread of the DDS
+    samples) and ``ct_metrics.json`` (PSNR and SSIM over 2000 HU, RMSE in
+    HU, seconds) into ``out_dir``.
 
     Parameters
     ----------
