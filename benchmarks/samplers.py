@@ -173,16 +173,31 @@ def run_ct_task(name: str, task: CTTask, samplers: list[str], samples: int, seed
     return record.records
 
 
-def run_mri_task(name: str, task: MRITask, samplers: list[str], samples: int, seed: int, prior) -> list[dict]:
-    size = (MRI_SIZE, MRI_SIZE)
-    maps = simulated_coil_maps(size, MRI_COILS)
+def mri_scan(
+    image: torch.Tensor, task: MRITask, mask_seed: int, noise_seed: int
+) -> tuple[torch.Tensor, CartesianMRI, torch.Tensor, torch.Tensor]:
+    """The ``MRI_COILS``-coil acquisition of a complex ``(1, 1, H, W)`` image with known coil maps.
+
+    The maps (:func:`simulated_coil_maps`) are normalised to unit root-sum-of-squares at
+    every pixel, so the fully sampled RSS image — the reference — is ``|image|``; k-space
+    gets complex noise of ``MRI_NOISE_STD`` and the task's fastMRI random column mask.
+
+    Returns
+    -------
+    y, operator, mask, reference
+        Undersampled k-space ``(1, coils, H, W)``, ``CartesianMRI(mask, maps)``, the
+        ``(W,)`` mask and the ``(1, H, W)`` RSS reference.
+    """
+    maps = simulated_coil_maps(tuple(image.shape[-2:]), MRI_COILS)
     maps = maps / rss(maps[None], dim=1)[0]
-    coil_images = maps * t1_brain_slice(MRI_SIZE)
-    reference = rss(coil_images)[0]
-    full_kspace = GaussianNoise(MRI_NOISE_STD)(fft_centered(coil_images), seed=seed)
-    mask = random_mask(MRI_SIZE, task.center_fraction, task.acceleration, seed=task.acceleration)
-    y = full_kspace * mask
-    operator = CartesianMRI(mask, maps)
+    coil_images = maps * image
+    kspace = GaussianNoise(MRI_NOISE_STD)(fft_centered(coil_images), seed=noise_seed)
+    mask = random_mask(image.shape[-1], task.center_fraction, task.acceleration, seed=mask_seed)
+    return kspace * mask, CartesianMRI(mask, maps), mask, rss(coil_images)[0]
+
+
+def run_mri_task(name: str, task: MRITask, samplers: list[str], samples: int, seed: int, prior) -> list[dict]:
+    y, operator, mask, reference = mri_scan(t1_brain_slice(MRI_SIZE), task, task.acceleration, seed)
 
     def score(magnitude: torch.Tensor) -> dict[str, float]:
         return {"psnr_db": float(fastmri_psnr(reference, magnitude)), "ssim": float(fastmri_ssim(reference, magnitude))}

@@ -36,7 +36,7 @@ from typing import Callable
 import torch
 
 import invsolve
-from invsolve.datasets import CT_SMALL_PIXEL_MM
+from invsolve.datasets import synthetic_mr_phase
 from invsolve.demo import ct_demo_prior, ct_demo_scores, held_out_phantoms
 from invsolve.metrics import fastmri_psnr
 from invsolve.mri_prior import prior_view
@@ -48,15 +48,13 @@ from invsolve.operators.ct import (
     limited_angle_angles,
     sparse_view_angles,
 )
-from invsolve.operators.mri import CartesianMRI, fft_centered, random_mask, rss, simulated_coil_maps
 from invsolve.priors import pretrained
+# the sibling benchmark: the scans of its test tasks, here of validation images
+from samplers import FIELD_OF_VIEW_MM, INCIDENT_FLUX, MRI_NOISE_STD, TASKS, MRITask, mri_scan
 
 VALIDATION_SEED = 2_000_000
-INCIDENT_FLUX = 1e5
-FIELD_OF_VIEW_MM = 128 * CT_SMALL_PIXEL_MM  # as in invsolve demo
 COLIN27 = "/usr/share/mricron/templates/ch2better.nii.gz"
 COLIN27_SLICES = (110, 130, 150, 170)
-MRI_NOISE_STD = 2e-3
 INPAINTING_NOISE_HU = 10.0
 
 #: task → sampler → (grid of settings incl. steps and n_samples)
@@ -119,24 +117,16 @@ def colin27_slices() -> torch.Tensor:
     planes = torch.stack([volume[:, :, index].T for index in COLIN27_SLICES])[:, None]
     magnitude = torch.nn.functional.adaptive_avg_pool2d(planes, 64).double()
     magnitude = magnitude / magnitude.amax(dim=(-2, -1), keepdim=True) * 0.9
-    axis = torch.linspace(-1, 1, 64, dtype=torch.float64)
-    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
-    return (magnitude * torch.exp(1j * (0.6 * xx - 0.4 * yy + 0.5 * xx * yy)))[:, 0]
+    return (magnitude * torch.exp(1j * synthetic_mr_phase(64)))[:, 0]
 
 
 def mri_cases() -> list[Case]:
     prior = pretrained("mri-brain")
-    maps = simulated_coil_maps((64, 64), 8)
-    maps = maps / rss(maps[None], dim=1)[0]
     cases = []
     for index, image in enumerate(colin27_slices()):
-        coil_images = (maps * image)[None]
-        reference = rss(coil_images)[0]
-        kspace = GaussianNoise(MRI_NOISE_STD)(fft_centered(coil_images), seed=index)
-        for acceleration, centre in ((4, 0.08), (8, 0.04)):
-            mask = random_mask(64, centre, acceleration, seed=100 + 10 * index + acceleration)
-            y = kspace * mask
-            operator = CartesianMRI(mask, maps)
+        for task in (task for task in TASKS.values() if isinstance(task, MRITask)):
+            mask_seed = 100 + 10 * index + task.acceleration
+            y, operator, mask, reference = mri_scan(image[None, None], task, mask_seed, noise_seed=index)
             view = prior_view(y, operator, prior, mask)
             cases.append(Case(
                 y * view.scale, view.operator, MRI_NOISE_STD * view.scale, prior,

@@ -8,7 +8,7 @@ phantoms) and, in :mod:`.io`, fastMRI HDF5 reading and writing.
 
 from .ct_synthetic import synthetic_ct_slices
 from .phantoms import ellipsoid_phantom, random_ellipse_phantoms, shepp_logan, shepp_logan_ellipsoids
-from .samples import CT_SMALL_PIXEL_MM, ct_small_slice, t1_brain_slice
+from .samples import CT_SMALL_PIXEL_MM, ct_small_slice, synthetic_mr_phase, t1_brain_slice
 from .training import (
     TRAINING_SOURCES,
     EpochSampler,
@@ -27,6 +27,7 @@ __all__ = [
     "ct_small_slice",
     "CT_SMALL_PIXEL_MM",
     "t1_brain_slice",
+    "synthetic_mr_phase",
     "shepp_logan",
     "shepp_logan_ellipsoids",
     "ellipsoid_phantom",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["ct_small_slice", "CT_SMALL_PIXEL_MM", "t1_brain_slice"]
+__all__ = ["ct_small_slice", "CT_SMALL_PIXEL_MM", "t1_brain_slice", "synthetic_mr_phase"]
 
 #: the pixel spacing of ``CT_small.dcm`` in mm (its PixelSpacing, the same along rows and columns)
 CT_SMALL_PIXEL_MM = 0.661468
@@ -43,8 +43,8 @@ def t1_brain_slice(size: int | None = None) -> torch.Tensor:
     The magnitude is ``t1_coronal_slice.npy`` (256×256, intensities up to
     ~130 a.u.).  MR images are complex and their phase varies slowly (B0
     inhomogeneity, receive phase); the slice has none, so a fixed smooth one
-    is added, ``0.6x − 0.4y + 0.5xy`` rad on ``[-1, 1]²``, which magnitude-only
-    reconstructions must handle.
+    is added (:func:`synthetic_mr_phase`), which magnitude-only reconstructions
+    must handle.
 
     Parameters
     ----------
@@ -62,12 +62,24 @@ def t1_brain_slice(size: int | None = None) -> torch.Tensor:
     except ImportError:
         raise ImportError('t1_brain_slice needs dipy: pip install "invsolve[examples]" (or pip install dipy)') from None
     magnitude = torch.from_numpy(np.load(get_fnames(name="t1_coronal_slice"))).to(torch.float64)[None, None]
-    axis = torch.linspace(-1, 1, magnitude.shape[-1], dtype=torch.float64)
-    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
-    phase = (0.6 * xx - 0.4 * yy + 0.5 * xx * yy)[None, None]
+    phase = synthetic_mr_phase(magnitude.shape[-1])[None, None]
     if size is not None:
         if not (isinstance(size, int) and 1 <= size <= magnitude.shape[-1]):
             raise ValueError(f"size must be an int in [1, {magnitude.shape[-1]}], got {size!r}")
         magnitude = torch.nn.functional.adaptive_avg_pool2d(magnitude, size)
         phase = torch.nn.functional.adaptive_avg_pool2d(phase, size)
     return magnitude * torch.exp(1j * phase)
+
+
+def synthetic_mr_phase(size: int) -> torch.Tensor:
+    """A smooth MR image phase, ``0.6x − 0.4y + 0.5xy`` radians on ``[-1, 1]²``, float64 ``(size, size)``.
+
+    Rows run along ``y``, columns along ``x``; the phase stays within ±1.5 rad.
+    Multiply a magnitude image by ``exp(1j * phase)`` to simulate the slowly
+    varying phase of real MR images.
+    """
+    if not (isinstance(size, int) and size >= 1):
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    axis = torch.linspace(-1, 1, size, dtype=torch.float64)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    return 0.6 * xx - 0.4 * yy + 0.5 * xx * yy

@@ -357,7 +357,6 @@ def prepare_mri(
     from invsolve.operators.mri import CartesianMRI
 
     size = _image_size(prior, prior_name, (1, 2), "mri")
-    channels = prior.image_shape[0]
     data = measurement.data
     if not data.is_complex():
         raise ValueError(f"{measurement.source}: --operator mri needs complex k-space, found real data ({data.dtype})")
@@ -446,7 +445,9 @@ def prepare_mri(
         "noise_std_from": noise_source,
         "intensity_scale": view.scale,
         "prior_window_top": prior_window(prior)[1],
-        "prior_sees": "magnitude (RealAsComplex, calibration phase)" if channels == 1 else "real and imaginary channels",
+        "prior_sees": (
+            "magnitude (RealAsComplex, calibration phase)" if view.channels == 1 else "real and imaginary channels"
+        ),
     }
     if measurement.slice_index is not None:
         details["slice"] = measurement.slice_index

@@ -171,7 +171,8 @@ def run_ct_demo(
     if check_int(views, "views", minimum=2) > 180:
         raise ValueError(f"views must be between 2 and 180, got {views!r}")
     check_int(steps, "steps", optional=True)
-    shape = tuple(ct_demo_prior().image_shape[1:])
+    priors = [pretrained(name) for name in _PRIORS.values()]
+    shape = tuple(priors[0].image_shape[1:])
     phantom = held_out_phantoms(1, _HELD_OUT_SEED)
     ct_small = hounsfield_to_attenuation(torch.nn.functional.adaptive_avg_pool2d(ct_small_slice()[None], shape))
     truth = torch.cat([phantom, ct_small])  # (2, 1, 64, 64), 1/mm
@@ -189,10 +190,10 @@ def run_ct_demo(
     noise_std = float(PoissonNoise(_INCIDENT_FLUX).variance(y).mean().sqrt())
     runs = [
         reconstruct(
-            y[index : index + 1], operator, pretrained(name), _SAMPLER, noise_std=noise_std, preset=_PRESET,
-            seed=seed, progress=progress, **chosen,
+            y[index : index + 1], operator, prior, _SAMPLER, noise_std=noise_std, preset=_PRESET, seed=seed,
+            progress=progress, **chosen,
         )
-        for index, name in enumerate(_PRIORS.values())
+        for index, prior in enumerate(priors)
     ]
     run_info = runs[0].info  # the settings, the same for both
     reconstructions["dds"] = torch.cat([run.image for run in runs])

@@ -34,3 +34,18 @@ def test_t1_brain_slice_is_dipys_slice_with_a_smooth_phase():
     assert float(small.abs().mean()) == pytest.approx(float(stored.mean()), rel=1e-12)
     with pytest.raises(ValueError, match="size"):
         t1_brain_slice(0)
+
+
+def test_synthetic_mr_phase_is_the_stated_polynomial():
+    import pytest
+
+    from invsolve.datasets import synthetic_mr_phase
+
+    phase = synthetic_mr_phase(3)  # x, y in {-1, 0, 1}; rows along y, columns along x
+    assert phase.shape == (3, 3) and phase.dtype == torch.float64
+    assert float(phase[0, 0]) == pytest.approx(-0.6 + 0.4 + 0.5)
+    assert float(phase[0, 2]) == pytest.approx(0.6 + 0.4 - 0.5)
+    assert float(phase[2, 0]) == pytest.approx(-0.6 - 0.4 - 0.5)
+    assert float(phase[1, 1]) == 0.0
+    with pytest.raises(ValueError, match="size must be a positive int"):
+        synthetic_mr_phase(0)
