@@ -7,7 +7,9 @@ the demo shows.  Run by hand:
 ``python benchmarks/ct_demo_tuning.py [--views 16] [--steps 1000]``.
 Prints JSON: mean PSNR (over 2000 HU) and SSIM of FBP, of each TV weight,
 of each RED-Diff setting and of DPS at a few step sizes (the sampler the
-demo does not use: it scores below RED-Diff here), with seconds.
+demo does not use: it scores below RED-Diff here), with seconds; and records
+it in ``benchmarks/results/ct_demo_tuning.json`` (see
+``benchmarks/_recording.py``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import argparse
 import itertools
 import json
 import statistics
+import sys
 import time
 
 import torch
 
 import invsolve
+from _recording import results_path, run_metadata, save_run
 from invsolve.demo import ct_demo_prior, ct_demo_scan, ct_demo_scores, held_out_phantoms
 from invsolve.operators.ct import fbp
 
@@ -45,12 +49,23 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=16)
     parser.add_argument("--steps", type=int, default=1000, help="RED-Diff steps (default: %(default)s)")
     parser.add_argument("--dps-steps", type=int, default=500, help="DPS steps (default: %(default)s)")
+    parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/ct_demo_tuning[.<options>].json)")
     args = parser.parse_args()
+    path = results_path("ct_demo_tuning", parser, args)
+    metadata = run_metadata()
     truth = held_out_phantoms(4, 2_000_000)
     operator, y = ct_demo_scan(truth, args.views, seed=1)
     prior = ct_demo_prior()
     fbp_scores = scores(fbp(y, operator, filter="hann"), truth, 0.0)
-    results = {"views": args.views, "fbp": fbp_scores, "tv": {}, "red_diff": [], "dps": []}
+    results = {
+        "views": args.views,
+        "steps": args.steps,
+        "dps_steps": args.dps_steps,
+        "fbp": fbp_scores,
+        "tv": {},
+        "red_diff": [],
+        "dps": [],
+    }
     for weight in TV_WEIGHTS:
         start = time.perf_counter()
         image = invsolve.tv_reconstruct(y, operator, weight, iterations=300, progress=False)
@@ -67,6 +82,8 @@ def main() -> None:
     best = max(results["red_diff"], key=lambda entry: entry["psnr_db"])
     results["best"] = {"tv_weight": max(results["tv"], key=lambda w: results["tv"][w]["psnr_db"]), "red_diff": best}
     print(json.dumps(results, indent=2))
+    save_run(path, metadata, results)
+    print(f"recorded in {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,38 @@
-"""CT projector speed: invsolve's torch ray transforms against the peers, in one run.
+"""CT projector speed: invsolve's torch ray transforms against the peers, at equal thread counts.
 
-Run by hand (not a test): ``python benchmarks/ct_projector.py [--repeats 5]``.
-Prints JSON with, per case, the median forward / adjoint / FBP times in ms of
-each available implementation, the ratios ``peer / invsolve`` and the peak
-resident memory of a fresh process doing that case.
+Run by hand (not a test)::
 
-Cases: parallel beam 256² with 60 and 180 views, fan beam 256² with 180 views,
-and cone beam 128³ with 180 views (no peer runs 3D cone beam on a CPU).  Peers, when installed: ODL with
-``impl='astra_cpu'`` (same geometry through ``to_odl()``), scikit-image's
-``radon``/``iradon`` (parallel beam only, no matched adjoint) and deepinv's
-``Tomography`` (parallel beam).  Timings use 2 torch threads (the CI machine)
-and ``OMP_WAIT_POLICY=PASSIVE``.
+    python benchmarks/ct_projector.py [--threads 1 2] [--rounds 5] [--min-seconds 1] [--cases ...]
+
+Cases: parallel beam 256² with 60 and 180 views, fan beam 256² with 180 views
+and cone beam 128³ with 180 views (no peer runs 3D cone beam on a CPU), all
+float32.  Peers, when installed: ODL with ``impl='astra_cpu'`` (same geometry
+through ``to_odl()``), scikit-image's ``radon``/``iradon`` (parallel beam
+only, no matched adjoint) and deepinv's ``Tomography`` (parallel beam).
+
+Every implementation is timed on every case at every ``--threads`` count, each
+measurement in a fresh process whose OpenMP/MKL/OpenBLAS thread counts and
+torch's intra- and inter-op threads are that count (``OMP_WAIT_POLICY=PASSIVE``).
+ASTRA's CPU projectors (and ODL's FBP around them) run on one thread
+whatever the setting: each timing records ``threads_used``, the OS threads
+that did at least 10 % of the busiest one's work (read from
+``/proc/self/task``, so the machine's load does not blur it), which is 1 for
+``odl_astra_cpu`` at 2 threads and 2 for invsolve.  So the ratios at 1 thread
+compare the code, and those at 2 threads what a user of each library gets on
+the CI machine's two cores.
+
+A timing is the median of as many calls as take ``--min-seconds`` (at least
+``--min-repeats``) after a warm-up call.  ``--rounds R`` repeats the whole
+comparison R times, alternating the order of the implementations (and of the
+thread counts) from round to round — A B, B A, A B, … — so slow drift of the
+machine hits every implementation alike.  A ratio ``peer / invsolve`` (> 1:
+invsolve is faster) is taken within each round; the report gives its median
+over the rounds, its range and whether every round agrees within 10 %
+(``within_tolerance``), plus each process's peak resident memory.
+
+Prints the JSON (progress and a summary table go to stderr) and records it in
+``benchmarks/results/ct_projector.json`` (see ``benchmarks/_recording.py``;
+saved after every round, ``complete`` false until the last).
 """
 
 from __future__ import annotations
@@ -18,31 +40,31 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
+import statistics
 import subprocess
 import sys
-import time
+from typing import Any, Callable
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from _recording import pin_threads, results_path, run_metadata, save_run, spread, thread_environment, time_call
 
-THREADS = 2
-
-
-def median_ms(function, repeats: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return 1000 * float(np.median(times))
+OPERATIONS = ("forward", "adjoint", "fbp")
+DEFAULT_CASES = ("parallel-256-60", "parallel-256-180", "fan-256-180", "cone-128-180")
+#: modules a peer needs; a child that cannot import them reports the peer unavailable (invsolve must run)
+REQUIRES = {"invsolve": (), "odl_astra_cpu": ("odl", "astra"), "skimage": ("skimage",), "deepinv": ("deepinv.physics",)}
+# Which geometries each peer can do at all (ODL has no CPU backend for 3D).
+APPLIES = {
+    "invsolve": ("parallel", "fan", "cone"),
+    "odl_astra_cpu": ("parallel", "fan"),
+    "skimage": ("parallel",),
+    "deepinv": ("parallel",),
+}
 
 
 def make_geometry(case: str):
+    """The geometry of ``case`` = ``"<parallel|fan|cone>-<size>-<views>"`` (views over 180° or 360°)."""
     from invsolve.operators.ct import ConeBeam3D, FanBeam2D, ParallelBeam2D, sparse_view_angles
 
     kind, size, views = case.split("-")
@@ -54,8 +76,18 @@ def make_geometry(case: str):
     return ConeBeam3D((size,) * 3, sparse_view_angles(views, 2 * math.pi), src_radius=4.0, det_radius=2.0)
 
 
+def check_case(case: str) -> str:
+    """``case`` if it reads ``"<parallel|fan|cone>-<size>-<views>"`` (positive integers), else an argparse error."""
+    parts = case.split("-")
+    if len(parts) != 3 or parts[0] not in APPLIES["invsolve"] or not all(p.isdigit() and int(p) > 0 for p in parts[1:]):
+        raise argparse.ArgumentTypeError(
+            f"a case reads <parallel|fan|cone>-<size>-<views>, e.g. parallel-256-60; got {case!r}"
+        )
+    return case
+
+
 def phantom(shape: tuple[int, ...]) -> torch.Tensor:
-    """Two nested uniform ellipses (ellipsoids): sharp edges, like CT data."""
+    """Two nested uniform ellipses (ellipsoids) of ``shape``: sharp edges, like CT data."""
     axes = [(torch.arange(n, dtype=torch.float32) + 0.5) / n * 2 - 1 for n in shape]
     grid = torch.meshgrid(*axes, indexing="ij")
     outer = sum((c / r) ** 2 for c, r in zip(grid, (0.7, 0.9, 0.8)))
@@ -63,7 +95,7 @@ def phantom(shape: tuple[int, ...]) -> torch.Tensor:
     return (outer <= 1).float() + 0.5 * (inner <= 1).float()
 
 
-def time_invsolve(case: str, repeats: int) -> dict:
+def calls_invsolve(case: str) -> dict[str, Callable[[], object]]:
     from invsolve.operators.ct import ConeBeam3D, ConeBeamTransform, RayTransform, fbp
 
     geometry = make_geometry(case)
@@ -77,30 +109,22 @@ def time_invsolve(case: str, repeats: int) -> dict:
         x = phantom(geometry.image_shape)[None, None]
         y = op(x)
         reconstruct = lambda: fbp(y, op)  # noqa: E731
-    return {
-        "forward_ms": median_ms(lambda: op(x), repeats),
-        "adjoint_ms": median_ms(lambda: op.adjoint(y), repeats),
-        "fbp_ms": median_ms(reconstruct, repeats),
-    }
+    return {"forward": lambda: op(x), "adjoint": lambda: op.adjoint(y), "fbp": reconstruct}
 
 
-def time_odl(case: str, repeats: int) -> dict:
-    import odl  # noqa: F401  (imported here only: it changes SciPy settings process-wide)
-    from odl.applications import tomo
+def calls_odl(case: str) -> dict[str, Callable[[], object]]:
+    from odl.applications import tomo  # imported in the child only: it changes SciPy settings process-wide
 
     space, geometry = make_geometry(case).to_odl()
     op = tomo.RayTransform(space, geometry, impl="astra_cpu")
     x = space.element(phantom(tuple(space.shape)).numpy())
     y = op(x)
     fbp = tomo.fbp_op(op)
-    return {
-        "forward_ms": median_ms(lambda: op(x), repeats),
-        "adjoint_ms": median_ms(lambda: op.adjoint(y), repeats),
-        "fbp_ms": median_ms(lambda: fbp(y), repeats),
-    }
+    return {"forward": lambda: op(x), "adjoint": lambda: op.adjoint(y), "fbp": lambda: fbp(y)}
 
 
-def time_skimage(case: str, repeats: int) -> dict:
+def calls_skimage(case: str) -> dict[str, Callable[[], object]]:
+    import numpy as np
     from skimage.transform import iradon, radon
 
     geometry = make_geometry(case)
@@ -108,74 +132,189 @@ def time_skimage(case: str, repeats: int) -> dict:
     degrees = np.rad2deg(geometry.angles.numpy())
     sinogram = radon(image, theta=degrees, circle=False)
     return {
-        "forward_ms": median_ms(lambda: radon(image, theta=degrees, circle=False), repeats),
-        "fbp_ms": median_ms(lambda: iradon(sinogram, theta=degrees, circle=False), repeats),
+        "forward": lambda: radon(image, theta=degrees, circle=False),
+        "fbp": lambda: iradon(sinogram, theta=degrees, circle=False),
     }
 
 
-def time_deepinv(case: str, repeats: int) -> dict:
+def calls_deepinv(case: str) -> dict[str, Callable[[], object]]:
     from deepinv.physics import Tomography
 
     geometry = make_geometry(case)
-    physics = Tomography(angles=torch.rad2deg(geometry.angles).float(), img_width=geometry.image_shape[0], circle=False)
+    degrees = torch.rad2deg(geometry.angles).float()
+    physics = Tomography(angles=degrees, img_width=geometry.image_shape[0], circle=False)
     x = phantom(geometry.image_shape)[None, None]
     y = physics.A(x)
-    return {"forward_ms": median_ms(lambda: physics.A(x), repeats), "adjoint_ms": median_ms(lambda: physics.A_adjoint(y), repeats)}
+    return {"forward": lambda: physics.A(x), "adjoint": lambda: physics.A_adjoint(y)}
 
 
-IMPLEMENTATIONS = {"invsolve": time_invsolve, "odl_astra_cpu": time_odl, "skimage": time_skimage, "deepinv": time_deepinv}
-# Which geometries each peer can do at all (ODL has no CPU backend for 3D).
-APPLIES = {"odl_astra_cpu": ("parallel", "fan"), "skimage": ("parallel",), "deepinv": ("parallel",)}
+IMPLEMENTATIONS = {"invsolve": calls_invsolve, "odl_astra_cpu": calls_odl, "skimage": calls_skimage, "deepinv": calls_deepinv}
 
 
-def run_one(implementation: str, case: str, repeats: int) -> dict:
-    """Time one implementation on one case in this process and add its peak memory."""
-    torch.set_num_threads(THREADS)
+def run_one(implementation: str, case: str, threads: int, min_seconds: float, min_repeats: int) -> dict[str, Any]:
+    """Time one implementation on one case in this (fresh) process, with its peak memory."""
+    pin_threads(threads)
+    try:
+        for module in REQUIRES[implementation]:
+            __import__(module)
+    except ImportError as error:  # an optional peer that is not installed (or not importable here)
+        return {"unavailable": f"{type(error).__name__}: {error}"}
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = IMPLEMENTATIONS[implementation](case, repeats)
+    calls = IMPLEMENTATIONS[implementation](case)
+    result: dict[str, Any] = {name: time_call(call, min_seconds, min_repeats) for name, call in calls.items()}
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["rss_before_mb"] = before / 1024
+    result["torch_threads"] = [torch.get_num_threads(), torch.get_num_interop_threads()]
     return result
+
+
+def measure(implementation: str, case: str, threads: int, args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`run_one` in a fresh process with ``threads`` threads; raises if it fails."""
+    command = [
+        sys.executable, __file__, "--one", implementation, case, "--threads", str(threads),
+        "--min-seconds", str(args.min_seconds), "--min-repeats", str(args.min_repeats),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, env=thread_environment(threads))
+    if completed.returncode != 0:
+        raise RuntimeError(f"{implementation} on {case} at {threads} thread(s) failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout)
+
+
+def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-implementation medians over the rounds and per-peer ratio statistics, for one case and thread count."""
+    implementations: dict[str, Any] = {}
+    for name in rounds[0]:
+        runs = [measured[name] for measured in rounds]
+        implementations[name] = {
+            **{
+                f"{operation}_ms": statistics.median(run[operation]["median_ms"] for run in runs)
+                for operation in OPERATIONS if operation in runs[0]
+            },
+            "cpu_per_wall": {
+                operation: statistics.median(run[operation]["cpu_per_wall"] for run in runs)
+                for operation in OPERATIONS if operation in runs[0]
+            },
+            "threads_used": {
+                operation: [run[operation]["threads_used"] for run in runs] for operation in OPERATIONS if operation in runs[0]
+            },
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+            "rounds": runs,
+        }
+    ratios: dict[str, Any] = {}
+    for name in implementations:
+        if name == "invsolve":
+            continue
+        per_round = {
+            operation: [run[name][operation]["median_ms"] / run["invsolve"][operation]["median_ms"] for run in rounds]
+            for operation in OPERATIONS if operation in rounds[0][name]
+        }
+        if "forward" in per_round and "adjoint" in per_round:
+            per_round["forward_plus_adjoint"] = [
+                (measured[name]["forward"]["median_ms"] + measured[name]["adjoint"]["median_ms"])
+                / (measured["invsolve"]["forward"]["median_ms"] + measured["invsolve"]["adjoint"]["median_ms"])
+                for measured in rounds
+            ]
+        ratios[name] = {operation: spread(values) for operation, values in per_round.items()}
+    return {"implementations": implementations, "speedup_of_invsolve": ratios}
+
+
+def table(cases: dict[str, Any]) -> str:
+    """A markdown summary of the report, for reading (the JSON holds everything)."""
+    lines = [
+        "| case | threads | invsolve fwd / adj / FBP (ms) | astra_cpu fwd / adj / FBP (ms) "
+        "| vs astra: fwd+adj | vs astra: FBP | skimage radon / iradon (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case, per_threads in cases.items():
+        for threads, entry in per_threads.items():
+            found = entry["implementations"]
+
+            def times(name: str) -> str:
+                if name not in found:
+                    return "—"
+                return " / ".join(f"{found[name][f'{op}_ms']:.1f}" for op in OPERATIONS if f"{op}_ms" in found[name])
+
+            def ratio(operation: str) -> str:
+                found_ratio = entry["speedup_of_invsolve"].get("odl_astra_cpu", {}).get(operation)
+                if found_ratio is None:
+                    return "—"
+                mark = "" if found_ratio["within_tolerance"] else " (spread > 10 %)"
+                return f"{found_ratio['median']:.2f}× ({found_ratio['min']:.2f}–{found_ratio['max']:.2f}){mark}"
+
+            lines.append(
+                f"| {case} | {threads} | {times('invsolve')} | {times('odl_astra_cpu')} | {ratio('forward_plus_adjoint')} "
+                f"| {ratio('fbp')} | {times('skimage')} |"
+            )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--cases", nargs="*", default=["parallel-256-60", "parallel-256-180", "fan-256-180", "cone-128-180"])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="repeats of the whole comparison (default: %(default)s)")
+    parser.add_argument(
+        "--min-seconds", type=float, default=1.0, help="seconds of timed calls per measurement (default: %(default)s)"
+    )
+    parser.add_argument("--min-repeats", type=int, default=3, help="timed calls at least (default: %(default)s)")
+    parser.add_argument("--cases", type=check_case, nargs="+", default=list(DEFAULT_CASES), help="(default: %(default)s)")
+    parser.add_argument(
+        "--implementations", nargs="+", choices=list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS), help="(default: all)"
+    )
+    parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/ct_projector[.<options>].json)")
     parser.add_argument("--one", nargs=2, metavar=("IMPLEMENTATION", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(*args.one, args.repeats)))
+        print(json.dumps(run_one(*args.one, args.threads[0], args.min_seconds, args.min_repeats)))
         return
-    report = {"threads": THREADS, "torch": torch.__version__, "cases": {}}
-    for case in args.cases:
-        rows = {}
-        for implementation in IMPLEMENTATIONS:
-            if implementation in APPLIES and case.split("-")[0] not in APPLIES[implementation]:
-                continue
-            # A fresh process per measurement: independent peak memory, no shared caches.
-            completed = subprocess.run(
-                [sys.executable, __file__, "--one", implementation, case, "--repeats", str(args.repeats)],
-                capture_output=True,
-                text=True,
-            )
-            if completed.returncode != 0:
-                rows[implementation] = {"unavailable": completed.stderr.strip().splitlines()[-1]}
-                continue
-            rows[implementation] = json.loads(completed.stdout)
-        ours = rows["invsolve"]
-        for name, row in rows.items():
-            if name == "invsolve" or "unavailable" in row:
-                continue
-            row["speedup_of_invsolve"] = {
-                key: row[key] / ours[key] for key in ("forward_ms", "adjoint_ms", "fbp_ms") if key in row and key in ours
-            }
-            if "forward_ms" in row and "adjoint_ms" in row:
-                row["speedup_of_invsolve"]["forward_plus_adjoint"] = (row["forward_ms"] + row["adjoint_ms"]) / (
-                    ours["forward_ms"] + ours["adjoint_ms"]
-                )
-        report["cases"][case] = rows
-    print(json.dumps(report, indent=2))
+    if args.rounds < 1 or args.min_repeats < 1 or min(args.threads) < 1 or args.min_seconds < 0:
+        parser.error(
+            "--rounds, --min-repeats and --threads must be positive and --min-seconds non-negative; got "
+            f"{args.rounds}, {args.min_repeats}, {args.threads} and {args.min_seconds}"
+        )
+    if len(set(args.threads)) < len(args.threads) or len(set(args.cases)) < len(args.cases):
+        parser.error(f"--threads and --cases must not repeat a value, got {args.threads} and {args.cases}")
+    if "invsolve" not in args.implementations:
+        parser.error("--implementations must include invsolve: every ratio is against it")
+    path = results_path("ct_projector", parser, args)
+    metadata = run_metadata(packages=("odl", "astra-toolbox", "scikit-image", "deepinv"))
+    settings = {
+        key: getattr(args, key) for key in ("cases", "threads", "rounds", "min_seconds", "min_repeats", "implementations")
+    }
+    # what each child's environment held besides its thread counts
+    settings["omp_wait_policy"] = thread_environment(1)["OMP_WAIT_POLICY"]
+    unavailable: dict[str, str] = {}
+    # measured[case][threads] = one {implementation: child result} per round
+    measured: dict[str, dict[str, list[dict[str, Any]]]] = {case: {str(n): [] for n in args.threads} for case in args.cases}
+    report: dict[str, Any] = {}
+    for number in range(args.rounds):
+        in_order = number % 2 == 0  # alternate the order every round: A B, then B A
+        for case in args.cases:
+            for threads in args.threads if in_order else args.threads[::-1]:
+                row = {}
+                for implementation in args.implementations if in_order else args.implementations[::-1]:
+                    if implementation in unavailable or case.split("-")[0] not in APPLIES[implementation]:
+                        continue
+                    progress = f"round {number + 1}/{args.rounds}: {implementation} {case}, {threads} thread(s)"
+                    print(progress, file=sys.stderr, flush=True)
+                    result = measure(implementation, case, threads, args)
+                    if "unavailable" in result:
+                        unavailable[implementation] = result["unavailable"]
+                        continue
+                    row[implementation] = result
+                measured[case][str(threads)].append({name: row[name] for name in args.implementations if name in row})
+        report = {
+            "settings": settings,
+            "rounds_done": number + 1,
+            "unavailable": unavailable,
+            "cases": {
+                case: {threads: summarise(rounds) for threads, rounds in per_threads.items()}
+                for case, per_threads in measured.items()
+            },
+        }
+        save_run(path, metadata, report, complete=number + 1 == args.rounds)
+    print(path.read_text(), end="")
+    print(table(report["cases"]), file=sys.stderr)
+    print(f"recorded in {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

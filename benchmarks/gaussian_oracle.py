@@ -9,7 +9,8 @@ for the point estimator RED-Diff) with the settings of the oracle tests
 of the samples against the exact posterior, the total variance and the
 variance along the posterior's leading eigenvectors.  These are the figures
 of the README's oracle table; tests/invsolve/test_sampler_oracle.py holds the
-same runs to them.
+same runs to them.  The records are also written, with the run's metadata,
+to ``benchmarks/results/gaussian_oracle.json`` (see ``benchmarks/_recording.py``).
 
     python benchmarks/gaussian_oracle.py                       # all samplers, all problems (~3 min)
     python benchmarks/gaussian_oracle.py --sampler dds --seed 1
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
+from _recording import results_path, run_metadata, save_run
 from invsolve.oracle import ORACLE_PROBLEMS, ORACLE_SETTINGS, run_oracle
 
 
@@ -28,10 +31,19 @@ def main() -> None:
     parser.add_argument("--sampler", choices=sorted(ORACLE_SETTINGS), action="append", help="sampler(s) (default all)")
     parser.add_argument("--problem", choices=ORACLE_PROBLEMS, action="append", help="problem(s) (default all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the samplers (the problems are fixed)")
+    parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/gaussian_oracle[.<options>].json)")
     args = parser.parse_args()
-    for sampler in args.sampler or list(ORACLE_SETTINGS):
-        for problem_name in args.problem or ORACLE_PROBLEMS:
-            print(json.dumps(run_oracle(sampler, problem_name, args.seed)), flush=True)
+    path = results_path("gaussian_oracle", parser, args)
+    metadata = run_metadata()
+    samplers, problems = args.sampler or list(ORACLE_SETTINGS), args.problem or list(ORACLE_PROBLEMS)
+    recorded = {"settings": {"samplers": samplers, "problems": problems, "seed": args.seed}, "records": []}
+    for sampler in samplers:
+        for problem_name in problems:
+            record = run_oracle(sampler, problem_name, args.seed)
+            print(json.dumps(record), flush=True)
+            recorded["records"].append(record)
+    save_run(path, metadata, recorded)
+    print(f"recorded in {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,12 @@ demo's images) with the embedded ``ct-ellipses`` prior:
 * ``saved_network_evaluations``: the base budget minus the smallest warm
   budget whose mean PSNR is within 0.1 dB of the full run (0 if none is).
 
-Prints one JSON line per run, then a JSON summary per sampler.
+Prints one JSON line per run, then a JSON summary per sampler, and records
+every run and summary in ``benchmarks/results/warm_start.json`` (see
+``benchmarks/_recording.py``; rewritten after each sampler, ``complete``
+false until the last).
 
-    python benchmarks/warm_start.py [--views 16] [--sampler dds ...]
+    python benchmarks/warm_start.py [--views 16] [--sampler dds ...] [--start-times 0.5 0.3]
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 
 import torch
 
 import invsolve
+from _recording import results_path, run_metadata, save_run
 from invsolve.demo import ct_demo_prior, ct_demo_scan, ct_demo_scores, held_out_phantoms
 from invsolve.operators import PoissonNoise
 from invsolve.samplers import get_sampler
@@ -56,14 +61,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--views", type=int, default=16)
     parser.add_argument("--sampler", choices=sorted(BASE), action="append", help="sampler(s) (default all)")
+    parser.add_argument(
+        "--start-times", type=float, nargs="+", default=list(START_TIMES), help="warm start times (default: %(default)s)"
+    )
+    parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/warm_start[.<options>].json)")
     args = parser.parse_args()
+    if not all(0 < start_time < 1 for start_time in args.start_times):
+        parser.error(f"--start-times must lie in (0, 1), got {args.start_times}")
+    path = results_path("warm_start", parser, args)
+    metadata = run_metadata()
+    samplers = args.sampler or list(BASE)
+    recorded = {
+        "settings": {"views": args.views, "samplers": samplers, "start_times": args.start_times},
+        "runs": [],
+        "summary": {},
+    }
     truth = held_out_phantoms(4, 2_000_000)
     operator, y = ct_demo_scan(truth, args.views, seed=1)
     # one noise level for the Gaussian likelihood: the RMS post-log std of these data
     noise_std = float(PoissonNoise(INCIDENT_FLUX).variance(y).mean().sqrt())
     prior = ct_demo_prior()
-    summary = {}
-    for sampler in args.sampler or list(BASE):
+    summary = recorded["summary"]
+    for sampler in samplers:
         base_steps, settings = BASE[sampler]
         nfe = get_sampler(sampler, **settings).network_evaluations
 
@@ -81,11 +100,12 @@ def main() -> None:
                 "seconds": result.info["seconds"],
             }
             print(json.dumps(record), flush=True)
+            recorded["runs"].append(record)
             return record
 
         full = run(base_steps, None)
         warm, cold = [], []
-        for start_time in START_TIMES:
+        for start_time in args.start_times:
             steps = max(get_sampler(sampler).min_steps, round(base_steps * start_time))
             warm.append(run(steps, start_time))
             cold.append(run(steps, None))
@@ -107,6 +127,8 @@ def main() -> None:
             "cold": [(entry["network_evaluations"], round(entry["psnr_db"], 2)) for entry in cold],
         }
         print(json.dumps({"summary": sampler, **summary[sampler]}), flush=True)
+        save_run(path, metadata, recorded, complete=sampler == samplers[-1])
+    print(f"recorded in {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .io.checks import reading
+
 __all__ = ["ct_small_slice", "CT_SMALL_PIXEL_MM", "t1_brain_slice", "synthetic_mr_phase"]
 
 #: the pixel spacing of ``CT_small.dcm`` in mm (its PixelSpacing, the same along rows and columns)
@@ -30,9 +32,10 @@ def ct_small_slice() -> torch.Tensor:
 
     path = get_testdata_file("CT_small.dcm")
     if path is None:
-        raise FileNotFoundError("pydicom's test file CT_small.dcm is not installed with this pydicom")
-    dataset = pydicom.dcmread(path)
-    stored = dataset.pixel_array.astype(np.float32)
+        raise FileNotFoundError("pydicom's test file CT_small.dcm is not installed with this pydicom; reinstall pydicom")
+    with reading(path):
+        dataset = pydicom.dcmread(path)
+        stored = dataset.pixel_array.astype(np.float32)
     hounsfield = float(dataset.RescaleSlope) * stored + float(dataset.RescaleIntercept)
     return torch.from_numpy(hounsfield)[None]
 
@@ -61,7 +64,9 @@ def t1_brain_slice(size: int | None = None) -> torch.Tensor:
         from dipy.data import get_fnames
     except ImportError:
         raise ImportError('t1_brain_slice needs dipy: pip install "invsolve[examples]" (or pip install dipy)') from None
-    magnitude = torch.from_numpy(np.load(get_fnames(name="t1_coronal_slice"))).to(torch.float64)[None, None]
+    path = get_fnames(name="t1_coronal_slice")
+    with reading(path):
+        magnitude = torch.from_numpy(np.load(path, allow_pickle=False)).to(torch.float64)[None, None]
     phase = synthetic_mr_phase(magnitude.shape[-1])[None, None]
     if size is not None:
         if not (isinstance(size, int) and 1 <= size <= magnitude.shape[-1]):

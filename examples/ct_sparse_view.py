@@ -68,7 +68,11 @@ def main() -> None:
             row.append(hu)
         images += row
         scores = metrics["views"][n_views]
-        titles += [f"truth ({n_views} views)", f"FBP  {scores['fbp']['psnr_db']:.1f} dB", f"TV  {scores['tv']['psnr_db']:.1f} dB"]
+        titles += [
+            "truth",
+            f"FBP, {n_views} views  {scores['fbp']['psnr_db']:.1f} dB",
+            f"TV, {n_views} views  {scores['tv']['psnr_db']:.1f} dB",
+        ]
     out = Path(args.out)
     save_png(
         out / "ct_sparse_view.png",
@@ -76,7 +80,8 @@ def main() -> None:
         titles,
         value_range=DISPLAY_HU,
         columns=3,
-        figure_title="Sparse-view CT of CT_small.dcm (window -200..300 HU, PSNR over 2000 HU)",
+        figure_title="Sparse-view CT of CT_small.dcm, 10⁵ photons; PSNR over 2000 HU",
+        unit="HU",
     )
     save_json(out / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))

@@ -6,8 +6,10 @@ sensitivities around the head), is transformed to k-space with fastMRI's
 centred orthonormal FFT, receives complex Gaussian noise, and is undersampled
 with fastMRI random column masks at 4× (8 % centre) and 8× (4 % centre).
 Coil maps are estimated from the undersampled data by ESPIRiT.  Writes
-``mri_cs.png`` (one row per acceleration) and ``metrics.json`` with fastMRI's
-NMSE, PSNR and SSIM of the magnitude images.
+``mri_cs.png`` (one row per acceleration: the sampled k-space with the
+unsampled columns marked, the truth and each reconstruction, magnitude over
+the truth's maximum) and ``metrics.json`` with fastMRI's NMSE, PSNR and SSIM
+of the magnitude images.
 
 The embedded ``mri-brain`` diffusion prior is 64×64, so the diffusion
 columns use the same acquisition at 64² (``mri_cs_64.png``,
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -58,6 +61,8 @@ SETTINGS = {4: 0.08, 8: 0.04}  # acceleration: centre fraction (fastMRI's pairs)
 TV_WEIGHT = 2e-3  # λ per unit of TV; best of 5e-4..8e-3 on the 4× case
 PRIOR_SIZE = 64  # the embedded mri-brain prior's image size
 PRESET = "mri-cartesian"  # DDS: 100 steps, 2 CG iterations, the mean of 4 samples (invsolve.presets)
+#: the reconstructions' names in the figures
+LABELS = {"zero_filled": "zero-filled", "cg_sense": "CG-SENSE", "tv_sense": "TV-SENSE", "dds_mri_brain": "DDS + mri-brain"}
 
 
 def scores_of(reference: torch.Tensor, image: torch.Tensor) -> dict[str, float]:
@@ -69,14 +74,49 @@ def scores_of(reference: torch.Tensor, image: torch.Tensor) -> dict[str, float]:
     }
 
 
-def diffusion_at_prior_size(tv_iterations: int, progress: bool) -> tuple[dict, list, list, float]:
+def figure_row(
+    y: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor, results: dict, scores: dict, acceleration: int
+) -> dict[str, list]:
+    """One row of a figure, as ``save_png``'s per-image arguments.
+
+    The sampled k-space (``log₁₀`` of its coil root-sum-of-squares, window
+    from the decade of the noise level to that of the peak, unsampled
+    columns marked), the truth and each reconstruction as magnitude over the
+    truth's maximum (window 0 to 1).  ``y`` is ``(1, coils, H, W)``, ``mask``
+    ``(W,)``, ``reference`` and ``results`` ``(H, W)`` magnitudes.
+    """
+    kspace = y[0].abs().square().sum(0).sqrt()
+    peak = float(reference.max())
+    others = len(results) + 1
+    return {
+        "images": [kspace.clamp_min(NOISE_STD / 100).log10(), reference / peak]
+        + [image / peak for image in results.values()],
+        "titles": [f"k-space at {acceleration}×", "truth"]
+        + [f"{LABELS[name]}  {scores[name]['psnr_db']:.1f} dB" for name in results],
+        "value_range": [(math.floor(math.log10(NOISE_STD)), math.ceil(math.log10(float(kspace.max()))))]
+        + [(0.0, 1.0)] * others,
+        "unit": ["log₁₀ k-space magnitude"] + ["magnitude / truth's maximum"] * others,
+        "measured": [mask.expand_as(kspace)] + [None] * others,
+    }
+
+
+def save_figure(path: Path, rows: list[dict[str, list]], figure_title: str) -> None:
+    """Save the rows of :func:`figure_row` as one PNG."""
+    merged = {key: [entry for row in rows for entry in row[key]] for key in rows[0]}
+    save_png(
+        path, merged.pop("images"), merged.pop("titles"), columns=len(rows[0]["images"]), figure_title=figure_title,
+        **merged,
+    )
+
+
+def diffusion_at_prior_size(tv_iterations: int, progress: bool) -> tuple[dict, list[dict[str, list]]]:
     """The acquisition at 64², reconstructed by zero filling, CG-SENSE, TV and DDS with ``mri-brain``."""
     prior = pretrained("mri-brain")
     size = (PRIOR_SIZE, PRIOR_SIZE)
     coil_images = simulated_coil_maps(size, COILS) * t1_brain_slice(PRIOR_SIZE)
     full_kspace = GaussianNoise(NOISE_STD)(fft_centered(coil_images), seed=0)
     reference = rss(coil_images)[0]
-    metrics, images, titles = {}, [], []
+    metrics, rows = {}, []
     for acceleration, centre in SETTINGS.items():
         mask = random_mask(PRIOR_SIZE, centre, acceleration, seed=acceleration)
         y = full_kspace * mask
@@ -110,9 +150,8 @@ def diffusion_at_prior_size(tv_iterations: int, progress: bool) -> tuple[dict, l
         }
         scores = {name: scores_of(reference, image) for name, image in results.items()}
         metrics[acceleration] = {"coil_maps": "espirit" if lines >= 4 else "low-resolution", **scores}
-        images += [reference, *results.values()]
-        titles += [f"truth 64² ({acceleration}×)"] + [f"{name}  {scores[name]['psnr_db']:.1f} dB" for name in results]
-    return metrics, images, titles, float(reference.max())
+        rows.append(figure_row(y, mask, reference, results, scores, acceleration))
+    return metrics, rows
 
 
 def main() -> None:
@@ -132,7 +171,7 @@ def main() -> None:
     # which is also what SENSE with unit-norm (ESPIRiT) maps reconstructs.
     reference = rss(coil_images)[0]
 
-    images, titles = [], []
+    rows = []
     metrics: dict = {"image": "dipy t1_coronal_slice", "coils": COILS, "noise_std": NOISE_STD, "accelerations": {}}
     for acceleration, centre in SETTINGS.items():
         mask = random_mask(shape[1], centre, acceleration, seed=acceleration)
@@ -159,32 +198,19 @@ def main() -> None:
             "sampled_fraction": float(mask.float().mean()),
             **scores,
         }
-        images += [reference, *results.values()]
-        titles += [f"truth ({acceleration}×)"] + [f"{name}  {scores[name]['psnr_db']:.1f} dB" for name in results]
+        rows.append(figure_row(y, mask, reference, results, scores, acceleration))
     out = Path(args.out)
-    save_png(
-        out / "mri_cs.png",
-        images,
-        titles,
-        value_range=(0.0, float(reference.max())),
-        columns=4,
-        figure_title="8-coil MRI of a T1 brain slice: magnitude, fastMRI PSNR",
-    )
+    save_figure(out / "mri_cs.png", rows, "8-coil MRI of a T1 brain slice, 256², ESPIRiT maps: magnitude, fastMRI PSNR")
     if not args.no_diffusion:
-        by_acceleration, images, titles, peak = diffusion_at_prior_size(args.tv_iterations, not args.no_progress)
+        by_acceleration, rows = diffusion_at_prior_size(args.tv_iterations, not args.no_progress)
         metrics["diffusion_64"] = {
             "prior": "mri-brain",
             "sampler": f"dds, preset {PRESET}",
             "settings": PRESETS[PRESET].samplers["dds"],
             "accelerations": by_acceleration,
         }
-        save_png(
-            out / "mri_cs_64.png",
-            images,
-            titles,
-            value_range=(0.0, peak),
-            columns=5,
-            figure_title="The same scan at 64²: baselines and DDS with the mri-brain prior (fastMRI PSNR)",
+        save_figure(
+            out / "mri_cs_64.png", rows, "The same scan at 64²: baselines and DDS with the mri-brain prior, fastMRI PSNR"
         )
     save_json(out / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))

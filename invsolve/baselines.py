@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from invsolve._checks import (
     check_batched_shape,
+    check_compute_dtype,
     check_finite,
     check_int,
     check_nonnegative,
@@ -75,21 +76,48 @@ def cg_sense(
     -------
     torch.Tensor
         ``(B, *operator.in_shape)``, dtype of ``Aᴴy``.
+
+    Raises
+    ------
+    TypeError
+        For an ``operator`` that is not a ``LinearOperator``, a ``y`` that is
+        not a float32/float64 (or complex) tensor or a non-integer
+        ``iterations``.
+    ValueError
+        For ``y`` of the wrong shape or device, empty or with NaN/Inf, and
+        ``iterations < 1`` or a negative or non-finite ``tol``/``damping``.
+    FloatingPointError
+        If the solve overflowed (finite data of magnitudes near the dtype's
+        limit).
     """
     if not isinstance(operator, LinearOperator):
         raise TypeError(f"operator must be an invsolve LinearOperator, got {type(operator).__name__}")
+    _check_measurement(y, operator)
+    iterations = check_int(iterations, "iterations")
+    tol = check_nonnegative(tol, "tol")
+    damping = check_nonnegative(damping, "damping")
+    with torch.no_grad():
+        x = conjugate_gradient_pinv(operator, y, iterations=iterations, tol=tol, damping=damping)
+    return _finite_result(x, "cg_sense")
+
+
+def _check_measurement(y: torch.Tensor, operator: LinearOperator) -> None:
+    """``y`` is a finite, non-empty batch of ``operator``'s measurements in a compute dtype, on its device."""
     check_tensor(y, "y")
-    check_finite(y, "y")
+    check_compute_dtype(y, "y")
     check_batched_shape(y, operator.out_shape, f"y (measurement of {operator.describe()})")
     check_same_device(y, operator.device, "y")
-    with torch.no_grad():
-        return conjugate_gradient_pinv(
-            operator,
-            y,
-            iterations=check_int(iterations, "iterations"),
-            tol=check_nonnegative(tol, "tol"),
-            damping=check_nonnegative(damping, "damping"),
+    check_finite(y, "y")
+
+
+def _finite_result(x: torch.Tensor, method: str) -> torch.Tensor:
+    """``x``, or ``FloatingPointError`` if it holds NaN/Inf (the inputs were finite: an overflow)."""
+    if not bool(torch.isfinite(x).all()):
+        raise FloatingPointError(
+            f"{method} overflowed: its result holds NaN or infinite entries although y was finite; "
+            "rescale y (and the weight) towards magnitudes near 1"
         )
+    return x
 
 
 def tv_reconstruct(
@@ -163,11 +191,15 @@ def tv_reconstruct(
     ------
     ValueError
         For a negative or non-finite ``weight``, ``iterations < 1``, non-finite
-        ``y``, shapes that do not match ``operator`` or an operator of norm 0.
+        or empty ``y`` or ``x0``, shapes or devices that do not match
+        ``operator`` or an operator of norm 0.
     TypeError
         For an ``operator`` that is not a real-domain ``LinearOperator``,
-        inputs that are not floating-point tensors or a non-integer
+        inputs that are not float32/float64 tensors or a non-integer
         ``iterations``.
+    FloatingPointError
+        If the iteration overflowed (finite data of magnitudes near the
+        dtype's limit).
 
     Examples
     --------
@@ -183,10 +215,7 @@ def tv_reconstruct(
         )
     lam = check_nonnegative(weight, "weight")
     iterations = check_int(iterations, "iterations")
-    check_tensor(y, "y")
-    check_finite(y, "y")
-    check_batched_shape(y, operator.out_shape, f"y (measurement of {operator.describe()})")
-    check_same_device(y, operator.device, "y")
+    _check_measurement(y, operator)
     real_dtype = y.real.dtype if y.is_complex() else y.dtype
     batch = y.shape[0]
     if x0 is None:
@@ -243,6 +272,7 @@ def tv_reconstruct(
                 anchor, next_update = (x, dual_data, dual_grad), 2 * next_update
             if history is not None:
                 history[k] = _objective(ax, y, x, lam, diff)
+    x = _finite_result(x, "tv_reconstruct")
     if history is not None:
         return x, history
     return x

@@ -109,6 +109,10 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     recon.add_argument("--slice", type=int, dest="slice_index", metavar="K", help="the slice of a multi-slice input (from 0)")
     recon.add_argument("--reference", help="an image file to score against; writes <stem>_metrics.json")
     recon.add_argument("--noise-std", type=float, help="measurement noise std (MRI default: from the k-space corners)")
+    recon.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run with --samples > 1 from its checkpoint (.<stem>.samples.pt beside --out)",
+    )
     recon.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ct = recon.add_argument_group("ct-parallel")
     ct.add_argument("--views", type=int, help="number of views, evenly spread over --angle-range")
@@ -125,7 +129,16 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+    """Entry point; returns the process exit code.
+
+    Bad options, inputs and output locations end the command with exit code
+    2 and one line ``invsolve COMMAND: error: …`` on stderr, before any long
+    computation where they can be known in advance (output folders and
+    files are probed first); a sampler that diverges (``FloatingPointError``)
+    ends it the same way.
+    """
+    from invsolve._checks import check_output_dir, check_output_file
+
     args = _build_parser().parse_args(argv)
     if args.command == "demo":
         from invsolve.demo import DEMOS
@@ -139,8 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 2
         chosen = {name: getattr(args, name) for name in options[args.problem] if getattr(args, name) is not None}
         try:
+            check_output_dir(args.out, "--out")  # before the minute of computing, not after it
             metrics = DEMOS[args.problem](args.out, seed=args.seed, progress=not args.no_progress, **chosen)
-        except (ValueError, TypeError, FileNotFoundError) as error:
+        except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
             print(f"invsolve demo: error: {error}", file=sys.stderr)
             return 2
         print(json.dumps(metrics, indent=2))
@@ -149,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from invsolve.priors import train
 
         try:
+            if args.out is not None:
+                check_output_dir(args.out, "--out")
             result = train(args.config, resume=args.resume, progress=not args.no_progress, out=args.out)
         except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
             print(f"invsolve train-prior: error: {error}", file=sys.stderr)
@@ -164,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from invsolve.priors import fit_gaussian_from_config
 
         try:
+            check_output_file(args.prior, "PRIOR")  # rewritten in place at the end
             fit = fit_gaussian_from_config(
                 args.config, args.prior, rank=args.rank, images=args.images, progress=not args.no_progress
             )
@@ -178,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = {name: value for name, value in vars(args).items() if name not in ("command", "no_progress")}
         try:
             summary = reconstruct_files(**options, progress=not args.no_progress)
-        except (ValueError, TypeError, FileNotFoundError) as error:
+        except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
             print(f"invsolve reconstruct: error: {error}", file=sys.stderr)
             return 2
         print(json.dumps(summary, indent=2))

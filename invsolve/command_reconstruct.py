@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from invsolve._checks import check_finite, check_output_file
 from invsolve.presets import preset_settings
 from invsolve.measurement_files import REFERENCE_DATASETS, ArrayFile, read_array, read_npy, select_plane
 
@@ -468,7 +469,9 @@ def _split_suffix(path: Path) -> tuple[Path, str]:
 def output_paths(out: str | os.PathLike) -> dict[str, Path]:
     """The files written for ``--out``: ``mean`` (``out`` itself), ``std``, ``png`` and ``metrics`` beside it.
 
-    ``recon.nii.gz`` gives ``recon_std.nii.gz``, ``recon.png`` and ``recon_metrics.json``.
+    ``recon.nii.gz`` gives ``recon_std.nii.gz``, ``recon.png`` and ``recon_metrics.json``,
+    and, while a run of several samples is under way, the hidden checkpoint
+    ``.recon.samples.pt`` (removed once the outputs are written).
     """
     path = Path(out)
     stem, suffix = _split_suffix(path)
@@ -477,6 +480,7 @@ def output_paths(out: str | os.PathLike) -> dict[str, Path]:
         "std": stem.with_name(f"{stem.name}_std{suffix}"),
         "png": stem.with_name(f"{stem.name}.png"),
         "metrics": stem.with_name(f"{stem.name}_metrics.json"),
+        "checkpoint": stem.with_name(f".{stem.name}.samples.pt"),
     }
 
 
@@ -552,13 +556,34 @@ class _StagedFiles:
                 pass
 
 
-def _metrics(mean: torch.Tensor, reference: torch.Tensor, operator: str) -> dict[str, float]:
+def _reference_range(reference: torch.Tensor, source: str, operator: str) -> float:
+    """The data range of PSNR and SSIM against ``--reference``: its max − min.
+
+    A reference without contrast (a constant image) has none; its largest
+    magnitude is used instead, fastMRI's ``maxval``.  A reference that is
+    all zeros, or holds NaN/Inf, leaves every score undefined, and fastMRI's
+    scores (MRI) need a positive maximum: these are refused before the
+    reconstruction starts.
+    """
+    check_finite(reference, f"--reference {source}")
+    if operator == "mri" and not float(reference.max()) > 0:
+        raise ValueError(f"--reference {source} must have a positive maximum (fastMRI's maxval), got {float(reference.max()):g}")
+    span = float(reference.max() - reference.min())
+    if span > 0:
+        return span
+    peak = float(reference.abs().max())
+    if peak == 0:
+        raise ValueError(f"--reference {source} is all zeros: PSNR, SSIM and NMSE against it are undefined")
+    return peak
+
+
+def _metrics(mean: torch.Tensor, reference: torch.Tensor, operator: str, data_range: float) -> dict[str, float]:
     from invsolve.metrics import fastmri_nmse, fastmri_psnr, fastmri_ssim, nmse, psnr, ssim
 
     image, truth = mean[None, None].to(torch.float64), reference[None, None].to(torch.float64)
     scores = {
-        "psnr_db": float(psnr(image, truth)[0]),
-        "ssim": float(ssim(image, truth)[0]),
+        "psnr_db": float(psnr(image, truth, data_range=data_range)[0]),
+        "ssim": float(ssim(image, truth, data_range=data_range)[0]),
         "nmse": float(nmse(image, truth)[0]),
     }
     if operator == "mri":
@@ -614,12 +639,15 @@ def reconstruct_files(
     hu: bool = False,
     mask: str | None = None,
     resize: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Reconstruct the measurement in ``input`` and write the image files; the command ``invsolve reconstruct``.
 
     Everything that can be checked is checked before the reconstruction
-    starts (option combinations, output type, prior, measurement shape,
-    reference shape, sampler and its hyperparameters), and every output is
+    starts (option combinations, output type and location — every output
+    file's folder exists or can be created and takes new files, no output
+    is an existing folder —, prior, measurement shape, reference shape,
+    sampler and its hyperparameters), and every output is
     written to a temporary file and renamed at the end: on any error no
     output file exists.
 
@@ -628,6 +656,13 @@ def reconstruct_files(
     deviation), always ``<stem>.png`` (a preview of the mean and std), and
     with ``reference`` ``<stem>_metrics.json``.  See :func:`prepare_ct` and
     :func:`prepare_mri` for the operators and the remaining parameters.
+
+    With ``samples > 1`` the finished samples are kept in the hidden
+    checkpoint ``.<stem>.samples.pt`` beside ``out`` while the run goes on
+    (:func:`invsolve.reconstruct`'s ``checkpoint``), so an interrupted run
+    is continued by the same command with ``resume=True`` (``--resume``),
+    to the result an uninterrupted run gives.  Without ``resume`` an existing
+    checkpoint is refused rather than overwritten.
 
     Returns
     -------
@@ -651,6 +686,15 @@ def reconstruct_files(
     paths = output_paths(out)
     if paths["mean"].is_dir():
         raise ValueError(f"--out {out} is a folder; give the output file, e.g. {Path(out) / 'recon.nii.gz'}")
+    # every file that may be written, before anything is read or computed
+    for role, path in paths.items():
+        check_output_file(path, "--out" if role == "mean" else f"--out (its {role} file)")
+    resumed = paths["checkpoint"].is_file()
+    if resumed and not resume:
+        raise ValueError(
+            f"{paths['checkpoint']} holds the samples of an interrupted run for --out {out}: pass --resume to "
+            "continue it, or delete it to start over"
+        )
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise ValueError(f"--samples must be a positive integer, got {samples!r}")
     hyperparameters = parse_hyperparameters(settings)
@@ -680,7 +724,7 @@ def reconstruct_files(
         samples = preset_samples if samples is None else samples
     samples = 1 if samples is None else samples
     image_shape = tuple(model.image_shape[-2:])
-    truth = None
+    truth, data_range = None, None
     if reference is not None:
         loaded = read_array(reference, "--reference", prefer=REFERENCE_DATASETS, allow_fastmri=False)
         values = loaded.data.abs() if loaded.data.is_complex() else loaded.data
@@ -690,6 +734,7 @@ def reconstruct_files(
                 f"--reference {loaded.source} is an image of shape {tuple(truth.shape)}, but the reconstruction is "
                 f"{image_shape} (the prior's image size)"
             )
+        data_range = _reference_range(truth, loaded.source, operator)
 
     result = invsolve.reconstruct(
         prepared.y,
@@ -703,10 +748,11 @@ def reconstruct_files(
         progress=progress,
         preset=preset,
         start_time=start_time,
+        checkpoint=paths["checkpoint"] if samples > 1 else None,
         **hyperparameters,
     )
     mean, std = prepared.finish(result)
-    metrics = None if truth is None else _metrics(mean, truth, operator)
+    metrics = None if truth is None else _metrics(mean, truth, operator, data_range)
 
     suffix = _split_suffix(paths["mean"])[1]
     attrs = {
@@ -733,16 +779,24 @@ def reconstruct_files(
             previews.append(std)
             titles.append(f"posterior std ({prepared.unit})")
         title = f"{operator}, {prior_name}, {sampler}" + (f", {samples} samples" if samples > 1 else "")
-        staged.write(paths["png"], lambda tmp: save_png(tmp, previews, titles, figure_title=title))
+        units, colormaps = [prepared.unit, f"{prepared.unit} (std)"], ["gray", "magma"]  # mean, std: own scales
+        staged.write(
+            paths["png"],
+            lambda tmp: save_png(
+                tmp, previews, titles, figure_title=title,
+                unit=units[: len(previews)], colormap=colormaps[: len(previews)],
+            ),
+        )
         written.append(paths["png"])
         if metrics is not None:
-            report = {"reference": str(reference), "units": prepared.unit, **metrics}
+            report = {"reference": str(reference), "units": prepared.unit, "data_range": data_range, **metrics}
             staged.write(paths["metrics"], lambda tmp: save_json(tmp, report))
             written.append(paths["metrics"])
         staged.commit()
     except BaseException:
         staged.discard()
         raise
+    paths["checkpoint"].unlink(missing_ok=True)  # the samples are safe in the outputs now
     summary: dict[str, Any] = {
         "files": [str(path) for path in written],
         "operator": operator,
@@ -751,6 +805,7 @@ def reconstruct_files(
         "hyperparameters": hyperparameters,
         "steps": attrs["steps"],
         "samples": samples,
+        "resumed": resumed,
         "seed": seed,
         "units": prepared.unit,
         "spacing_mm": None if prepared.spacing is None else list(prepared.spacing),

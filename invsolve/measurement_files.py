@@ -1,18 +1,21 @@
 """Measurement, reference and mask files for ``invsolve reconstruct``, read by their extension.
 
 ``.npy``; ``.h5``/``.hdf5`` (a fastMRI file with ``kspace`` and optionally
-``mask`` and its ISMRMRD header, or a plain dataset); ``.nii``/``.nii.gz``
-(nibabel); ``.dcm`` or a folder of ``.dcm`` files (pydicom) — each with the
-pixel spacing where the file states it (:class:`ArrayFile`).  Arrays keep the
-index order the file stores; :func:`select_plane` picks one 2-D plane of a
-stack and says clearly when a file holds the wrong number of axes.
+``mask`` and its ISMRMRD header, read with the fastMRI reader of
+:mod:`invsolve.datasets.io.fastmri`, or a plain dataset); ``.nii``/``.nii.gz``
+(nibabel); ``.dcm`` or a folder holding one DICOM series (pydicom) — each with
+the pixel spacing where the file states it (:class:`ArrayFile`).  Every file is
+opened and checked by :mod:`invsolve.datasets.io.checks` first (headers, and
+data lengths against what the headers declare), so a truncated or damaged file
+gives one error naming it and saying what to do.  Arrays keep the index order
+the file stores; :func:`select_plane` picks one 2-D plane of a stack and says
+clearly when a file holds the wrong number of axes.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +24,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from invsolve.datasets.io.checks import (
+    COPY_AGAIN,
+    check_hdf5_dataset,
+    describe_error,
+    dicom_series,
+    nifti_shape,
+    npy_header,
+    open_hdf5,
+)
+
 __all__ = ["INPUT_FORMATS", "REFERENCE_DATASETS", "ArrayFile", "read_array", "read_npy", "select_plane"]
 
-INPUT_FORMATS = ".npy, .h5/.hdf5, .nii/.nii.gz, .dcm or a folder of .dcm files"
+INPUT_FORMATS = ".npy, .h5/.hdf5, .nii/.nii.gz, a .dcm file or a folder holding one DICOM series"
 #: preferred datasets of an HDF5 reference image
 REFERENCE_DATASETS = ("reconstruction", "reconstruction_rss", "reconstruction_esc", "target")
-_ISMRMRD = "{http://www.ismrm.org/ISMRMRD}"
 
 
 @dataclass
@@ -71,8 +83,8 @@ def read_array(
     Parameters
     ----------
     path : str or os.PathLike
-        ``.npy``; ``.h5``/``.hdf5``; ``.nii``/``.nii.gz``; ``.dcm`` or a folder of
-        ``.dcm`` files (one series).
+        ``.npy``; ``.h5``/``.hdf5``; ``.nii``/``.nii.gz``; a ``.dcm`` file or a folder
+        of the ``.dcm`` files of one series (ordered by ``InstanceNumber``).
     what : str
         How messages name the file (``"--input"``, ``"--reference"``).
     dataset : str, optional
@@ -96,8 +108,9 @@ def read_array(
         If ``path`` does not exist.
     ValueError
         For an unknown extension, a file the reader cannot parse (corrupt,
-        truncated, another format), a missing or ambiguous dataset, a
-        non-numeric or non-finite array.
+        truncated, another format), a folder holding several DICOM series (the
+        message lists them), a missing or ambiguous dataset, a non-numeric or
+        non-finite array.
     """
     path = Path(path)
     if not path.exists():
@@ -105,16 +118,14 @@ def read_array(
     name = path.name.lower()
     if dataset is not None and not name.endswith((".h5", ".hdf5")):
         raise ValueError(f"--dataset names an HDF5 dataset, but {what} {path} is not an .h5/.hdf5 file")
-    if path.is_dir():
-        result = _read_dicom_folder(path, what)
+    if path.is_dir() or name.endswith(".dcm"):
+        result = _read_dicom(path, what)
     elif name.endswith(".npy"):
         result = ArrayFile(_as_tensor(read_npy(path, what), path, what), str(path))
     elif name.endswith((".h5", ".hdf5")):
         result = _read_hdf5(path, what, dataset, slice_index, tuple(prefer), allow_fastmri)
     elif name.endswith((".nii", ".nii.gz")):
         result = _read_nifti(path, what)
-    elif name.endswith(".dcm"):
-        result = _read_dicom_file(path, what)
     else:
         raise ValueError(f"{what} {path}: unknown file type; expected {INPUT_FORMATS}")
     if not bool(torch.isfinite(result.data).all()):
@@ -123,13 +134,12 @@ def read_array(
 
 
 def read_npy(path: Path, what: str) -> np.ndarray:
-    with open(path, "rb") as handle:
-        if handle.read(6) != b"\x93NUMPY":
-            raise ValueError(f"{what} {path}: not a NumPy .npy file (no .npy header; corrupt or another format)")
+    """A ``.npy`` array (no pickles), its header and length checked first; errors name ``what`` and ``path``."""
+    npy_header(path, what)
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
-        raise ValueError(f"{what} {path}: cannot read the .npy file (corrupt or truncated: {error})") from None
+        raise ValueError(f"{what} {path}: cannot read the .npy file ({describe_error(error)}); {COPY_AGAIN}") from None
 
 
 def _as_tensor(array: Any, path: Path, what: str) -> torch.Tensor:
@@ -148,17 +158,10 @@ def _read_hdf5(
 ) -> ArrayFile:
     import h5py
 
-    try:
-        file = h5py.File(path, "r")
-    except OSError as error:
-        message = f"{what} {path}: not a readable HDF5 file (corrupt, truncated or another format: {error})"
-        raise ValueError(message) from None
-    try:
+    with open_hdf5(path, what) as file:
         names: list[str] = []
         file.visititems(lambda key, item: names.append(key) if isinstance(item, h5py.Dataset) else None)
-        fastmri = allow_fastmri and "kspace" in names and dataset in (None, "kspace")
-        header = file["ismrmrd_header"][()] if fastmri and "ismrmrd_header" in names else None
-        if not fastmri:
+        if not (allow_fastmri and "kspace" in names and dataset in (None, "kspace")):
             if dataset is None:
                 chosen = [key for key in prefer if key in names]
                 if chosen:
@@ -172,16 +175,14 @@ def _read_hdf5(
                         f"{what} {path} holds several datasets ({', '.join(sorted(names))}); name one with --dataset"
                     )
             if dataset not in names:
-                raise ValueError(f"{what} {path} has no dataset {dataset!r}; it holds: {', '.join(sorted(names)) or 'none'}")
+                held = ", ".join(sorted(names)) or "none"
+                raise ValueError(f"{what} {path} has no dataset {dataset!r}; it holds: {held}")
             item = file[dataset]
+            check_hdf5_dataset(item, f"{what} {path}:{dataset}")
             data = _as_tensor(item[()], path, what)
             spacing = _spacing_attribute(item.attrs) or _spacing_attribute(file.attrs)
             return ArrayFile(data, f"{path}:{dataset}", spacing)
-    except OSError as error:
-        raise ValueError(f"{what} {path}: reading the HDF5 file failed (corrupt or truncated: {error})") from None
-    finally:
-        file.close()
-    return _read_fastmri(path, what, slice_index, header)
+    return _read_fastmri(path, what, slice_index)
 
 
 def _spacing_attribute(attrs: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -195,8 +196,9 @@ def _spacing_attribute(attrs: Mapping[str, Any]) -> tuple[float, float] | None:
     return None
 
 
-def _read_fastmri(path: Path, what: str, slice_index: int | None, header: Any) -> ArrayFile:
-    from invsolve.datasets.io import FastMRISliceDataset
+def _read_fastmri(path: Path, what: str, slice_index: int | None) -> ArrayFile:
+    """One k-space slice of a fastMRI file, with its mask and the pixel spacing of its encoded field of view."""
+    from invsolve.datasets.io.fastmri import FastMRISliceDataset
 
     slices = FastMRISliceDataset(path, require_header=False)
     count = len(slices)
@@ -208,42 +210,31 @@ def _read_fastmri(path: Path, what: str, slice_index: int | None, header: Any) -
         raise ValueError(f"--slice must be between 0 and {count - 1} for {path} ({count} slices), got {slice_index}")
     sample = slices[slice_index]
     kspace = sample["kspace"]
+    header = slices.headers[0]
+    # the field of view is that of the encoded k-space: it gives the spacing only of an image of that size
+    whole = header is not None and header.encoding_size[:2] == tuple(kspace.shape[-2:])
     return ArrayFile(
         kspace,
         f"{path}:kspace[{slice_index}]",
-        _fastmri_spacing(header, tuple(kspace.shape[-2:])),
+        header.pixel_mm if whole else None,
         mask=sample["mask"],
         fastmri=True,
         slice_index=slice_index,
     )
 
 
-def _fastmri_spacing(header: Any, shape: tuple[int, int]) -> tuple[float, float] | None:
-    """Pixel spacing of the full k-space's image from the ISMRMRD header's encoded field of view."""
-    if header is None:
-        return None
-    try:
-        root = ElementTree.fromstring(header.decode() if isinstance(header, bytes) else str(header))
-        encoded = root.find(f".//{_ISMRMRD}encoding/{_ISMRMRD}encodedSpace")
-        fov = [float(encoded.find(f"{_ISMRMRD}fieldOfView_mm/{_ISMRMRD}{axis}").text) for axis in "xy"]
-        matrix = [int(encoded.find(f"{_ISMRMRD}matrixSize/{_ISMRMRD}{axis}").text) for axis in "xy"]
-    except (ElementTree.ParseError, AttributeError, TypeError, ValueError):
-        return None
-    if tuple(matrix) != shape or not all(v > 0 for v in fov):
-        return None
-    return (fov[0] / matrix[0], fov[1] / matrix[1])
-
-
 def _read_nifti(path: Path, what: str) -> ArrayFile:
     import nibabel
 
+    nifti_shape(path, what)
     try:
         image = nibabel.load(path)
         array = np.asarray(image.dataobj)
         zooms = [float(f"{z:.7g}") for z in image.header.get_zooms()]
         unit = image.header.get_xyzt_units()[0]
     except Exception as error:  # nibabel raises many types for unreadable files
-        raise ValueError(f"{what} {path}: nibabel cannot read it as NIfTI ({type(error).__name__}: {error})") from None
+        message = f"{what} {path}: nibabel cannot read its data ({describe_error(error)})"
+        raise ValueError(f"{message}; {COPY_AGAIN}") from None
     if array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]
     if array.ndim == 3:  # slices along the last axis, first here
@@ -254,37 +245,35 @@ def _read_nifti(path: Path, what: str) -> ArrayFile:
     return ArrayFile(_as_tensor(array, path, what), str(path), spacing)
 
 
-def _dicomselect_plane(path: Path, what: str) -> tuple[np.ndarray, tuple[float, float] | None, int]:
+def _read_dicom(path: Path, what: str) -> ArrayFile:
+    """A ``.dcm`` file, ``(H, W)`` (``(frames, H, W)`` if multi-frame), or a series folder stacked in slice order."""
+    if path.is_dir() and not any(f.is_file() and f.name.lower().endswith(".dcm") for f in path.iterdir()):
+        raise ValueError(f"{what} {path} is a folder without .dcm files; expected {INPUT_FORMATS}")
+    images = dicom_series(path, what)
+    planes = [_dicom_pixels(image.path, what) for image in images]
+    if len({plane.shape for plane in planes}) > 1:
+        found = ", ".join(f"{image.path.name}: {plane.shape}" for image, plane in zip(images, planes))
+        raise ValueError(f"{what} {path}: the DICOM files hold arrays of different shapes ({found})")
+    values = planes[0] if path.is_file() else np.stack(planes)
+    return ArrayFile(torch.from_numpy(values), str(path), images[0].pixel_spacing)
+
+
+def _dicom_pixels(path: Path, what: str) -> np.ndarray:
+    """A DICOM file's pixels in its stored units after the rescale (``slope · stored + intercept``), float64."""
     import pydicom
 
     try:
         dataset = pydicom.dcmread(path)
         stored = dataset.pixel_array.astype(np.float64)
-    except Exception as error:  # pydicom raises many types for unreadable files
-        message = f"{what} {path}: pydicom cannot read it as a DICOM image ({type(error).__name__}: {error})"
-        raise ValueError(message) from None
-    values = float(getattr(dataset, "RescaleSlope", 1.0)) * stored + float(getattr(dataset, "RescaleIntercept", 0.0))
-    spacing = getattr(dataset, "PixelSpacing", None)
-    spacing = (float(spacing[0]), float(spacing[1])) if spacing is not None and len(spacing) == 2 else None
-    return values, spacing, int(getattr(dataset, "InstanceNumber", 0) or 0)
-
-
-def _read_dicom_file(path: Path, what: str) -> ArrayFile:
-    values, spacing, _ = _dicomselect_plane(path, what)
-    return ArrayFile(torch.from_numpy(values), str(path), spacing)
-
-
-def _read_dicom_folder(path: Path, what: str) -> ArrayFile:
-    files = sorted(file for file in path.iterdir() if file.is_file() and file.name.lower().endswith(".dcm"))
-    if not files:
-        raise ValueError(f"{what} {path} is a folder without .dcm files; expected {INPUT_FORMATS}")
-    planes = [(_dicomselect_plane(file, what), file.name) for file in files]
-    planes.sort(key=lambda entry: (entry[0][2], entry[1]))
-    shapes = {values.shape for (values, _, _), _ in planes}
-    if len(shapes) > 1:
-        raise ValueError(f"{what} {path}: the DICOM files have different image sizes {sorted(shapes)}")
-    stacked = np.stack([values for (values, _, _), _ in planes])
-    return ArrayFile(torch.from_numpy(stacked), str(path), planes[0][0][1])
+        slope = float(getattr(dataset, "RescaleSlope", 1.0))
+        intercept = float(getattr(dataset, "RescaleIntercept", 0.0))
+    except Exception as error:  # pydicom raises many types for pixels it cannot decode
+        raise ValueError(
+            f"{what} {path}: pydicom cannot decode its pixels ({describe_error(error)}); for compressed pixel data "
+            f"install the decoder the message names (e.g. pip install pylibjpeg pylibjpeg-libjpeg "
+            f"pylibjpeg-openjpeg), otherwise {COPY_AGAIN}"
+        ) from None
+    return slope * stored + intercept
 
 
 def select_plane(
@@ -305,6 +294,3 @@ def select_plane(
             raise ValueError(f"--slice must be between 0 and {count - 1} for {source}, got {slice_index}")
         return data[slice_index]
     raise ValueError(f"{source} holds an array of shape {tuple(data.shape)}; expected {layout} (or slices of them)")
-
-
-# -- priors and samplers ---------------------------------------------------------------------------

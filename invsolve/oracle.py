@@ -73,9 +73,12 @@ def gaussian_posterior(
         If ``prior`` is not a :class:`GaussianPrior`, ``operator`` not a
         :class:`LinearOperator` or ``y`` not a floating or complex tensor.
     ValueError
-        For an operator with a complex domain, mismatched shapes, complex
-        ``y`` for a real-range operator, non-finite ``y`` or a ``noise_std``
-        that is not a finite number > 0.
+        For an operator with a complex domain, mismatched shapes, an empty
+        batch, complex ``y`` for a real-range operator, non-finite ``y``, a
+        ``noise_std`` that is not a finite number > 0 (or whose square
+        under- or overflows float64), data so large or a ``noise_std`` so
+        small that the innovation covariance is not positive definite in
+        float64, or a posterior that overflows float64.
     """
     if not isinstance(prior, GaussianPrior):
         raise TypeError(f"prior must be a GaussianPrior, got {type(prior).__name__}")
@@ -103,6 +106,8 @@ def gaussian_posterior(
         )
     check_finite(y, "y")
     sigma = check_positive(noise_std, "noise_std")
+    if not 0 < sigma * sigma < math.inf:  # a float's ** raises OverflowError where * gives inf
+        raise ValueError(f"noise_std must have a square that is a positive float64 number, got {noise_std!r}")
 
     dense = operator.to_dense(torch.float64).cpu()
     measurement_dtype = torch.complex128 if dense.is_complex() else torch.float64
@@ -111,17 +116,32 @@ def gaussian_posterior(
     data = _realify(y.detach().cpu().reshape(batch, -1).to(measurement_dtype).T).T  # ỹ, (B, m)
     cov = prior.cov.detach().cpu().to(torch.float64)
     mean = prior.mean.detach().cpu().to(torch.float64).reshape(-1)
+    check_finite(mean, "prior.mean")  # a prior whose buffers were changed after it was built
+    check_finite(cov, "prior.cov")
 
     a_cov = a @ cov  # ÃΣ, (m, n)
     innovation_cov = a_cov @ a.T + sigma**2 * torch.eye(a.shape[0], dtype=torch.float64)
     innovation_cov = 0.5 * (innovation_cov + innovation_cov.T)
-    factor = torch.linalg.cholesky(innovation_cov)  # S = LLᵀ
+    factor, info = torch.linalg.cholesky_ex(innovation_cov)  # S = LLᵀ
+    if int(info) != 0 or not bool(torch.isfinite(innovation_cov).all()):
+        raise ValueError(
+            f"noise_std={noise_std!r} is too small for this prior and operator: the innovation covariance "
+            "AΣAᵀ + σ²I is not positive definite in float64 (rows of A that see nothing need σ > 0 well above "
+            "rounding); give a larger noise_std"
+        )
     whitened_gain = torch.linalg.solve_triangular(factor, a_cov, upper=False)  # G = L⁻¹ÃΣ
     residual = (data - mean @ a.T).T  # (m, B)
     whitened_residual = torch.linalg.solve_triangular(factor, residual, upper=False)
     post_mean = mean + (whitened_gain.T @ whitened_residual).T
     post_cov = cov - whitened_gain.T @ whitened_gain
     post_cov = 0.5 * (post_cov + post_cov.T)
+    if not bool(torch.isfinite(post_cov).all()):
+        raise ValueError(f"noise_std={noise_std!r} is too small: the posterior covariance overflows float64")
+    if not bool(torch.isfinite(post_mean).all()):
+        raise ValueError(
+            f"y is too large: the posterior mean overflows float64 (largest |y| {float(y.abs().max()):.3g}); "
+            "rescale y and the prior"
+        )
     return post_mean.reshape(batch, *in_shape), post_cov
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from invsolve._checks import check_int, check_tensor
 from invsolve._random import make_generator
 from invsolve.operators import GaussianLikelihood, LinearOperator
 from invsolve.presets import preset_settings
+from invsolve.sample_checkpoint import SampleCheckpoint, run_fingerprint
 from invsolve.priors import DiffusionPrior
 from invsolve.samplers import Problem, SamplerStep, get_sampler
 from invsolve.samplers.problem import check_operator_fits_prior
@@ -73,6 +75,7 @@ def reconstruct(
     callback: Callable[[SamplerStep], None] | None = None,
     trajectory: bool = False,
     max_batch: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
     **hyperparameters: Any,
 ) -> Reconstruction:
     """Reconstruct images from measurements ``y = A x + noise`` with a diffusion prior.
@@ -121,13 +124,43 @@ def reconstruct(
         The most images one sampler run may hold: samples are drawn
         ``max(1, max_batch // B)`` at a time.  Default ``B``: one sample per
         run, so memory does not grow with ``n_samples``.
+    checkpoint : path, optional
+        Make a long run resumable: after every sampler run the samples drawn
+        so far and the random generator's state are written to this file
+        (atomically; :mod:`invsolve.sample_checkpoint`).  If the file exists
+        and holds the start of this same run (same ``y``, operator, prior,
+        sampler settings and seed), only the missing samples are drawn, and
+        the result equals an uninterrupted run's.  The file is left in place;
+        delete it once the result is safe.  Not with ``trajectory=True``.
     **hyperparameters
         Passed to the sampler (e.g. ``eta=0.5`` for DDS).
 
     Returns
     -------
     Reconstruction
+
+    Raises
+    ------
+    TypeError
+        For an ``operator`` that is not a :class:`LinearOperator`, a
+        ``prior`` that is not a :class:`DiffusionPrior`, a ``y`` that is not
+        a float32/float64 (or complex) tensor, or non-integer counts.
+    ValueError
+        Before any computation, for every input the sampler cannot run on:
+        ``y`` of the wrong shape, empty or with NaN/Inf; a prior that does
+        not fit the operator; a negative or non-finite ``noise_std``; an
+        unknown sampler, preset or hyperparameter, or one out of its range;
+        ``steps``, ``n_samples`` or ``max_batch`` below their minimum; a
+        ``start_time`` outside ``(0, 1]``; mismatched devices.
+    FloatingPointError
+        If the sampler diverged: its image holds NaN or Inf although the
+        inputs were finite (e.g. a step size too large for the data's
+        scale).  Never a silent NaN.
     """
+    if not isinstance(operator, LinearOperator):
+        raise TypeError(f"operator must be an invsolve LinearOperator, got {type(operator).__name__}")
+    check_tensor(y, "y")
+    check_operator_fits_prior(operator, prior)
     if preset is not None:
         settings = preset_settings(preset, sampler, operator)
         preset_steps, preset_samples = settings.pop("steps"), settings.pop("n_samples")
@@ -137,8 +170,6 @@ def reconstruct(
     n_samples = 1 if n_samples is None else n_samples
     chosen = get_sampler(sampler, **hyperparameters)
     likelihood = GaussianLikelihood(operator, noise_std)
-    check_operator_fits_prior(operator, prior)
-    check_tensor(y, "y")
     if tuple(y.shape) == tuple(operator.out_shape):
         y = y.unsqueeze(0)
     problem = Problem(y, likelihood, condition)
@@ -151,10 +182,27 @@ def reconstruct(
 
     generator = make_generator(seed, y.device)
     started = time.perf_counter()
-    draws = []
+    draws: list[torch.Tensor] = []
     path = None
     run_info: dict[str, Any] = {}
-    for first in range(0, n_samples, per_run):
+    store = None
+    if checkpoint is not None:
+        if trajectory:
+            raise ValueError("trajectory=True cannot be resumed from a checkpoint: pass one of them, not both")
+        settings = {
+            "sampler": sampler, "hyperparameters": chosen.hyperparameters(), "steps": steps, "n_samples": n_samples,
+            "per_run": per_run, "seed": seed if isinstance(seed, int) else repr(seed), "noise_std": likelihood.noise_std,
+            "start_time": start_time,
+        }
+        store = SampleCheckpoint(checkpoint, run_fingerprint(y, operator, prior, condition, settings))
+        resumed = store.load()
+        if resumed is not None:
+            finished, generator_state, run_info = resumed
+            draws = [draw.to(y.device) for draw in finished]
+            if generator_state is not None:
+                generator.set_state(generator_state)
+    done = sum(draw.shape[1] for draw in draws)
+    for first in range(done, n_samples, per_run):
         count = min(per_run, n_samples - first)
         repeated = problem if count == 1 else problem.repeat(count)
         result = chosen.run(
@@ -171,7 +219,15 @@ def reconstruct(
         if result.trajectory is not None:
             path = result.trajectory[:, ::count]  # the first sample of each item
         run_info = result.info
+        if store is not None:
+            store.save(draws, generator, run_info)
     samples = torch.cat(draws, dim=1)
+    if not bool(torch.isfinite(samples).all()):
+        raise FloatingPointError(
+            f"sampler {sampler!r} diverged: its result holds {int((~torch.isfinite(samples)).sum())} NaN or "
+            f"infinite entries although y was finite (steps={steps}, hyperparameters {chosen.hyperparameters()}); "
+            "lower the step size or the data weight, or check that noise_std and y's scale match the prior's units"
+        )
     info = {
         **run_info,
         "n_samples": n_samples,

@@ -15,12 +15,21 @@ their tensors; the same code runs on CPU and CUDA.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from invsolve._checks import check_batched_shape, check_same_device, check_tensor
+from invsolve._checks import (
+    check_batched_shape,
+    check_compute_dtype,
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_same_device,
+    check_tensor,
+)
 
 from .cg import cg
 
@@ -98,28 +107,41 @@ class LinearOperator(nn.Module):
             return tensor.device
         return None
 
+    # The checks of forward/adjoint/normal read metadata only (type, dtype, shape, device):
+    # these run inside every solver's loop, where a pass over the data for finiteness
+    # would cost as much as a mask or an FFT itself (docs/design.md, "Errors").  Data are
+    # checked for NaN/Inf where they enter a computation: pinv, FBP, reconstruct(), the
+    # baselines and the oracle.
     def _check_image(self, x: torch.Tensor, name: str = "x") -> None:
         check_tensor(x, name)
+        check_compute_dtype(x, name)
         check_batched_shape(x, self.in_shape, f"{name} (input of {self.describe()})")
         check_same_device(x, self.device, name)
 
     def _check_measurement(self, y: torch.Tensor, name: str = "y") -> None:
         check_tensor(y, name)
+        check_compute_dtype(y, name)
         check_batched_shape(y, self.out_shape, f"{name} (measurement of {self.describe()})")
         check_same_device(y, self.device, name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply ``A``: ``(B, *in_shape) -> (B, *out_shape)``."""
+        """Apply ``A``: ``(B, *in_shape) -> (B, *out_shape)``.
+
+        ``x`` must be a float32/float64 (or complex) tensor with ``B >= 1`` on
+        the operator's device (``TypeError``/``ValueError`` otherwise).  It is
+        not scanned for NaN or Inf (this runs inside solvers' loops): such
+        entries propagate into the result like any linear map's.
+        """
         self._check_image(x)
         return self._forward(x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """Apply the adjoint ``Aᴴ``: ``(B, *out_shape) -> (B, *in_shape)``."""
+        """Apply the adjoint ``Aᴴ``: ``(B, *out_shape) -> (B, *in_shape)``; checked like :meth:`forward`."""
         self._check_measurement(y)
         return self._adjoint(y)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply ``AᴴA``: ``(B, *in_shape) -> (B, *in_shape)``."""
+        """Apply ``AᴴA``: ``(B, *in_shape) -> (B, *in_shape)``; checked like :meth:`forward`."""
         self._check_image(x)
         return self._normal(x)
 
@@ -128,9 +150,11 @@ class LinearOperator(nn.Module):
 
         Closed form where the operator has one, otherwise conjugate gradients
         on the normal equations started at zero (which converge to the
-        minimum-norm solution).
+        minimum-norm solution).  ``y`` is checked like :meth:`forward`'s
+        input and must be finite (``ValueError`` naming the first NaN/Inf).
         """
         self._check_measurement(y)
+        check_finite(y, "y")
         return self._pinv(y)
 
     @property
@@ -151,6 +175,9 @@ class LinearOperator(nn.Module):
             Seed of the random start vector.
         """
         if self._cached_norm is None:
+            iterations = check_int(iterations, "iterations")
+            tol = check_nonnegative(tol, "tol")
+            seed = check_int(seed, "seed", minimum=0)
             self._cached_norm = _power_iteration(self, iterations, tol, seed)
         return self._cached_norm
 
@@ -158,8 +185,11 @@ class LinearOperator(nn.Module):
         """The matrix of ``A``, shaped ``(prod(out_shape), prod(in_shape))``.
 
         Built by applying ``A`` to the canonical basis; meant for small
-        operators (tests, the Gaussian oracle).
+        operators (tests, the Gaussian oracle).  ``dtype`` is float32 or
+        float64 (the matching complex dtype for complex images).
         """
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
         dtype = _domain_dtype(self, dtype)
         n_in = math.prod(self.in_shape)
         basis = torch.eye(n_in, dtype=dtype, device=self.device).reshape(n_in, *self.in_shape)
@@ -278,13 +308,19 @@ class MatrixOperator(LinearOperator):
 
 
 def _as_shape(shape: Sequence[int], name: str) -> tuple[int, ...]:
+    expected = f"{name} must be a non-empty sequence of positive ints, got {shape!r}"
     try:
-        result = tuple(int(n) for n in shape)
+        entries = tuple(shape)
     except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints, got {shape!r}") from None
-    if not result or any(n < 1 for n in result):
-        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {shape!r}")
-    return result
+        raise TypeError(expected) from None
+    if not entries:
+        raise ValueError(expected)
+    for i, n in enumerate(entries):
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"{expected} ({name}[{i}] is {n!r})")
+        if n < 1:
+            raise ValueError(f"{expected} ({name}[{i}] is {n})")
+    return tuple(int(n) for n in entries)
 
 
 class _Adjoint(LinearOperator):
@@ -514,7 +550,10 @@ def dot_test(
     """
     if not isinstance(operator, LinearOperator):
         raise TypeError(f"operator must be a LinearOperator, got {type(operator).__name__}")
-    generator = torch.Generator().manual_seed(seed)
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    batch = check_int(batch, "batch")
+    generator = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
     device = operator.device
     x = _random((batch, *operator.in_shape), _domain_dtype(operator, dtype), device, generator)
     y = _random((batch, *operator.out_shape), _range_dtype(operator, dtype), device, generator)

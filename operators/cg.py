@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from invsolve._checks import check_int, check_nonnegative, check_tensor
+from invsolve._checks import check_compute_dtype, check_int, check_nonnegative, check_tensor
 
 __all__ = ["cg"]
 
@@ -63,8 +63,9 @@ def cg(
     >>> x = cg(lambda v: A.normal(v) + 0.1 * v, A.adjoint(y), iterations=20)   # damped least squares
     """
     check_tensor(b, "b")
-    if b.dim() < 1:
-        raise ValueError("b must be batched (B, ...), got a 0-d tensor")
+    check_compute_dtype(b, "b")
+    if b.dim() < 1 or b.shape[0] < 1:
+        raise ValueError(f"b must be batched (B, ...) with B >= 1, got shape {tuple(b.shape)}")
     iterations = check_int(iterations, "iterations", minimum=0)
     tol = check_nonnegative(tol, "tol")
     batch = b.shape[0]

@@ -26,7 +26,14 @@ from __future__ import annotations
 
 import torch
 
-from invsolve._checks import check_batched_shape, check_int, check_nonnegative, check_same_device, check_tensor
+from invsolve._checks import (
+    check_batched_shape,
+    check_compute_dtype,
+    check_int,
+    check_nonnegative,
+    check_same_device,
+    check_tensor,
+)
 from invsolve._random import randn_like
 
 from .base import LinearOperator
@@ -82,6 +89,7 @@ class GaussianLikelihood:
     def check_measurement(self, y: torch.Tensor, name: str = "y") -> None:
         """Raise one clear error unless ``y`` is a batch of this operator's measurements."""
         check_tensor(y, name)
+        check_compute_dtype(y, name)
         check_batched_shape(y, self.out_shape, f"{name} (measurements of {self.operator.describe()})")
         check_same_device(y, self.operator.device, name)
 

@@ -12,6 +12,7 @@ is observed.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -103,6 +104,8 @@ def random_pixel_mask(
         Boolean ``(H, W)`` mask, ``True`` where observed.
     """
     height, width = check_shape(shape, "shape", ("H", "W"))
+    if isinstance(missing_fraction, bool) or not isinstance(missing_fraction, numbers.Real):
+        raise TypeError(f"missing_fraction must be a number in [0, 1], got {missing_fraction!r}")
     fraction = float(missing_fraction)
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"missing_fraction must lie in [0, 1], got {missing_fraction!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from invsolve._checks import check_finite, check_nonnegative, check_positive, check_tensor
+from invsolve._checks import check_finite, check_nonempty, check_nonnegative, check_positive, check_tensor
 from invsolve._random import make_generator, randn_like
 
 __all__ = ["GaussianNoise", "PoissonNoise"]
@@ -31,12 +31,22 @@ class GaussianNoise:
         self.std = check_nonnegative(std, "std")
 
     def __call__(self, clean: torch.Tensor, seed: int | torch.Generator | None = None) -> torch.Tensor:
-        """Return ``clean`` plus noise drawn with ``seed`` (an int or a generator on ``clean``'s device)."""
+        """Return ``clean`` plus noise drawn with ``seed`` (an int or a generator on ``clean``'s device).
+
+        ``clean`` must be a finite, non-empty floating (or complex) tensor; a ``std`` so
+        large that the noisy values overflow ``clean``'s dtype is refused
+        (``ValueError``).
+        """
         check_tensor(clean, "clean")
+        check_nonempty(clean, "clean")
+        check_finite(clean, "clean")
         if self.std == 0:
             return clean.clone()
         generator = make_generator(seed, clean.device)
-        return clean + self.std * randn_like(clean, generator)
+        noisy = clean + self.std * randn_like(clean, generator)
+        if not bool(torch.isfinite(noisy).all()):
+            raise ValueError(f"std={self.std:g} is too large for {clean.dtype}: the noisy values overflow; use float64")
+        return noisy
 
     def negative_log_likelihood(self, y: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
         """``‖y − predicted‖² / (2σ²)`` per batch item (up to a constant), shape ``(B,)``."""
@@ -128,6 +138,11 @@ class PoissonNoise:
         """
         self._check(clean, "clean")
         counts = self.incident_flux * torch.exp(-clean)
+        if not bool(torch.isfinite(counts).all()):
+            raise ValueError(
+                f"incident_flux={self.incident_flux:g} is too large for these line integrals in {clean.dtype}: "
+                "the expected counts I₀·exp(−p) overflow; use float64 or a smaller flux"
+            )
         generator = make_generator(seed, clean.device)
         signal = torch.poisson(counts, generator=generator)
         if self.electronic_std > 0:
@@ -160,6 +175,7 @@ class PoissonNoise:
     @staticmethod
     def _check(value: torch.Tensor, name: str) -> None:
         check_tensor(value, name, allow_complex=False)
+        check_nonempty(value, name)
         check_finite(value, name)
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from invsolve._checks import check_positive
+from invsolve._checks import check_finite_number, check_int, check_positive
 from invsolve._random import make_generator, randn_like
 
 from .gaussian_fit import LowRankGaussian
@@ -63,12 +63,14 @@ class Normalization:
 
     def __post_init__(self) -> None:
         check_positive(self.scale, "scale")
-        if not math.isfinite(self.offset):
-            raise ValueError(f"offset must be finite, got {self.offset!r}")
+        check_finite_number(self.offset, "offset")
+        if not isinstance(self.unit, str):
+            raise TypeError(f"unit must be a str, got {type(self.unit).__name__}")
 
     @classmethod
     def from_range(cls, low: float, high: float, unit: str = "") -> Normalization:
         """Map the physical interval ``[low, high]`` onto the network range ``[-1, 1]``."""
+        low, high = check_finite_number(low, "low"), check_finite_number(high, "high")
         if not high > low:
             raise ValueError(f"need high > low, got low={low!r}, high={high!r}")
         return cls(scale=(high - low) / 2, offset=(high + low) / 2, unit=unit)
@@ -322,8 +324,9 @@ class DiffusionPrior(nn.Module):
         ``condition`` (conditional priors only) is passed to every
         :meth:`denoise` call; ``None`` samples the unconditional model.
         """
+        n, steps = check_int(n, "n"), check_int(steps, "steps")
         generator = make_generator(seed, self.device)
-        x = self.initial_noise(int(n), generator)
+        x = self.initial_noise(n, generator)
         for t, s in tqdm(self.schedule.reverse_steps(steps), desc="sampling", disable=not progress):
             x = self.ancestral_step(x, self.denoise(x, t, condition), t, s, generator)
         return self.to_physical(x)

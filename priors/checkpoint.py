@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 
+from invsolve._checks import check_output_file
 from invsolve.files import atomic_write
 
 from .base import GAUSSIAN_FIT_MODULE, DiffusionPrior, Normalization
@@ -211,8 +212,11 @@ def save_prior(
     """Write ``prior`` to one checkpoint file, atomically (see :func:`prior_to_checkpoint`).
 
     Returns the path written.  The file loads with :func:`load_prior`, or
-    with ``torch.load(path, weights_only=True)`` as a plain dict.
+    with ``torch.load(path, weights_only=True)`` as a plain dict.  ``path``
+    is checked first (``ValueError`` for a folder, a special file or a folder
+    that cannot be written or created).
     """
+    check_output_file(path, "path")
     checkpoint = prior_to_checkpoint(prior, training, half)
     return atomic_write(path, lambda temporary: torch.save(checkpoint, temporary))
 
@@ -269,8 +273,9 @@ def prior_from_checkpoint(checkpoint: Mapping[str, Any]) -> DiffusionPrior:
     CheckpointError
         For a dict that is not an invsolve checkpoint, an unknown
         ``format_version`` or ``prior_type``, metadata that cannot be
-        rebuilt (e.g. an unknown schedule name) or weights that do not fit
-        the architecture the metadata describe.
+        rebuilt (e.g. an unknown schedule name), weights that hold NaN or
+        Inf, or weights that do not fit the architecture the metadata
+        describe.
     """
     metadata = _metadata(checkpoint)
     state_dict = _field(checkpoint, "state_dict", dict, "checkpoint")
@@ -281,6 +286,10 @@ def prior_from_checkpoint(checkpoint: Mapping[str, Any]) -> DiffusionPrior:
         raise CheckpointError(f"unknown prior_type {prior_type!r}; this invsolve reads: {', '.join(_PRIOR_TYPES)}")
     build = _PRIOR_TYPES[prior_type][2]
     state_dict = {name: tensor.cpu() for name, tensor in state_dict.items()}
+    for name, tensor in state_dict.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"weight {name!r} holds {bad} NaN or infinite entries (a diverged or corrupt training run)")
     try:
         schedule = schedule_from_config(_field(metadata, "schedule", dict))
         normalization = Normalization(**_field(metadata, "normalization", dict))

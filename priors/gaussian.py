@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from invsolve._checks import check_finite, check_positive, check_tensor
+from invsolve._checks import check_finite, check_finite_number, check_nonnegative, check_positive, check_shape, check_tensor
 from invsolve._random import make_generator
 
 from .base import DiffusionPrior, Normalization
@@ -56,6 +56,8 @@ class GaussianPrior(DiffusionPrior):
     ) -> None:
         check_tensor(mean, "mean", allow_complex=False)
         check_tensor(cov, "cov", allow_complex=False)
+        if mean.dim() < 2 or mean.numel() == 0:
+            raise ValueError(f"mean must be a non-empty image shaped (C, *spatial), got shape {tuple(mean.shape)}")
         n = mean.numel()
         if cov.shape != (n, n):
             raise ValueError(f"cov must have shape ({n}, {n}) for a mean of shape {tuple(mean.shape)}, got {tuple(cov.shape)}")
@@ -97,7 +99,7 @@ class GaussianPrior(DiffusionPrior):
         Parameters
         ----------
         image_shape : (C, *spatial)
-            Image shape.
+            Image shape with one to three spatial axes, every size >= 1.
         length_scale : float
             Correlation length ``ℓ`` in pixels.
         std : float
@@ -111,7 +113,9 @@ class GaussianPrior(DiffusionPrior):
         """
         check_positive(length_scale, "length_scale")
         check_positive(std, "std")
-        shape = tuple(int(n) for n in image_shape)
+        mean = check_finite_number(mean, "mean")
+        jitter = check_nonnegative(jitter, "jitter")
+        shape = check_shape(image_shape, "image_shape", ("C", "H", "W"), ("C", "D", "H", "W"), ("C", "N"))
         channels, spatial = shape[0], shape[1:]
         axes = [torch.arange(n, dtype=torch.float64) for n in spatial]
         coords = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(spatial))

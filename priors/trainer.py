@@ -170,7 +170,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from invsolve.datasets.training import EpochSampler, TrainingDataset
-from invsolve.files import atomic_write, save_json
+from invsolve.files import atomic_write, save_json, save_png
 
 from .base import Normalization
 from .checkpoint import save_prior
@@ -219,8 +219,6 @@ _INIT_STREAM = 0
 _NOISE_STREAM = 1
 _SAMPLES_STREAM = 2
 _LOADER_STREAM = 3
-# Tiles of a sample grid are enlarged (nearest neighbour) to at least this many pixels.
-_MIN_TILE = 96
 
 
 @dataclass(frozen=True)
@@ -543,7 +541,10 @@ class _Trainer:
             )
             normalization = self.ema.normalization
             low, high = normalization.offset - normalization.scale, normalization.offset + normalization.scale
-            save_sample_grid(self.output_dir / "samples" / f"step_{step:07d}.png", samples, (low, high))
+            save_sample_grid(
+                self.output_dir / "samples" / f"step_{step:07d}.png", samples, (low, high), unit=normalization.unit,
+                title=f"Samples of the EMA prior after {step} training steps ({settings.sample_steps} sampling steps)",
+            )
         if (settings.checkpoint_every and step % settings.checkpoint_every == 0) or final:
             self._checkpoint(step)
 
@@ -748,9 +749,15 @@ def _loss_summary(losses: Sequence[float]) -> dict[str, Any]:
 
 
 def save_sample_grid(
-    path: str | os.PathLike, images: torch.Tensor, value_range: tuple[float, float], columns: int | None = None
+    path: str | os.PathLike,
+    images: torch.Tensor,
+    value_range: tuple[float, float],
+    columns: int | None = None,
+    *,
+    unit: str = "",
+    title: str = "",
 ) -> Path:
-    """Tile images into one PNG, atomically.
+    """Tile images into one PNG with a colour bar stating the window, atomically (through ``save_png``).
 
     Parameters
     ----------
@@ -758,38 +765,35 @@ def save_sample_grid(
         The PNG file.
     images : torch.Tensor
         ``(N, C, H, W)`` or ``(N, C, D, H, W)`` (the central ``D`` slice is
-        shown).  Three channels are shown as RGB; other channel counts as
-        grey tiles side by side.
+        shown).  Three channels are shown as RGB (the window in each title);
+        other channel counts as one grey panel per channel, side by side.
     value_range : (float, float)
-        Values mapped to black and white (clipped).
+        The window, in ``unit``: values mapped to the ends of the grey scale
+        (clipped).
     columns : int, optional
         Images per row (default: about the square root of ``N``).
+    unit : str
+        The images' unit, the colour bar's label (e.g. ``"a.u."``).
+    title : str
+        Figure title (default: the number of samples).
     """
-    from PIL import Image
-
     if images.dim() not in (4, 5):
         raise ValueError(f"images must be (N, C, H, W) or (N, C, D, H, W), got shape {tuple(images.shape)}")
     if images.dim() == 5:
         images = images[:, :, images.shape[2] // 2]
-    low, high = value_range
-    pixels = ((images.detach().float().cpu() - low) / (high - low)).clamp(0, 1).mul(255).round().to(torch.uint8)
-    count, channels, height, width = pixels.shape
+    count, channels = images.shape[:2]
+    per_row = columns or math.ceil(math.sqrt(count))
     if channels == 3:
-        tiles = pixels.permute(0, 2, 3, 1)
+        panels, titles = list(images), [f"sample {number + 1}" for number in range(count)]
     else:
-        tiles = pixels.permute(0, 2, 1, 3).reshape(count, height, channels * width)[..., None].expand(-1, -1, -1, 3)
-    scale = max(1, math.ceil(_MIN_TILE / height))
-    tiles = tiles.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-    columns = columns or math.ceil(math.sqrt(count))
-    rows = math.ceil(count / columns)
-    gap = 2
-    tile_height, tile_width = tiles.shape[1:3]
-    grid = torch.full(
-        (rows * (tile_height + gap) + gap, columns * (tile_width + gap) + gap, 3), 255, dtype=torch.uint8
+        panels = list(images.flatten(0, 1))
+        titles = [
+            f"sample {number + 1}" + (f", channel {channel + 1}" if channels > 1 else "")
+            for number in range(count)
+            for channel in range(channels)
+        ]
+        per_row *= channels
+    return save_png(
+        path, panels, titles, value_range=tuple(value_range), columns=per_row,
+        figure_title=title or f"{count} samples", unit=unit,
     )
-    for number, tile in enumerate(tiles):
-        top = gap + (number // columns) * (tile_height + gap)
-        left = gap + (number % columns) * (tile_width + gap)
-        grid[top : top + tile_height, left : left + tile_width] = tile
-    picture = Image.fromarray(grid.numpy())
-    return atomic_write(path, lambda temporary: picture.save(temporary, format="PNG"))

@@ -1,5 +1,7 @@
 """The built wheel installs `invsolve` and nothing else at top level."""
 
+import configparser
+import importlib
 import subprocess
 import sys
 import zipfile
@@ -12,14 +14,19 @@ MAPPED = {"invsolve": "invsolve", "operators": "invsolve/operators", "priors": "
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory):
+def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
         check=True,
         capture_output=True,
     )
-    (wheel,) = out.glob("invsolve-*.whl")
+    (path,) = out.glob("invsolve-*.whl")
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel):
     with zipfile.ZipFile(wheel) as archive:
         return archive.namelist()
 
@@ -40,5 +47,18 @@ def test_every_source_module_is_in_the_wheel(wheel_names):
     assert not missing, f"listed in the source tree but missing from the wheel (add the subpackage to pyproject.toml): {sorted(missing)}"
 
 
-def test_console_script_entry_point(wheel_names):
-    assert any(name.endswith("entry_points.txt") for name in wheel_names)
+def test_console_script_entry_point(wheel, wheel_names):
+    """The wheel declares exactly the `invsolve` command, and it names the CLI's main function."""
+    (name,) = [name for name in wheel_names if name.endswith(".dist-info/entry_points.txt")]
+    with zipfile.ZipFile(wheel) as archive:
+        entry_points = configparser.ConfigParser()
+        entry_points.read_string(archive.read(name).decode())
+    assert entry_points.sections() == ["console_scripts"]
+    assert dict(entry_points["console_scripts"]) == {"invsolve": "invsolve.cli:main"}
+    module, _, function = entry_points["console_scripts"]["invsolve"].partition(":")
+    assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_the_embedded_priors_are_in_the_wheel(wheel_names):
+    shipped = {f"invsolve/priors/pretrained/{path.name}" for path in (ROOT / "priors" / "pretrained").glob("*.pt")}
+    assert shipped and shipped <= set(wheel_names)

@@ -1,18 +1,16 @@
 """Readers and writers for the file formats of the applications (installed as ``invsolve.datasets.io``).
 
 * :mod:`.fastmri` — fastMRI HDF5 k-space files, slice datasets and submission files.
+* :mod:`.checks` — checked openers and build-time integrity checks of DICOM, NIfTI,
+  HDF5, FITS and ``.npy`` files, shared by the training datasets and ``invsolve reconstruct``.
+
+The names of :mod:`.fastmri` are loaded on first use, so that importing
+:mod:`.checks` (which imports its readers inside its functions) does not import h5py.
 """
 
-from .fastmri import (
-    ISMRMRD_NAMESPACE,
-    FastMRIHeader,
-    FastMRISliceDataset,
-    FastMRIVolume,
-    collate_fastmri_slices,
-    read_fastmri_volume,
-    write_fastmri_reconstruction,
-    write_fastmri_volume,
-)
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "ISMRMRD_NAMESPACE",
@@ -24,3 +22,15 @@ __all__ = [
     "write_fastmri_volume",
     "write_fastmri_reconstruction",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import fastmri
+
+        return getattr(fastmri, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -41,8 +41,7 @@ import math
 import numbers
 import os
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,8 @@ from torch.utils.data import Dataset
 
 from invsolve._checks import check_finite, check_int, check_shape, check_tensor
 from invsolve.files import atomic_write
+
+from .checks import check_hdf5_dataset, open_hdf5
 
 __all__ = [
     "ISMRMRD_NAMESPACE",
@@ -90,6 +91,10 @@ class FastMRIHeader:
     maximum : int
         ``encodingLimits/kspace_encoding_step_1/maximum``: index of the last acquired
         phase-encode line.
+    fov_mm : (float, float, float), optional
+        ``encoding/encodedSpace/fieldOfView_mm`` ``(x, y, z)`` in mm: the field of view
+        of the encoded k-space (``z`` is the slice thickness and may be 0); ``None``
+        when the header has none.
 
     Notes
     -----
@@ -104,12 +109,26 @@ class FastMRIHeader:
     recon_size: tuple[int, int, int]
     center: int
     maximum: int
+    fov_mm: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "encoding_size", check_shape(self.encoding_size, "encoding_size", ("x", "y", "z")))
         object.__setattr__(self, "recon_size", check_shape(self.recon_size, "recon_size", ("x", "y", "z")))
         object.__setattr__(self, "center", check_int(self.center, "center", 0))
         object.__setattr__(self, "maximum", check_int(self.maximum, "maximum", 0))
+        if self.fov_mm is not None:
+            object.__setattr__(self, "fov_mm", _check_fov(self.fov_mm))
+
+    @property
+    def pixel_mm(self) -> tuple[float, float] | None:
+        """Pixel size in mm, ``fov_mm / encoding_size`` along ``(x, y)`` (``None`` without a field of view).
+
+        It is the pixel size of the image of the whole encoded k-space (read-out,
+        phase-encode), i.e. of a k-space of ``encoding_size[:2]``.
+        """
+        if self.fov_mm is None:
+            return None
+        return (self.fov_mm[0] / self.encoding_size[0], self.fov_mm[1] / self.encoding_size[1])
 
     @property
     def padding_left(self) -> int:
@@ -136,8 +155,12 @@ class FastMRIHeader:
     def from_xml(cls, xml: str | bytes, source: str = "ismrmrd_header") -> FastMRIHeader:
         """Parse an ISMRMRD XML header the way fastMRI's ``et_query`` does.
 
-        Raises ``ValueError`` naming ``source`` if the text is not XML or an element
-        (in the ISMRMRD namespace) is missing or not an integer.
+        The encoded field of view (``encoding/encodedSpace/fieldOfView_mm``), which
+        fastMRI does not read, is optional: ``fov_mm`` is ``None`` without it.
+
+        Raises ``ValueError`` naming ``source`` if the text is not XML, an element (in
+        the ISMRMRD namespace) is missing or not an integer, or a field of view that is
+        present is not three numbers (x, y > 0, z >= 0).
         """
         try:
             root = ElementTree.fromstring(xml)
@@ -145,47 +168,54 @@ class FastMRIHeader:
             message = f"{source}: expected an ISMRMRD XML header, but it does not parse as XML ({error})"
             raise ValueError(message) from None
 
-        def integer(*names: str) -> int:
+        def find(*names: str) -> ElementTree.Element | None:
             query = "." + "".join(f"//ismrmrd:{name}" for name in names)
-            element = root.find(query, {"ismrmrd": ISMRMRD_NAMESPACE})
+            return root.find(query, {"ismrmrd": ISMRMRD_NAMESPACE})
+
+        def number(kind: type, *names: str) -> int | float:
+            element = find(*names)
             where = "/".join(names)
             if element is None:
                 raise ValueError(
                     f"{source}: the ISMRMRD header has no element {where} in the namespace {ISMRMRD_NAMESPACE}"
                 )
             try:
-                return int((element.text or "").strip())
+                return kind((element.text or "").strip())
             except ValueError:
-                message = f"{source}: ISMRMRD element {where} must be an integer, found {element.text!r}"
+                expected = "an integer" if kind is int else "a number"
+                message = f"{source}: ISMRMRD element {where} must be {expected}, found {element.text!r}"
                 raise ValueError(message) from None
 
         encoded = ("encoding", "encodedSpace", "matrixSize")
         recon = ("encoding", "reconSpace", "matrixSize")
         limits = ("encoding", "encodingLimits", "kspace_encoding_step_1")
-        encoding_size = tuple(integer(*encoded, axis) for axis in "xyz")
-        recon_size = tuple(integer(*recon, axis) for axis in "xyz")
-        center, maximum = integer(*limits, "center"), integer(*limits, "maximum")
+        fov = ("encoding", "encodedSpace", "fieldOfView_mm")
+        encoding_size = tuple(number(int, *encoded, axis) for axis in "xyz")
+        recon_size = tuple(number(int, *recon, axis) for axis in "xyz")
+        center, maximum = number(int, *limits, "center"), number(int, *limits, "maximum")
+        fov_mm = tuple(number(float, *fov, axis) for axis in "xyz") if find(*fov) is not None else None
         try:
-            return cls(encoding_size, recon_size, center, maximum)
+            return cls(encoding_size, recon_size, center, maximum, fov_mm)
         except ValueError as error:
             raise ValueError(f"{source}: invalid ISMRMRD header value ({error})") from None
 
     def to_xml(self) -> str:
-        """A minimal ISMRMRD XML header holding just the fields fastMRI reads.
+        """A minimal ISMRMRD XML header holding just the fields fastMRI reads (and the encoded field of view).
 
-        It is not a complete ISMRMRD header (no field of view, trajectory or
+        It is not a complete ISMRMRD header (no recon field of view, trajectory or
         experimental conditions); to keep a scanner's full header, pass its XML text
         to :func:`write_fastmri_volume` instead.
         """
 
-        def matrix(size: tuple[int, int, int]) -> str:
-            return "<matrixSize>" + "".join(f"<{a}>{n}</{a}>" for a, n in zip("xyz", size)) + "</matrixSize>"
+        def triple(tag: str, values: Sequence[int | float]) -> str:
+            return f"<{tag}>" + "".join(f"<{a}>{v!r}</{a}>" for a, v in zip("xyz", values)) + f"</{tag}>"
 
+        fov = "" if self.fov_mm is None else triple("fieldOfView_mm", self.fov_mm)
         return (
             '<?xml version="1.0" encoding="utf-8"?>\n'
             f'<ismrmrdHeader xmlns="{ISMRMRD_NAMESPACE}"><encoding>'
-            f"<encodedSpace>{matrix(self.encoding_size)}</encodedSpace>"
-            f"<reconSpace>{matrix(self.recon_size)}</reconSpace>"
+            f"<encodedSpace>{triple('matrixSize', self.encoding_size)}{fov}</encodedSpace>"
+            f"<reconSpace>{triple('matrixSize', self.recon_size)}</reconSpace>"
             "<encodingLimits><kspace_encoding_step_1>"
             f"<minimum>0</minimum><maximum>{self.maximum}</maximum><center>{self.center}</center>"
             "</kspace_encoding_step_1></encodingLimits>"
@@ -284,13 +314,16 @@ def read_fastmri_volume(
     FileNotFoundError
         ``path`` does not exist.
     ValueError
-        Not a readable HDF5 file (or truncated), missing ``kspace``, wrong shapes, a mask
+        Not a readable HDF5 file (or truncated), a dataset compressed with an HDF5
+        filter h5py lacks, missing ``kspace``, wrong shapes, a mask
         whose length is not the k-space width, a malformed or missing header.
     TypeError
         ``kspace`` not complex, target not real floating point, mask not bool or 0/1.
     """
-    with _open(path) as (file, source):
-        info = _inspect(file, source, _check_target_key(target_key), require_header)
+    target_key = _check_target_key(target_key)
+    with open_hdf5(path) as file:
+        source = str(path)
+        info = _inspect(file, source, target_key, require_header)
         if info.target_key is None and target_key is not None:
             raise ValueError(f"{source}: expected a target dataset {target_key!r}, found datasets {sorted(file)}")
         kspace = _as_kspace(file["kspace"][()], info.single_coil)
@@ -357,8 +390,8 @@ class FastMRISliceDataset(Dataset):
         key = _check_target_key(target_key)
         infos = []
         for path in _list_files(paths_or_folder):
-            with _open(path) as (file, source):
-                infos.append(_inspect(file, source, key, require_header))
+            with open_hdf5(path) as file:
+                infos.append(_inspect(file, str(path), key, require_header))
         if key is not None and all(info.target_key is None for info in infos):
             raise ValueError(f"target_key {key!r} is in none of the {len(infos)} files, e.g. {infos[0].path}")
         self.transform = transform
@@ -369,6 +402,11 @@ class FastMRISliceDataset(Dataset):
     def files(self) -> tuple[Path, ...]:
         """The files, in index order."""
         return tuple(info.path for info in self._files)
+
+    @property
+    def headers(self) -> tuple[FastMRIHeader | None, ...]:
+        """The files' parsed ISMRMRD headers, in index order (``None`` for a file without one)."""
+        return tuple(info.header for info in self._files)
 
     def __len__(self) -> int:
         return self._ends[-1]
@@ -383,7 +421,7 @@ class FastMRISliceDataset(Dataset):
         which = bisect.bisect_right(self._ends, index)
         info = self._files[which]
         slice_index = index - (self._ends[which - 1] if which else 0)
-        with _open(info.path) as (file, _):
+        with open_hdf5(info.path) as file:
             kspace = _as_kspace(file["kspace"][slice_index][None], info.single_coil)[0]
             target = _as_target(file[info.target_key][slice_index][None])[0] if info.target_key else None
         header = info.header
@@ -581,36 +619,12 @@ def write_fastmri_reconstruction(
     return atomic_write(path, write)
 
 
-@contextmanager
-def _open(path: str | os.PathLike) -> Iterator[tuple[h5py.File, str]]:
-    """Open ``path`` read-only; yield the file and the name used in error messages.
-
-    h5py's ``OSError`` (not HDF5, truncated, unreadable data) becomes a ``ValueError``
-    naming the file.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"fastMRI file {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"{path}: expected a fastMRI .h5 file, found a folder")
-    try:
-        file = h5py.File(path, "r")
-    except OSError as error:
-        message = f"{path}: expected an HDF5 file, but h5py cannot open it (not HDF5 or truncated: {error})"
-        raise ValueError(message) from None
-    try:
-        yield file, str(path)
-    except OSError as error:
-        raise ValueError(f"{path}: reading the HDF5 file failed (is it truncated?): {error}") from None
-    finally:
-        file.close()
-
-
 def _inspect(file: h5py.File, source: str, target_key: str | None, require_header: bool) -> _FileInfo:
     """Validate a fastMRI file's layout without reading its k-space or target."""
     if "kspace" not in file or not isinstance(file["kspace"], h5py.Dataset):
         raise ValueError(f"{source}: expected a 'kspace' dataset (fastMRI layout), found {sorted(file)}")
     kspace = file["kspace"]
+    check_hdf5_dataset(kspace, f"{source}:kspace")
     if not np.issubdtype(kspace.dtype, np.complexfloating):
         raise TypeError(f"{source}: 'kspace' must be complex (complex64), found dtype {kspace.dtype}")
     if kspace.ndim not in (3, 4) or 0 in kspace.shape:
@@ -627,6 +641,7 @@ def _inspect(file: h5py.File, source: str, target_key: str | None, require_heade
             found = target.shape if isinstance(target, h5py.Dataset) else "a group"
             expected = f"({num_slices}, H', W') like the k-space slices"
             raise ValueError(f"{source}: '{key}' must have shape {expected}, found {found}")
+        check_hdf5_dataset(target, f"{source}:{key}")
         if not np.issubdtype(target.dtype, np.floating):
             raise TypeError(f"{source}: '{key}' must be real floating point (float32), found dtype {target.dtype}")
     else:
@@ -700,6 +715,17 @@ def _python_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
+
+
+def _check_fov(value: object) -> tuple[float, float, float]:
+    message = f"fov_mm must be a triple (x, y, z) of mm with x, y > 0 and z >= 0, got {value!r}"
+    try:
+        x, y, z = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z) and x > 0 and y > 0 and z >= 0):
+        raise ValueError(message)
+    return (x, y, z)
 
 
 def _check_target_key(target_key: object) -> str | None:

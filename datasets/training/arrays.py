@@ -4,7 +4,11 @@ Sources ``"fastmri"`` (:class:`FastMRITargetDataset`: fastMRI magnitude
 targets), ``"fits"`` (:class:`FITSCutoutDataset`: images or cutouts of FITS
 HDUs) and ``"hdf5"`` (:class:`HDF5ArrayDataset`: images stacked in one HDF5
 dataset); the options are documented in :mod:`invsolve.datasets.training`.
-h5py and astropy are imported inside the functions that use them.
+Files are opened and checked through :mod:`invsolve.datasets.io.checks` (HDF5:
+h5py opens it, so truncation is found, and the datasets' filters are
+available; FITS: every HDU's data lies inside the file, no header is cut short,
+``.gz`` streams are complete) when the dataset is built, and a read that fails
+later names the file.  h5py and astropy are imported inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 
 from invsolve._checks import check_int, check_shape
 
+from ..io.checks import check_hdf5_dataset, open_fits, open_hdf5, reading
 from .base import TrainingDataset, digest, existing_path, find_files
 
 __all__ = ["FastMRITargetDataset", "FITSCutoutDataset", "HDF5ArrayDataset"]
@@ -362,11 +367,7 @@ class HDF5ArrayDataset(TrainingDataset):
             raise ValueError(f"layout must be one of {', '.join(map(repr, _HDF5_ALL_LAYOUTS))}, got {layout!r}")
         self._path = existing_path(path, "path")
         self._key = key
-        try:
-            file = h5py.File(self._path, "r")
-        except OSError as error:
-            raise ValueError(f"{self._path}: expected an HDF5 file, but h5py cannot open it ({error})") from None
-        with file:
+        with open_hdf5(self._path) as file:
             if key not in file or not isinstance(file[key], h5py.Dataset):
                 datasets = []
                 file.visititems(lambda name, node: datasets.append(name) if isinstance(node, h5py.Dataset) else None)
@@ -374,6 +375,7 @@ class HDF5ArrayDataset(TrainingDataset):
                     f"{self._path}: key = {key!r} is not a dataset in the file; its datasets are {datasets}"
                 )
             dataset = file[key]
+            check_hdf5_dataset(dataset, f"{self._path}:{key}")
             shape, dtype = dataset.shape, dataset.dtype
         if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == np.bool_):
             raise TypeError(f"{self._path}:{key} must hold real numbers, found dtype {dtype}")
@@ -401,19 +403,15 @@ class HDF5ArrayDataset(TrainingDataset):
         return np.moveaxis(block, -1, 1) if self._layout == "NHWC" else block
 
     def _load(self, index: int, generator: torch.Generator | None) -> torch.Tensor:
-        import h5py
-
-        with h5py.File(self._path, "r") as file:
+        with open_hdf5(self._path) as file:
             block = file[self._key][index : index + 1]
         return torch.from_numpy(np.ascontiguousarray(self._arrange(block)[0]))
 
     def _scan_range(self) -> tuple[float, float]:
-        import h5py
-
         if self._cached is not None:
             return super()._scan_range()
         low, high = math.inf, -math.inf
-        with h5py.File(self._path, "r") as file:
+        with open_hdf5(self._path) as file:
             dataset = file[self._key]
             step = max(1, _HDF5_SCAN_ELEMENTS // max(1, math.prod(dataset.shape[1:])))
             for start in range(0, self._length, step):
@@ -450,28 +448,31 @@ def _check_nan_rule(value: object) -> str | float:
 
 
 def _read_fits(file: Path, hdu: int | str | None) -> tuple[int, np.ndarray]:
-    """Index of the chosen image HDU of ``file`` and its data as float32 ``(H, W)``."""
-    from astropy.io import fits
+    """Index of the chosen image HDU of ``file`` and its data as float32 ``(H, W)``.
 
-    try:
-        hdus = fits.open(file, memmap=False)
-    except OSError as error:
-        raise ValueError(f"{file}: astropy cannot open it as FITS ({error})") from None
-    with hdus:
+    The file is checked by :func:`~invsolve.datasets.io.checks.open_fits`
+    (headers, data lengths, complete ``.gz`` streams) before its data is read.
+    """
+    with open_fits(file) as hdus:
+        shapes = [tuple(h.shape) if h.is_image and h.shape else None for h in hdus]  # from the headers
+        names = [h.name for h in hdus]
         if hdu is None:
-            images = [i for i, h in enumerate(hdus) if h.is_image and h.data is not None and h.data.ndim == 2]
+            images = [i for i, shape in enumerate(shapes) if shape is not None and len(shape) == 2]
             if not images:
-                raise ValueError(f"{file}: holds no HDU with a 2D image ({[h.name for h in hdus]})")
+                raise ValueError(
+                    f"{file}: holds no HDU with a 2D image (its HDUs: {names}, shapes {shapes}); cut cubes into "
+                    "2D planes first"
+                )
             number = images[0]
         else:
             try:
                 number = hdus.index_of(hdu)
                 chosen = hdus[number]
             except (KeyError, IndexError):
-                raise ValueError(f"{file}: has no HDU {hdu!r}; its HDUs are {[h.name for h in hdus]}") from None
-            if not chosen.is_image or chosen.data is None or chosen.data.ndim != 2:
-                shape = None if not chosen.is_image or chosen.data is None else chosen.data.shape
+                raise ValueError(f"{file}: has no HDU {hdu!r}; its HDUs are {names}") from None
+            if shapes[number] is None or len(shapes[number]) != 2:
                 raise ValueError(
-                    f"{file}: HDU {hdu!r} must hold a 2D image, found {type(chosen).__name__} of shape {shape}"
+                    f"{file}: HDU {hdu!r} must hold a 2D image, found {type(chosen).__name__} of shape {shapes[number]}"
                 )
-        return number, np.asarray(hdus[number].data, dtype=np.float32)
+        with reading(file):
+            return number, np.asarray(hdus[number].data, dtype=np.float32)

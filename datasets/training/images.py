@@ -3,8 +3,10 @@
 Sources ``"image-folder"`` (:class:`ImageFolderDataset`: PNG, JPEG, TIFF and
 ``.npy`` files) and ``"volumes"`` (:class:`VolumeSliceDataset`: slices of NIfTI
 files and DICOM series); the options are documented in
-:mod:`invsolve.datasets.training`.  MONAI, PIL, nibabel and pydicom are
-imported inside the functions that use them.
+:mod:`invsolve.datasets.training`.  Every file is checked when the dataset is
+built (:mod:`invsolve.datasets.io.checks`: headers, and data lengths against
+what the headers declare), and a read that fails later names the file.  MONAI,
+PIL, nibabel and pydicom are imported inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 
 from invsolve._checks import check_int
 
+from ..io.checks import COPY_AGAIN, describe_error, dicom_series, nifti_shape, npy_header, reading
 from .base import TrainingDataset, check_number, check_value_range, digest, existing_path, find_files
 
 __all__ = ["ImageFolderDataset", "VolumeSliceDataset"]
@@ -44,6 +47,12 @@ class ImageFolderDataset(TrainingDataset):
     and bilevel images to grey.  16-bit PNG/TIFF and float TIFF keep their
     values.  ``.npy`` arrays (numpy, no pickles) are ``(H, W)`` or
     channel-first ``(C, H, W)``, any real dtype.
+
+    Build-time checks: every image header is read (PIL), PNG files are
+    verified (every chunk present, CRCs right: a truncated PNG is refused
+    here), and ``.npy`` files must hold the bytes their header declares.
+    JPEG and TIFF data are only decoded when an item is read; a failure then
+    names the file.
 
     Parameters
     ----------
@@ -102,13 +111,15 @@ class ImageFolderDataset(TrainingDataset):
     def _load(self, index: int, generator: torch.Generator | None) -> torch.Tensor:
         file = self._files[index]
         if file.suffix.lower() == ".npy":
-            array = np.load(file, allow_pickle=False).astype(np.float32)
+            with reading(file):
+                array = np.load(file, allow_pickle=False).astype(np.float32)
             return torch.from_numpy(array if array.ndim == 3 else array[None])
         if self._loader is None:
             from monai.data import PILReader
 
             self._loader = _monai_loader(PILReader(converter=_pil_convert, reverse_indexing=False))
-        array = self._loader(file)
+        with reading(file):
+            array = self._loader(file)
         return torch.from_numpy(np.ascontiguousarray(array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)))
 
     def _name(self, index: int) -> str:
@@ -146,11 +157,12 @@ class VolumeSliceDataset(TrainingDataset):
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.nii``/``.nii.gz`` file, a folder holding one DICOM series
-        (``*.dcm`` files), or a folder searched recursively for NIfTI files and
-        DICOM series (every folder that directly holds ``*.dcm`` files is one
-        series; all its files must share one ``SeriesInstanceUID``).
-        Volumes are taken in sorted path order.
+        A ``.nii``/``.nii.gz`` file, a ``.dcm`` file (a volume of one slice), a
+        folder holding one DICOM series (``*.dcm`` files), or a folder searched
+        recursively for NIfTI files and DICOM series (every folder that directly
+        holds ``*.dcm`` files is one series; all its files must share one
+        ``SeriesInstanceUID``, and a folder of several series is refused with
+        the list of them).  Volumes are taken in sorted path order.
     axis : {0, 1, 2, "none"}
         Axis of ``V`` to slice along (default 2), or ``"none"`` for whole volumes.
     slices : (int, int), optional
@@ -172,6 +184,13 @@ class VolumeSliceDataset(TrainingDataset):
 
     Notes
     -----
+    Every file is checked when the dataset is built, without decoding a
+    volume: DICOM headers (one series per folder, one image size, distinct
+    ``InstanceNumber``) and the pixel-data length against ``Rows × Columns ×
+    BitsAllocated / 8``; NIfTI headers and the data bytes they declare (for
+    ``.nii.gz``, a complete gzip stream); see :mod:`invsolve.datasets.io.checks`.
+    A truncated file is refused here, naming it.
+
     Items read their whole volume; the last volume read is kept per process,
     so consecutive slices of one volume are cheap but random access across
     many volumes re-reads files.  Use ``cache = true`` when the slices fit in
@@ -246,7 +265,7 @@ class VolumeSliceDataset(TrainingDataset):
 
     @property
     def volumes(self) -> tuple[Path, ...]:
-        """The NIfTI files and DICOM series folders, in order."""
+        """The NIfTI files, DICOM series folders and single DICOM files, in order."""
         return tuple(volume for volume, _ in self._volumes)
 
     def _image_shape(self, shape: tuple[int, int, int]) -> tuple[int, ...]:
@@ -284,12 +303,16 @@ class VolumeSliceDataset(TrainingDataset):
 
                 self._dicom_loader = _monai_loader(PydicomReader(fname_regex=r"(?i).*\.dcm$"))
             loader = self._dicom_loader
-        array = loader(path)
+        with reading(path):
+            array = loader(path)
         if array.ndim == 2:
             array = array[..., None]  # a DICOM series of one file
         array = array.reshape(array.shape[:3]) if array.ndim == 4 and array.shape[3] == 1 else array
         if array.shape != shape:
-            raise ValueError(f"{path}: read a volume of shape {array.shape}, expected {shape} from its header")
+            raise ValueError(
+                f"{path}: read a volume of shape {array.shape}, but its header said {shape} when the dataset was "
+                "built; did the files change? Build the dataset again"
+            )
         if self._window is not None:
             array = np.clip(array, *self._window)
         self._volume = (number, array)
@@ -380,24 +403,26 @@ def _pil_convert(image: Any) -> Any:
 
 
 def _image_file_shape(file: Path) -> tuple[int, ...]:
-    """``(C, H, W)`` of an image file from its header (PIL) or ``.npy`` header."""
+    """``(C, H, W)`` of an image file from its header (PIL; PNG files verified) or ``.npy`` header."""
     if file.suffix.lower() == ".npy":
-        try:
-            array = np.load(file, mmap_mode="r", allow_pickle=False)
-        except ValueError as error:
-            raise ValueError(f"{file}: expected a .npy array without pickles ({error})") from None
-        if array.ndim not in (2, 3) or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            raise ValueError(f"{file}: expected a real (H, W) or (C, H, W) array, found {array.dtype} {array.shape}")
-        if np.iscomplexobj(array):
-            raise ValueError(f"{file}: expected real values, found dtype {array.dtype}")
-        return array.shape if array.ndim == 3 else (1, *array.shape)
+        shape, dtype = npy_header(file)
+        if len(shape) not in (2, 3) or not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+            raise ValueError(f"{file}: expected a real (H, W) or (C, H, W) array, found {dtype} {shape}")
+        if np.issubdtype(dtype, np.complexfloating):
+            raise ValueError(f"{file}: expected real values, found dtype {dtype}")
+        return shape if len(shape) == 3 else (1, *shape)
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(file) as image:
-            mode, (width, height) = image.mode, image.size
+            mode, (width, height), kind = image.mode, image.size, image.format
+            if kind == "PNG":
+                image.verify()  # reads every chunk and checks its CRC, without decompressing
     except UnidentifiedImageError:
-        raise ValueError(f"{file}: not an image PIL can read") from None
+        message = f"{file}: not an image PIL can read"
+        raise ValueError(f"{message}; remove it from the folder, or convert it to PNG") from None
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for truncated or damaged files
+        raise ValueError(f"{file}: a damaged image file ({describe_error(error)}); {COPY_AGAIN}") from None
     channels = _PIL_CHANNELS.get(mode, 1 if mode == "1" else 3)
     return (channels, height, width)
 
@@ -407,11 +432,16 @@ def _is_nifti(path: Path) -> bool:
 
 
 def _find_volumes(root: Path) -> list[tuple[Path, tuple[int, int, int]]]:
-    """NIfTI files and DICOM series folders under ``root``, with their ``(i, j, k)`` shapes."""
+    """NIfTI files, DICOM series folders and single DICOM files under ``root``, with their ``(i, j, k)`` shapes."""
     if root.is_file():
-        if not _is_nifti(root):
-            raise ValueError(f"path: {root} is neither a NIfTI file (.nii, .nii.gz) nor a folder")
-        return [(root, _nifti_shape(root))]
+        if _is_nifti(root):
+            return [(root, _nifti_shape(root))]
+        if root.name.lower().endswith(_DICOM_SUFFIX):
+            return [(root, _dicom_shape(root))]
+        raise ValueError(
+            f"path: {root} is neither a NIfTI file (.nii, .nii.gz) nor a DICOM file (.dcm); pass one of those, a "
+            "folder holding one DICOM series, or a folder to search for NIfTI files and DICOM series"
+        )
     volumes = find_files(root, _NIFTI_SUFFIXES)
     volumes += sorted({file.parent for file in find_files(root, (_DICOM_SUFFIX,))})
     if not volumes:
@@ -420,45 +450,25 @@ def _find_volumes(root: Path) -> list[tuple[Path, tuple[int, int, int]]]:
 
 
 def _nifti_shape(file: Path) -> tuple[int, int, int]:
-    import nibabel
-
-    try:
-        shape = nibabel.load(file).shape
-    except Exception as error:  # nibabel raises several types for unreadable files
-        raise ValueError(f"{file}: nibabel cannot read it as NIfTI ({type(error).__name__}: {error})") from None
+    shape = nifti_shape(file)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
-        raise ValueError(f"{file}: expected a 3D volume, found shape {shape}")
-    return tuple(int(n) for n in shape)
+        fix = "split it into 3D files (e.g. with fslsplit)" if len(shape) > 3 else (
+            "put 2D images in an image folder (source = \"image-folder\", e.g. as .npy files)"
+        )
+        raise ValueError(f"{file}: expected a 3D volume, found shape {shape}; {fix}")
+    return shape
 
 
-def _dicom_shape(folder: Path) -> tuple[int, int, int]:
-    """``(columns, rows, slices)`` of the DICOM series in ``folder``, checked from the file headers."""
-    import pydicom
-
-    tags = ["Rows", "Columns", "InstanceNumber", "SeriesInstanceUID", "NumberOfFrames", "SamplesPerPixel"]
-    sizes, numbers_seen, series = set(), {}, set()
-    for file in sorted(f for f in folder.iterdir() if f.is_file() and f.name.lower().endswith(_DICOM_SUFFIX)):
-        try:
-            header = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=tags)
-        except pydicom.errors.InvalidDicomError as error:
-            raise ValueError(f"{file}: not a DICOM file ({error})") from None
-        if "Rows" not in header or "Columns" not in header:
-            raise ValueError(f"{file}: a DICOM image needs Rows and Columns")
-        if int(header.get("NumberOfFrames", 1) or 1) != 1 or int(header.get("SamplesPerPixel", 1)) != 1:
-            raise ValueError(f"{file}: only single-frame, single-sample (grey) DICOM images are supported")
-        number = header.get("InstanceNumber")
-        if number is None:
-            raise ValueError(f"{file}: a DICOM series needs InstanceNumber to order its slices")
-        if int(number) in numbers_seen:
-            raise ValueError(f"{file} and {numbers_seen[int(number)]} have the same InstanceNumber {int(number)}")
-        numbers_seen[int(number)] = file
-        sizes.add((int(header.Columns), int(header.Rows)))
-        series.add(str(header.get("SeriesInstanceUID", "")))
-    if len(series) > 1:
-        raise ValueError(f"{folder}: holds files of {len(series)} DICOM series; put each series in its own folder")
-    if len(sizes) > 1:
-        raise ValueError(f"{folder}: the DICOM images have different sizes (columns, rows) {sorted(sizes)}")
-    columns, rows = sizes.pop()
-    return (columns, rows, len(numbers_seen))
+def _dicom_shape(path: Path) -> tuple[int, int, int]:
+    """``(columns, rows, slices)`` of the DICOM series in the folder ``path`` (or of the one file ``path``)."""
+    images = dicom_series(path)
+    for image in images:
+        if image.frames != 1 or image.samples_per_pixel != 1:
+            raise ValueError(
+                f"{image.path}: only single-frame, single-sample (grey) DICOM images are supported, found "
+                f"NumberOfFrames {image.frames} and SamplesPerPixel {image.samples_per_pixel}; convert the file "
+                "to NIfTI (e.g. with dcm2niix) and pass that"
+            )
+    return (images[0].columns, images[0].rows, len(images))

@@ -138,6 +138,8 @@ class Sampler:
                     f"sampler {self.name!r} does not start from pure noise and takes no start_time; "
                     f"samplers that do: {', '.join(n for n in available_samplers() if _REGISTRY[n].takes_start_time)}"
                 )
+            if isinstance(start_time, (str, bytes, bool)):  # not a string that float() would read
+                raise TypeError(f"start_time must be a number in (0, 1], got {start_time!r}")
             check_start_time(start_time)
             if prior.gaussian_fit is None:
                 raise ValueError(

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from invsolve._checks import check_int, check_positive
+from invsolve._checks import check_finite_number, check_int, check_positive
 from invsolve.priors import DiffusionPrior
 
 from .base import Report, Sampler, register_sampler
@@ -84,7 +84,7 @@ class PnPDM(Sampler):
         check_positive(self.rho_min, "rho_min")
         if self.rho_min > self.rho_start:
             raise ValueError(f"rho_min must not exceed rho_start ({self.rho_start}), got {self.rho_min}")
-        if not 0 < float(self.decay) <= 1:
+        if not 0 < check_finite_number(self.decay, "decay") <= 1:
             raise ValueError(f"decay must lie in (0, 1], got {self.decay!r}")
         check_int(self.denoise_steps, "denoise_steps")
 

@@ -79,9 +79,11 @@ class Problem:
         if condition is not None:
             if not isinstance(condition, torch.Tensor):
                 raise TypeError(f"condition must be a torch.Tensor or None, got {type(condition).__name__}")
-            if condition.dim() < 1 or (y is not None and condition.shape[0] != y.shape[0]):
-                expected = f"batch size {y.shape[0]} like y" if y is not None else "a batch axis first"
+            if condition.dim() < 1 or condition.shape[0] < 1 or (y is not None and condition.shape[0] != y.shape[0]):
+                expected = f"batch size {y.shape[0]} like y" if y is not None else "a batch axis first, B >= 1"
                 raise ValueError(f"condition must have {expected}, got shape {tuple(condition.shape)}")
+            if condition.is_floating_point() or condition.is_complex():
+                check_finite(condition, "condition")
         self.y = y
         self.likelihood = likelihood
         self.condition = condition

@@ -6,7 +6,10 @@ ray transform with its exact adjoint; :mod:`.fbp` is filtered backprojection
 for parallel and fan beam; :mod:`.cone` is 3D cone-beam CT (geometry,
 transform and FDK); :mod:`.filters` holds the ramp filters and angular
 weights that FBP and FDK share; :mod:`.units` converts Hounsfield units to
-attenuation and back.  ODL is imported only by ``to_odl()``.
+attenuation and back.  ODL is imported only by ``to_odl()`` and by the
+transforms' ``as_odl_operator()``, which loads :mod:`.odl_operator` (ODL
+operators of the ray transforms, with the adjoint of ODL's weighted spaces;
+not imported here for that reason).
 """
 
 from .geometry import (

@@ -57,6 +57,7 @@ import torch.nn.functional as F
 
 from invsolve._checks import (
     check_extent,
+    check_finite,
     check_int,
     check_nonnegative,
     check_positive,
@@ -408,7 +409,8 @@ class ConeBeamTransform(KernelOperator):
         Parameters
         ----------
         y : torch.Tensor, shape (B, C, n_angles, n_u, n_v)
-            Projections (line integrals, physical units).
+            Projections (line integrals, physical units), finite, float32 or
+            float64.
         filter_type : str
             Window applied to the ramp, one of :data:`~.filters.FBP_FILTERS`
             (``"ram-lak"``, ``"shepp-logan"``, ``"cosine"``, ``"hamming"``,
@@ -432,6 +434,7 @@ class ConeBeamTransform(KernelOperator):
             full scan (short or limited scans need other weights).
         """
         self._check_measurement(y)
+        check_finite(y, "y")
         name = check_filter_name(filter_type, "filter_type")
         scaling = check_frequency_scaling(frequency_scaling)
         geometry = self.geometry
@@ -611,6 +614,31 @@ class ConeBeamTransform(KernelOperator):
             lines.index_add_(1, upper_line, high)
         volume = lines.view(n_batch, side, side, nz + 3)[:, 1 : nx + 1, 1 : ny + 1, 1 : nz + 1]
         return volume.reshape(batch, channels, nx, ny, nz)
+
+    def as_odl_operator(self, proj_space: odl.DiscretizedSpace | None = None) -> OdlRayTransform:
+        """This transform as a linear ODL operator whose adjoint is exact in ODL's spaces.
+
+        ODL weights its inner products by cell size (voxel volume; angle cell
+        × detector pixel area), invsolve's :meth:`adjoint` is the plain
+        transpose; the operator's ``adjoint`` rescales it so that
+        ``⟨Ax, y⟩_Y = ⟨x, A*y⟩_X`` in ODL's spaces (:mod:`.odl_operator`).
+        Imports ODL.  The forward runs on this transform's device, so it gives
+        ODL a 3D ray transform without ASTRA's CUDA backend.
+
+        Parameters
+        ----------
+        proj_space : odl.DiscretizedSpace, optional
+            The range; default: the one ODL's own ray transform builds.
+
+        Returns
+        -------
+        OdlRayTransform
+            Domain ``geometry.to_odl()[0]`` (volumes ``(N_x, N_y, N_z)``),
+            range projections ``(n_angles, n_u, n_v)``; needs one channel.
+        """
+        from .odl_operator import OdlRayTransform
+
+        return OdlRayTransform(self, proj_space)
 
 
 # -- FDK ---------------------------------------------------------------------------------

@@ -91,7 +91,15 @@ from typing import Literal
 
 import torch
 
-from invsolve._checks import check_batched_shape, check_int, check_same_device, check_tensor
+from invsolve._checks import (
+    check_batched_shape,
+    check_compute_dtype,
+    check_finite,
+    check_int,
+    check_nonempty,
+    check_same_device,
+    check_tensor,
+)
 
 from ..base import LinearOperator
 from .filters import (
@@ -274,17 +282,27 @@ class FilteredBackProjection(LinearOperator):
 
     # -- LinearOperator interface ------------------------------------------------------
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Reconstruct: sinograms ``(B, C, n_angles, n_detector)`` to images ``(B, C, H, W)``."""
+        """Reconstruct: sinograms ``(B, C, n_angles, n_detector)`` to images ``(B, C, H, W)``.
+
+        ``y`` must be a finite float32/float64 tensor with ``B >= 1`` on the
+        operator's device (``TypeError``/``ValueError`` naming the problem).
+        """
         self._check(y, self.in_shape, "sinogram")
+        check_finite(y, "sinogram")
         return self._forward(y)
 
     def adjoint(self, x: torch.Tensor) -> torch.Tensor:
-        """Transpose: images ``(B, C, H, W)`` to sinograms ``(B, C, n_angles, n_detector)``."""
+        """Transpose: images ``(B, C, H, W)`` to sinograms ``(B, C, n_angles, n_detector)``.
+
+        Checked like :meth:`LinearOperator.adjoint` (metadata only: it runs
+        inside gradients and solvers).
+        """
         self._check(x, self.out_shape, "image")
         return self._adjoint(x)
 
     def _check(self, value: torch.Tensor, shape: tuple[int, ...], name: str) -> None:
         check_tensor(value, name, allow_complex=False)
+        check_compute_dtype(value, name)
         check_batched_shape(value, shape, f"{name} (for {self.describe()})")
         check_same_device(value, self.device, name)
 
@@ -508,10 +526,22 @@ def fbp(
     torch.Tensor, shape (B, C, H, W)
         The reconstruction in image units, same dtype and device as the
         sinogram.
+
+    Raises
+    ------
+    TypeError
+        For a sinogram that is not a float32/float64 tensor, or a geometry
+        that is not a 2D parallel- or fan-beam one.
+    ValueError
+        For a sinogram that is not 4-D, is empty, does not match the
+        geometry's ``(n_angles, n_detector)`` or holds NaN/Inf, and for
+        out-of-range filter options.
     """
     check_tensor(sinogram, "sinogram", allow_complex=False)
+    check_compute_dtype(sinogram, "sinogram")
     if sinogram.dim() != 4:
         raise ValueError(f"sinogram must have shape (B, C, n_angles, n_detector), got {tuple(sinogram.shape)}")
+    check_nonempty(sinogram, "sinogram")
     geometry = (
         geometry_or_ray_transform.geometry
         if isinstance(geometry_or_ray_transform, RayTransform)

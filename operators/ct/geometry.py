@@ -43,6 +43,10 @@ from invsolve._checks import (
     check_shape,
 )
 
+#: the most detector pixels a geometry may have (a default count from a tiny
+#: ``detector_spacing`` would otherwise allocate without bound)
+MAX_DETECTOR_PIXELS = 1 << 24
+
 __all__ = [
     "Geometry2D",
     "ParallelBeam2D",
@@ -138,6 +142,8 @@ class Geometry2D:
         self.extent = check_extent(extent, 2)
         self.angles = check_angles(angles)
         self.n_detector = check_int(n_detector, "n_detector")
+        if self.n_detector > MAX_DETECTOR_PIXELS:
+            raise ValueError(f"n_detector must be at most {MAX_DETECTOR_PIXELS}, got {n_detector!r}")
         self.detector_spacing = check_positive(detector_spacing, "detector_spacing")
 
     # -- derived quantities ----------------------------------------------------------
@@ -268,7 +274,7 @@ class ParallelBeam2D(Geometry2D):
         spacing = min(s / n for s, n in zip(sides, shape)) if detector_spacing is None else detector_spacing
         spacing = check_positive(spacing, "detector_spacing")
         if n_detector is None:
-            n_detector = math.ceil(math.hypot(*sides) / spacing - 1e-9)
+            n_detector = _default_detector_count(math.hypot(*sides), spacing)
         super().__init__(shape, angles, n_detector, spacing, sides)
         self._check_coverage(self.n_detector * self.detector_spacing / 2)
 
@@ -343,7 +349,7 @@ class FanBeam2D(Geometry2D):
         if n_detector is None:
             half_angle = math.asin(corner_radius / self.src_radius)
             half_width = (self.src_radius + self.det_radius) * math.tan(half_angle)
-            n_detector = math.ceil(2 * half_width / spacing - 1e-9)
+            n_detector = _default_detector_count(2 * half_width, spacing)
         super().__init__(shape, angles, n_detector, spacing, sides)
         half_width = self.n_detector * self.detector_spacing / 2
         distance = self.src_radius + self.det_radius
@@ -375,13 +381,33 @@ class FanBeam2D(Geometry2D):
 
 
 # -- shared with .cone -------------------------------------------------------------------
+def _default_detector_count(width: float, spacing: float) -> int:
+    """Pixels of ``spacing`` that cover ``width`` (at least one); ``ValueError`` naming ``detector_spacing`` if too many."""
+    count = width / spacing
+    if not count <= MAX_DETECTOR_PIXELS:
+        raise ValueError(
+            f"detector_spacing {spacing:g} is too small for the {width:g} wide detector the image needs: "
+            f"that takes more than {MAX_DETECTOR_PIXELS} pixels; give a larger detector_spacing or n_detector"
+        )
+    return max(1, math.ceil(count - 1e-9))
+
+
 def check_angles(angles: Any) -> torch.Tensor:
     """Angles in radians as a contiguous float64 CPU tensor of shape ``(n,)``, ``n >= 1``.
 
-    A scalar becomes one angle; raises ``ValueError`` for an empty or
+    A scalar becomes one angle; raises ``TypeError`` for something that is
+    not an array of real numbers, ``ValueError`` for an empty or
     multidimensional array and for NaN or infinite values.
     """
-    values = torch.as_tensor(angles).detach().to("cpu", torch.float64)
+    if isinstance(angles, (str, bytes)):
+        raise TypeError(f"angles must be an array of radians, got {angles!r}")
+    try:
+        values = torch.as_tensor(angles)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"angles must be an array of radians, got {type(angles).__name__} ({error})") from None
+    if values.is_complex() or values.dtype == torch.bool:
+        raise TypeError(f"angles must be real numbers (radians), got dtype {values.dtype}")
+    values = values.detach().to("cpu", torch.float64)
     if values.dim() == 0:
         values = values.reshape(1)
     if values.dim() != 1 or values.numel() == 0:

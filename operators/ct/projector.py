@@ -555,3 +555,27 @@ class RayTransform(KernelOperator):
             rows_back = rows_back.transpose(0, 1)
             image += rows_back.transpose(1, 2) if transposed else rows_back
         return image.reshape(batch, channels, height, width)
+
+    def as_odl_operator(self, proj_space: odl.DiscretizedSpace | None = None) -> OdlRayTransform:
+        """This transform as a linear ODL operator whose adjoint is exact in ODL's spaces.
+
+        ODL weights its inner products by cell size (pixel area; angle cell
+        × detector cell), invsolve's :meth:`adjoint` is the plain transpose;
+        the operator's ``adjoint`` rescales it so that
+        ``⟨Ax, y⟩_Y = ⟨x, A*y⟩_X`` in ODL's spaces (:mod:`.odl_operator`).
+        Imports ODL.
+
+        Parameters
+        ----------
+        proj_space : odl.DiscretizedSpace, optional
+            The range; default: the one ODL's own ray transform builds.
+
+        Returns
+        -------
+        OdlRayTransform
+            Domain ``geometry.to_odl()[0]`` (images ``(H, W)``), range
+            sinograms ``(n_angles, n_detector)``; needs one channel.
+        """
+        from .odl_operator import OdlRayTransform
+
+        return OdlRayTransform(self, proj_space)

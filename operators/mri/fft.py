@@ -20,13 +20,13 @@ import torch
 __all__ = ["fft_centered", "ifft_centered"]
 
 
-def _axes(x: torch.Tensor, ndim: int | None, dims: Sequence[int] | None) -> tuple[int, ...]:
+def _axes(x: torch.Tensor, ndim: int | None, dims: Sequence[int] | None, name: str) -> tuple[int, ...]:
     if dims is not None:
         return tuple(dims)
     if ndim not in (1, 2, 3):
         raise ValueError(f"ndim must be 1, 2 or 3 (the number of transformed trailing axes), got {ndim!r}")
     if x.dim() < ndim:
-        raise ValueError(f"x must have at least {ndim} dimensions for ndim={ndim}, got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must have at least {ndim} dimensions for ndim={ndim}, got shape {tuple(x.shape)}")
     return tuple(range(-ndim, 0))
 
 
@@ -48,7 +48,7 @@ def fft_centered(x: torch.Tensor, ndim: int = 2, *, dims: Sequence[int] | None =
     torch.Tensor
         Complex k-space of ``x``'s shape, zero frequency at index ``n // 2``.
     """
-    axes = _axes(x, ndim, dims)
+    axes = _axes(x, ndim, dims, "x")
     if not axes:
         return x if x.is_complex() else x.to(torch.promote_types(x.dtype, torch.complex64))
     shifted = torch.fft.ifftshift(x, dim=axes)
@@ -74,7 +74,7 @@ def ifft_centered(k: torch.Tensor, ndim: int = 2, *, dims: Sequence[int] | None 
     torch.Tensor
         Complex image of ``k``'s shape.
     """
-    axes = _axes(k, ndim, dims)
+    axes = _axes(k, ndim, dims, "k")
     if not axes:
         return k if k.is_complex() else k.to(torch.promote_types(k.dtype, torch.complex64))
     shifted = torch.fft.ifftshift(k, dim=axes)

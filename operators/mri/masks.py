@@ -44,7 +44,7 @@ from collections.abc import Sequence
 
 import torch
 
-from invsolve._checks import check_int, check_shape
+from invsolve._checks import check_int, check_positive, check_shape
 from invsolve._random import make_generator
 
 __all__ = ["random_mask", "equispaced_fraction_mask", "poisson_disc_mask", "check_center_lines"]
@@ -266,13 +266,17 @@ def poisson_disc_mask(
     if isinstance(center_fraction, numbers.Real):
         fractions = (center_fraction, center_fraction)
     else:
-        fractions = tuple(center_fraction)
+        expected = f"center_fraction must be a number or a pair (f_1, f_2), got {center_fraction!r}"
+        if isinstance(center_fraction, (str, bytes)):
+            raise TypeError(expected)
+        try:
+            fractions = tuple(center_fraction)
+        except TypeError:
+            raise TypeError(expected) from None
         if len(fractions) != 2:
-            raise ValueError(f"center_fraction must be a number or a pair (f_1, f_2), got {center_fraction!r}")
+            raise ValueError(expected)
     fractions = tuple(_check_fraction(f, "center_fraction") for f in fractions)
-    tol = float(tol)
-    if not math.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    tol = check_positive(tol, "tol")
     max_iterations = check_int(max_iterations, "max_iterations")
 
     rho = []

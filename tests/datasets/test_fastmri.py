@@ -110,7 +110,8 @@ def test_read_multicoil_volume(files):
     assert volume.target.dtype == torch.float32 and volume.target.shape == (SLICES, 16, 16)
     assert torch.equal(volume.target, torch.from_numpy(raw["reconstruction_rss"]))
     assert volume.mask is None
-    assert volume.header == FastMRIHeader((32, 24, 1), (16, 16, 1), center=10, maximum=19)
+    assert volume.header == FastMRIHeader((32, 24, 1), (16, 16, 1), center=10, maximum=19, fov_mm=(280, 140, 4.5))
+    assert volume.header.pixel_mm == (280 / 32, 140 / 24)
     assert (volume.header.padding_left, volume.header.padding_right) == (PAD_LEFT, PAD_RIGHT)
     assert volume.header_xml == HEADER_XML
     assert volume.attrs == {"acquisition": "CORPD_FBK", "max": 0.75, "norm": 12.5, "patient_id": "abc123"}
@@ -152,7 +153,11 @@ def test_padding_rule_on_knee_like_numbers():
     header = FastMRIHeader((640, 372, 1), (320, 320, 1), center=170, maximum=333)
     assert (header.padding_left, header.padding_right) == (16, 350)
     assert int(header.acquired_columns(372).sum()) == 334
-    assert FastMRIHeader.from_xml(header.to_xml()) == header
+    assert FastMRIHeader.from_xml(header.to_xml()) == header and header.fov_mm is None and header.pixel_mm is None
+    with_fov = FastMRIHeader((640, 372, 1), (320, 320, 1), center=170, maximum=333, fov_mm=(280, 140.5, 0))
+    assert FastMRIHeader.from_xml(with_fov.to_xml()).fov_mm == (280.0, 140.5, 0.0)
+    with pytest.raises(ValueError, match=r"fov_mm must be a triple \(x, y, z\) of mm with x, y > 0"):
+        FastMRIHeader((640, 372, 1), (320, 320, 1), center=170, maximum=333, fov_mm=(280, 0, 4))
 
 
 def test_header_as_fixed_length_bytes(tmp_path):
@@ -355,6 +360,8 @@ def _bad_file(tmp_path, kind):
         _write_raw(path, header=HEADER_XML.replace(' xmlns="http://www.ismrm.org/ISMRMRD"', ""), **good)
     elif kind == "header_not_integer":
         _write_raw(path, header=HEADER_XML.replace("<maximum>19</maximum>", "<maximum>nineteen</maximum>"), **good)
+    elif kind == "header_fov":
+        _write_raw(path, header=HEADER_XML.replace("<x>280</x>", "<x>wide</x>"), **good)
     elif kind == "header_padding":
         _write_raw(path, header=HEADER_XML.replace("<maximum>19</maximum>", "<maximum>40</maximum>"), **good)
     return path
@@ -376,6 +383,7 @@ def _bad_file(tmp_path, kind):
         ("header_missing_center", ValueError, "no element encoding/encodingLimits/kspace_encoding_step_1/center"),
         ("header_no_namespace", ValueError, "in the namespace http://www.ismrm.org/ISMRMRD"),
         ("header_not_integer", ValueError, "must be an integer, found 'nineteen'"),
+        ("header_fov", ValueError, "encoding/encodedSpace/fieldOfView_mm/x must be a number, found 'wide'"),
         ("header_padding", ValueError, r"\[2, 43\).*outside the k-space width 24"),
     ],
 )

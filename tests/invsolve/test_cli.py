@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -148,3 +149,72 @@ def test_fit_gaussian_adds_the_fit_to_a_checkpoint(tmp_path, capsys):
     assert "invsolve fit-gaussian: error: rank must be at most min(N - 1, n) = min(9, 256)" in capsys.readouterr().err
     assert main(["fit-gaussian", str(config), str(tmp_path / "missing.pt"), "--no-progress"]) == 2
     assert "no prior checkpoint at" in capsys.readouterr().err
+
+
+def _fail_if_called(*args, **kwargs):
+    raise AssertionError("the command started computing before checking where it writes")
+
+
+@pytest.mark.parametrize("problem", ["ct", "inpainting"])
+@pytest.mark.parametrize("where", ["/proc/forbidden", "/proc", "below a file"])
+def test_demo_checks_its_output_folder_before_computing(tmp_path, capsys, monkeypatch, problem, where):
+    import invsolve.demo
+
+    if where.startswith("/proc") and not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux's /proc")
+    out = str(tmp_path / "a-file" / "demo") if where == "below a file" else where
+    (tmp_path / "a-file").write_text("in the way")
+    monkeypatch.setitem(invsolve.demo.DEMOS, problem, _fail_if_called)
+    assert main(["demo", problem, "--out", out, "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("invsolve demo: error: --out must be a folder") and repr(out) in error
+    assert ".tmp" not in error and "probe" not in error  # the user's path, never a temporary file
+    assert sorted(os.listdir(tmp_path)) == ["a-file"]
+
+
+def test_demo_functions_check_their_output_folder_first(tmp_path, monkeypatch):
+    import invsolve.demo
+
+    (tmp_path / "a-file").write_text("in the way")
+    monkeypatch.setattr(invsolve.demo, "pretrained", _fail_if_called)
+    monkeypatch.setattr(invsolve.demo, "ct_small_slice", _fail_if_called)
+    for run in (invsolve.demo.run_ct_demo, invsolve.demo.run_inpainting_demo):
+        with pytest.raises(ValueError, match="out_dir must be a folder .*a-file is a file, not a folder"):
+            run(tmp_path / "a-file" / "demo", progress=False)
+
+
+def test_reconstruct_checks_every_output_file_before_reading_anything(tmp_path, capsys, monkeypatch):
+    import invsolve.command_reconstruct
+
+    monkeypatch.setattr(invsolve.command_reconstruct, "load_prior_option", _fail_if_called)
+    monkeypatch.setattr(invsolve.command_reconstruct, "read_array", _fail_if_called)
+    (tmp_path / "r_std.npy").mkdir()  # where the std map would go
+    (tmp_path / "a-file").write_text("in the way")
+    base = ["reconstruct", "--operator", "ct-parallel", "--views", "8", "--input", "missing.npy", "--noise-std", "0.1"]
+    cases = {
+        str(tmp_path / "r.npy"): f"--out (its std file) must be a file to write, got '{tmp_path / 'r_std.npy'}', which is a folder",
+        str(tmp_path / "a-file" / "r.npy"): f"{tmp_path / 'a-file'} is a file, not a folder",
+    }
+    if os.path.isdir("/proc/self"):
+        cases["/proc/r.npy"] = "got '/proc/r.npy': cannot create files in /proc"
+    for out, message in cases.items():
+        assert main([*base, "--out", out]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("invsolve reconstruct: error: ") and message in error, error
+        assert ".tmp" not in error
+
+
+def test_reference_scores_have_a_data_range_or_are_refused_before_computing():
+    from invsolve.command_reconstruct import _reference_range
+
+    ramp = torch.arange(16.0).reshape(4, 4) - 3
+    assert _reference_range(ramp, "ref.npy", "ct-parallel") == 15.0  # max − min, the metrics' default
+    assert _reference_range(torch.full((4, 4), -0.5), "ref.npy", "ct-parallel") == 0.5  # constant: its magnitude
+    cases = [
+        (torch.zeros(4, 4), "ct-parallel", "--reference ref.npy is all zeros"),
+        (torch.full((4, 4), math.nan), "ct-parallel", "--reference ref.npy must be finite, got 16 NaN"),
+        (-torch.ones(4, 4), "mri", "--reference ref.npy must have a positive maximum"),
+    ]
+    for reference, operator, message in cases:
+        with pytest.raises(ValueError, match=message):
+            _reference_range(reference, "ref.npy", operator)

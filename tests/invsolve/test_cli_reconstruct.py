@@ -277,3 +277,32 @@ def test_a_preset_sets_the_samples_and_steps(ct_files, tmp_path, capsys):
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["steps"] == 4 and (tmp_path / "recon_std.npy").exists()  # the preset's 4 samples give a std map
+
+
+def test_an_interrupted_sampling_run_resumes_with_resume(ct_files, tmp_path, monkeypatch, capsys):
+    import invsolve.files
+
+    arguments = ["--operator", "ct-parallel", "--views", VIEWS, "--prior", ct_files / "ct16.pt", "--input",
+                 ct_files / "sino.npy", "--pixel-mm", PIXEL_MM, "--noise-std", 0.01, "--steps", 3, "--samples", 3]
+    code, _, stderr = _run(arguments + ["--out", tmp_path / "whole" / "r.npy"], capsys)
+    assert code == 0, stderr
+    uninterrupted = np.load(tmp_path / "whole" / "r.npy")
+
+    out = tmp_path / "r.npy"
+    with monkeypatch.context() as patched:  # the run is lost after its samples are drawn, while writing
+        patched.setattr(invsolve.files, "save_png", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            _run(arguments + ["--out", out], capsys)
+    assert sorted(os.listdir(tmp_path)) == [".r.samples.pt", "whole"]  # no output, the samples kept
+
+    code, _, stderr = _run(arguments + ["--out", out], capsys)  # not resumed by accident, nor overwritten
+    assert code == 2 and ".r.samples.pt holds the samples of an interrupted run" in stderr and "--resume" in stderr
+    from invsolve.samplers import Sampler
+
+    with monkeypatch.context() as patched:  # all three samples were kept: resuming draws none
+        patched.setattr(Sampler, "run", lambda *args, **kwargs: pytest.fail("a kept sample was drawn again"))
+        code, stdout, stderr = _run(arguments + ["--out", out, "--resume"], capsys)
+    assert code == 0, stderr
+    assert json.loads(stdout)["resumed"] is True
+    assert np.array_equal(np.load(out), uninterrupted)
+    assert sorted(os.listdir(tmp_path)) == ["r.npy", "r.png", "r_std.npy", "whole"]  # checkpoint gone
