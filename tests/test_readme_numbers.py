@@ -9,30 +9,18 @@ in ``tests/test_examples.py``, by the runs that test the examples, so nothing
 runs twice.
 """
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
+import readme_figures  # benchmarks/readme_figures.py, loaded by tests/conftest.py
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def _script():
-    """benchmarks/readme_figures.py as a module (one instance for every test file that loads it)."""
-    if "readme_figures" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("readme_figures", ROOT / "benchmarks" / "readme_figures.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["readme_figures"] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules["readme_figures"]
-
-
-readme_figures = _script()
 TABLES = {table.name: table for table in readme_figures.TABLES}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invsolve import metrics
@@ -34,16 +34,7 @@ from invsolve.priors import GaussianPrior
 from invsolve.reconstruct import reconstruct
 from invsolve.samplers import available_samplers, get_sampler
 
-settings.register_profile(
-    "invsolve-properties",
-    derandomize=True,  # the same cases on every run: CI stays deterministic
-    database=None,
-    deadline=None,
-    max_examples=40,
-    print_blob=False,
-    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture),
-)
-PROFILE = settings.get_profile("invsolve-properties")
+PROFILE = settings.get_profile("invsolve-properties")  # registered in tests/conftest.py
 
 DOCUMENTED = (TypeError, ValueError)
 REFUSED_DTYPES = st.sampled_from([torch.float16, torch.bfloat16, torch.int64, torch.bool])

@@ -18,7 +18,7 @@ import warnings
 
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from invsolve.operators import (
@@ -38,16 +38,7 @@ from invsolve.operators import (
 from invsolve.operators.ct import FanBeam2D, FilteredBackProjection, ParallelBeam2D, RayTransform, fbp
 from invsolve.operators.mri import CartesianMRI, equispaced_fraction_mask, poisson_disc_mask, random_mask
 
-settings.register_profile(
-    "invsolve-properties",
-    derandomize=True,  # the same cases on every run: CI stays deterministic
-    database=None,
-    deadline=None,
-    max_examples=40,
-    print_blob=False,
-    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large),
-)
-PROFILE = settings.get_profile("invsolve-properties")
+PROFILE = settings.get_profile("invsolve-properties")  # registered in tests/conftest.py
 
 #: the exceptions the entry points document for bad input
 DOCUMENTED = (TypeError, ValueError)
