@@ -12,7 +12,8 @@ The pieces of the command, usable on their own:
   the image written (units, magnitude, scaling).
 * :func:`reconstruct_files` is the whole command: it checks everything it can
   before the (slow) reconstruction, then writes every output to a temporary
-  file and renames them all at the end, so a failure leaves no output.
+  file and renames them all at the end (:mod:`invsolve.output_files`), so a
+  failure leaves no output.
 
 Array conventions: arrays are used in the index order the file stores
 (NumPy's for ``.npy`` and HDF5, nibabel's for NIfTI, ``pixel_array[row,
@@ -24,11 +25,8 @@ same order, so reading an output back gives the same array.
 
 from __future__ import annotations
 
-import gzip
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,17 +38,16 @@ import torch
 from invsolve._checks import check_finite, check_output_file
 from invsolve.presets import preset_settings
 from invsolve.measurement_files import REFERENCE_DATASETS, ArrayFile, read_array, read_npy, select_plane
+from invsolve.output_files import StagedFiles, output_paths, output_suffix, write_image
 
 __all__ = [
     "OPERATORS",
     "DEFAULT_PRIORS",
-    "OUTPUT_SUFFIXES",
     "Prepared",
     "load_prior_option",
     "parse_hyperparameters",
     "prepare_ct",
     "prepare_mri",
-    "output_paths",
     "reconstruct_files",
 ]
 
@@ -59,7 +56,6 @@ OPERATORS = ("ct-parallel", "mri")
 #: the embedded prior used when none is named
 DEFAULT_PRIORS = {"ct-parallel": "ct-ellipses", "mri": "mri-brain"}
 #: output formats, by the end of the ``--out`` file name
-OUTPUT_SUFFIXES = (".nii.gz", ".nii", ".h5", ".hdf5", ".npy")
 #: millimetres per length unit of attenuation priors (unit "1/mm", "1/cm", "1/m")
 _MM_PER_LENGTH = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 _MASK_SPEC = re.compile(r"(random|equispaced):([0-9.]+):([0-9.]+)")
@@ -455,107 +451,6 @@ def prepare_mri(
     return Prepared(y * view.scale, view.operator, sigma * view.scale, finish, "k-space a.u.", spacing, details)
 
 
-# -- writing ---------------------------------------------------------------------------------------
-
-
-def _split_suffix(path: Path) -> tuple[Path, str]:
-    name = path.name.lower()
-    for suffix in OUTPUT_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return path.with_name(path.name[: -len(suffix)]), path.name[-len(suffix) :]
-    raise ValueError(f"--out {path}: unknown output type; expected a file name ending in {', '.join(OUTPUT_SUFFIXES)}")
-
-
-def output_paths(out: str | os.PathLike) -> dict[str, Path]:
-    """The files written for ``--out``: ``mean`` (``out`` itself), ``std``, ``png`` and ``metrics`` beside it.
-
-    ``recon.nii.gz`` gives ``recon_std.nii.gz``, ``recon.png`` and ``recon_metrics.json``,
-    and, while a run of several samples is under way, the hidden checkpoint
-    ``.recon.samples.pt`` (removed once the outputs are written).
-    """
-    path = Path(out)
-    stem, suffix = _split_suffix(path)
-    return {
-        "mean": path,
-        "std": stem.with_name(f"{stem.name}_std{suffix}"),
-        "png": stem.with_name(f"{stem.name}.png"),
-        "metrics": stem.with_name(f"{stem.name}_metrics.json"),
-        "checkpoint": stem.with_name(f".{stem.name}.samples.pt"),
-    }
-
-
-def _write_image(
-    path: Path,
-    suffix: str,
-    image: torch.Tensor,
-    spacing: tuple[float, float] | None,
-    dataset: str,
-    attrs: Mapping[str, Any],
-) -> None:
-    """Write a real ``(H, W)`` image as ``suffix`` (the target's format) to ``path``."""
-    array = image.detach().cpu().to(torch.float32).numpy()
-    suffix = suffix.lower()
-    if suffix == ".npy":
-        with open(path, "wb") as handle:
-            np.save(handle, array)
-    elif suffix in (".nii", ".nii.gz"):
-        import nibabel
-
-        affine = np.eye(4)
-        if spacing is not None:
-            affine[0, 0], affine[1, 1] = spacing
-        nifti = nibabel.Nifti1Image(array, affine)
-        if spacing is not None:
-            nifti.header.set_xyzt_units("mm")
-        content = nifti.to_bytes()
-        path.write_bytes(gzip.compress(content, mtime=0) if suffix == ".nii.gz" else content)
-    else:
-        import h5py
-
-        with h5py.File(path, "w") as file:
-            written = file.create_dataset(dataset, data=array)
-            for key, value in attrs.items():
-                written.attrs[key] = value
-            if spacing is not None:
-                written.attrs["spacing_mm"] = np.asarray(spacing, dtype=np.float64)
-
-
-class _StagedFiles:
-    """Files written to temporaries beside their targets, renamed into place together by :meth:`commit`."""
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[Path, Path]] = []
-        self._created: list[Path] = []
-
-    def write(self, target: Path, writer: Callable[[Path], None]) -> None:
-        missing = [folder for folder in [target.parent, *target.parent.parents] if not folder.exists()]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._created.extend(missing)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(handle)
-        self._pending.append((Path(temporary), target))
-        writer(Path(temporary))
-
-    def commit(self) -> None:
-        mask = os.umask(0)
-        os.umask(mask)
-        for temporary, _ in self._pending:
-            os.chmod(temporary, 0o666 & ~mask)  # mkstemp creates 0600 files
-        for temporary, target in self._pending:
-            os.replace(temporary, target)
-        self._pending.clear()
-
-    def discard(self) -> None:
-        for temporary, _ in self._pending:
-            temporary.unlink(missing_ok=True)
-        self._pending.clear()
-        for folder in self._created:  # innermost first
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
-
-
 def _reference_range(reference: torch.Tensor, source: str, operator: str) -> float:
     """The data range of PSNR and SSIM against ``--reference``: its max − min.
 
@@ -754,7 +649,7 @@ def reconstruct_files(
     mean, std = prepared.finish(result)
     metrics = None if truth is None else _metrics(mean, truth, operator, data_range)
 
-    suffix = _split_suffix(paths["mean"])[1]
+    suffix = output_suffix(paths["mean"])
     attrs = {
         "sampler": sampler,
         "prior": prior_name,
@@ -768,13 +663,13 @@ def reconstruct_files(
     mean_attrs = {**attrs, "quantity": "posterior mean" if samples > 1 else "reconstruction"}
     std_attrs = {**attrs, "quantity": "posterior standard deviation"}
     previews, titles = [mean], [f"{'mean' if samples > 1 else 'reconstruction'} ({prepared.unit})"]
-    staged = _StagedFiles()
+    staged = StagedFiles()
     try:
         staged.write(
-            paths["mean"], lambda tmp: _write_image(tmp, suffix, mean, prepared.spacing, "reconstruction", mean_attrs)
+            paths["mean"], lambda tmp: write_image(tmp, suffix, mean, prepared.spacing, "reconstruction", mean_attrs)
         )
         if std is not None:
-            staged.write(paths["std"], lambda tmp: _write_image(tmp, suffix, std, prepared.spacing, "std", std_attrs))
+            staged.write(paths["std"], lambda tmp: write_image(tmp, suffix, std, prepared.spacing, "std", std_attrs))
             written.append(paths["std"])
             previews.append(std)
             titles.append(f"posterior std ({prepared.unit})")
