@@ -71,6 +71,8 @@ PACKAGE_DIRS = {
     "invsolve/priors": "priors",
     "invsolve/datasets": "datasets",
 }
+#: files beside the package that the tests read (tests/conftest.py loads benchmarks/readme_figures.py)
+SUPPORT = ("benchmarks", "configs", "examples", "README.md")
 #: mutmut exit codes (mutmut.stats.status_by_exit_code) grouped as reported here
 STATUS = {
     **{code: "killed" for code in (1, 3)},
@@ -182,7 +184,7 @@ def staged_pyproject(target: Target, baseline: bool = False, deselect: tuple[str
     text = (ROOT / "pyproject.toml").read_text()
     settings = dict(tomllib.loads(text).get("tool", {}).get("mutmut", {}))
     settings["pytest_add_cli_args"] = [*settings.get("pytest_add_cli_args", []), "-p", THREAD_PLUGIN]
-    settings["also_copy"] = [*settings.get("also_copy", []), THREAD_PLUGIN + ".py"]
+    settings["also_copy"] = [*settings.get("also_copy", []), THREAD_PLUGIN + ".py", *SUPPORT]
     settings["only_mutate"] = list(target.files)
     settings["pytest_add_cli_args_test_selection"] = selected_tests(target, baseline, deselect)
     lines, skipping = [], False
@@ -201,6 +203,11 @@ def stage(target: Target, folder: Path, baseline: bool, deselect: tuple[str, ...
     for staged, source in PACKAGE_DIRS.items():
         shutil.copytree(ROOT / source, folder / staged, ignore=ignore, dirs_exist_ok=True)
     shutil.copytree(ROOT / "tests", folder / "tests", ignore=ignore)
+    for name in SUPPORT:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "results"))
+        elif (ROOT / name).exists():
+            shutil.copy2(ROOT / name, folder / name)
     (folder / "pyproject.toml").write_text(staged_pyproject(target, baseline, deselect))
     (folder / (THREAD_PLUGIN + ".py")).write_text(THREAD_PLUGIN_SOURCE)
 

@@ -146,3 +146,88 @@ def test_non_finite_inputs_are_refused_by_name(bad):
         rmse(pair["image"], pair["reference"])
     with pytest.raises(TypeError, match=rf"^{bad} must be a floating-point or complex tensor"):
         rmse(*[value.to(torch.int64) if name == bad else value for name, value in pair.items()])
+
+
+HUGE = 1e200  # squares overflow float64
+
+
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("rmse", lambda a, b: rmse(a, b)),
+        ("nmse", lambda a, b: nmse(a, b)),
+        ("psnr", lambda a, b: psnr(a, b)),
+        ("ssim", lambda a, b: ssim(a, b)),
+        ("fastmri_nmse", lambda a, b: fastmri_nmse(b[0, 0], a[0, 0])),
+        ("fastmri_psnr", lambda a, b: fastmri_psnr(b[0, 0], a[0, 0])),
+        ("fastmri_ssim", lambda a, b: fastmri_ssim(b[0, 0], a[0, 0])),
+    ],
+)
+def test_scores_that_overflow_float64_are_refused_by_name(name, call):
+    image, reference = _pair((1, 1, 8, 8))
+    message = (
+        rf"^{name} is not finite for these inputs: their magnitudes \(or data_range/maxval\) over- or underflow "
+        r"float64; rescale the images$"
+    )
+    with pytest.raises(ValueError, match=message):
+        call(image * HUGE, reference)
+
+
+def test_constant_references_need_a_data_range_for_psnr_and_ssim():
+    image, reference = _pair((2, 1, 8, 8))
+    reference[1] = 0.5
+    for function in (psnr, ssim):
+        with pytest.raises(ValueError, match=(
+            r"^data_range must be given for a constant reference: item 1 has max − min = 0, which leaves the score "
+            r"undefined; pass data_range \(the range of values the images can take\)$"
+        )):
+            function(image, reference)
+        assert bool(torch.isfinite(function(image, reference, data_range=1.0)).all())
+
+
+def test_inputs_on_two_devices_are_refused():
+    with pytest.raises(ValueError, match=r"^image and reference must be on one device, got cpu and meta$"):
+        rmse(torch.zeros(1, 2), torch.zeros(1, 2, device="meta"))
+    with pytest.raises(ValueError, match=r"^gt and pred must be on one device, got meta and cpu$"):
+        fastmri_nmse(torch.zeros(2, 2, device="meta"), torch.zeros(2, 2))
+
+
+def test_fastmri_nmse_of_complex_and_mixed_volumes():
+    gt = torch.complex(torch.rand(2, 4, 4, dtype=torch.float64), torch.rand(2, 4, 4, dtype=torch.float64))
+    energy = float((gt.abs() ** 2).sum())
+    assert float(fastmri_nmse(gt, gt + 0.1j)) == pytest.approx(32 * 0.01 / energy)
+    real = gt.real.clone()
+    assert float(fastmri_nmse(real, gt)) == pytest.approx(float((gt.imag**2).sum()) / float((real**2).sum()))
+    assert float(fastmri_nmse(gt, real)) == pytest.approx(float((gt.imag**2).sum()) / energy)
+
+
+def test_float32_volumes_are_compared_in_float64():
+    gt = torch.full((1, 4, 4), 1e20, dtype=torch.float32)
+    assert float(fastmri_nmse(gt, gt * 1.5)) == pytest.approx(0.25)
+    assert float(fastmri_nmse(gt * 1.5, gt)) == pytest.approx(0.25 / 2.25)
+
+
+def test_float32_images_give_float32_psnr_and_ssim_computed_in_float64():
+    image, reference = _pair((2, 1, 9, 9))
+    for function in (psnr, ssim):
+        single = function(image.float(), reference.float())
+        assert single.dtype == torch.float32
+        torch.testing.assert_close(single, function(image.float().double(), reference.float().double()).float())
+
+
+def test_ssim_refuses_complex_input_before_looking_at_shapes():
+    image = torch.zeros(1, 1, 9, 9, dtype=torch.complex64)
+    with pytest.raises(TypeError, match=r"^image must be a floating-point tensor, got dtype torch\.complex64$"):
+        ssim(image, torch.zeros(1, 1, 9, 8))
+    with pytest.raises(TypeError, match=r"^reference must be a floating-point tensor, got dtype torch\.complex64$"):
+        ssim(torch.zeros(1, 1, 9, 9), image[..., :8])
+
+
+def test_ssim_of_large_float32_images_runs_in_float64():
+    """The moments x², y², xy of 1e20-sized images overflow float32; SSIM is scale-free when
+    the data range scales with the images."""
+    image, reference = _pair((1, 1, 9, 9))
+    big = ssim(image.float() * 1e20, reference.float() * 1e20, data_range=1e20)
+    torch.testing.assert_close(big, ssim(image.float(), reference.float(), data_range=1.0))
+    big = fastmri_ssim(reference[0].float() * 1e20, image[0].float() * 1e20, maxval=1e20)
+    torch.testing.assert_close(big, fastmri_ssim(reference[0].float(), image[0].float(), maxval=1.0))

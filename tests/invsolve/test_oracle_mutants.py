@@ -5,13 +5,14 @@ posterior with the exact wording of their refusals."""
 
 import math
 import re
+import time
 
 import pytest
 import torch
 
 import invsolve
 from invsolve.oracle import ORACLE_SETTINGS, PNP_DM_RHO_MIN, gaussian_posterior, oracle_moments, oracle_problem, run_oracle
-from invsolve.operators import ComplexAsChannels, GaussianNoise, Mask, MatrixOperator
+from invsolve.operators import ComplexAsChannels, GaussianNoise, Mask, MatrixOperator, random_pixel_mask
 from invsolve.operators.ct import ParallelBeam2D, RayTransform, sparse_view_angles
 from invsolve.operators.mri import CartesianMRI
 from invsolve.priors import EDMSchedule, GaussianPrior
@@ -37,8 +38,10 @@ def test_the_oracle_problems_are_the_documented_ones(name, shape, mean, noise_st
     assert cov[0, 0] == pytest.approx(1.0, rel=1e-3)
     if name == "mask":
         assert isinstance(problem.operator, Mask) and int(problem.operator.mask.sum()) == 72  # half of 144
+        assert torch.equal(problem.operator.mask, random_pixel_mask((12, 12), missing_fraction=0.5, seed=0))
     elif name == "ct":
         transform = RayTransform(ParallelBeam2D((8, 8), sparse_view_angles(12))).double()
+        assert tuple(problem.operator.out_shape) == tuple(transform.out_shape)  # sinograms, not flat vectors
         torch.testing.assert_close(problem.operator.to_dense(torch.float64), transform.to_dense(), rtol=0, atol=1e-12)
     else:
         full = CartesianMRI(torch.ones(8, dtype=torch.bool), shape=(8, 8)) @ ComplexAsChannels((1, 8, 8))
@@ -53,7 +56,8 @@ def test_the_oracle_problems_are_the_documented_ones(name, shape, mean, noise_st
 
 def test_an_oracle_problem_takes_the_schedule_and_refuses_unknown_names():
     schedule = EDMSchedule()
-    assert oracle_problem("mask", schedule).prior.schedule is schedule
+    for name in ("mask", "ct", "mri"):
+        assert oracle_problem(name, schedule).prior.schedule is schedule
     with pytest.raises(ValueError, match=r"^unknown oracle problem 'cone'; known: mask, ct, mri$"):
         oracle_problem("cone")
 
@@ -72,13 +76,19 @@ def test_moments_of_two_symmetric_samples_by_hand():
     assert moments["trace_ratio"] == pytest.approx(float(2 * (v**2).sum() / variances.sum()))
     # eigenvalues ascending 1, 4, 9 along pixels 1, 0, 2
     assert moments["top_variance_ratios"] == pytest.approx([2 * 4.0 / 1.0, 2 * 1.0 / 4.0, 2 * 9.0 / 9.0])
+    # samples in float32 (a sampler's dtype) are read in float64
+    for key, value in oracle_moments(samples.float(), mean.reshape(1, 1, 3), cov).items():
+        assert value == pytest.approx(moments[key], rel=1e-6), key
 
 
 @pytest.mark.parametrize("sampler, problem_name", [("red-diff", "mask"), ("pnp-dm", "ct")])
-def test_run_oracle_records_the_reconstruction_it_ran(monkeypatch, sampler, problem_name):
+def test_run_oracle_records_the_reconstruction_it_ran(monkeypatch, capsys, sampler, problem_name):
     settings = {"red-diff": ({"steps": 10}, 3), "pnp-dm": ({"steps": 3, "rho_start": 1.0, "denoise_steps": 2}, 3)}[sampler]
     monkeypatch.setitem(ORACLE_SETTINGS, sampler, settings)
+    started = time.perf_counter()
     record = run_oracle(sampler, problem_name, seed=5)
+    assert 0 < record["seconds"] < time.perf_counter() - started
+    assert capsys.readouterr().err == ""  # no progress bar
     expected_settings = dict(settings[0])
     schedule = None
     if sampler == "pnp-dm":
@@ -100,6 +110,7 @@ def test_run_oracle_records_the_reconstruction_it_ran(monkeypatch, sampler, prob
         assert record["single_run_error"] == pytest.approx(single / float(problem.std.pow(2).mean().sqrt()), rel=1e-9)
     else:
         assert "single_run_error" not in record
+    assert run_oracle(sampler, problem_name)["mean_error"] == run_oracle(sampler, problem_name, seed=0)["mean_error"]
 
 
 def test_run_oracle_refuses_a_sampler_without_settings():
@@ -145,12 +156,28 @@ def test_noise_std_whose_square_is_a_positive_float64_number():
             gaussian_posterior(prior, operator, y, noise_std)
 
 
+def test_a_prior_whose_buffers_became_non_finite_is_refused():
+    prior, operator = _identity_case((1, 2, 2))
+    y = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    prior.mean_network[0] = math.nan
+    with pytest.raises(ValueError, match=r"^prior\.mean must be finite"):
+        gaussian_posterior(prior, operator, y, 0.1)
+    prior, _ = _identity_case((1, 2, 2))
+    prior.eigenvalues[0] = math.inf
+    with pytest.raises(ValueError, match=r"^prior\.cov must be finite"):
+        gaussian_posterior(prior, operator, y, 0.1)
+
+
 def test_a_noise_std_below_rounding_for_repeated_rows_is_refused():
     """Two identical rows make AΣAᵀ singular; σ² = 1e-18 is below its rounding."""
     prior = GaussianPrior.squared_exponential((1, 2, 2), length_scale=1.0, mean=0.0)
     row = torch.tensor([1.0, 0.5, 0.0, 0.0], dtype=torch.float64)
     operator = MatrixOperator(torch.stack([row, row]), (1, 2, 2))
-    with pytest.raises(ValueError, match=r"^noise_std=1e-09 is too small for this prior and operator: the innovation covariance"):
+    message = (
+        r"^noise_std=1e-09 is too small for this prior and operator: the innovation covariance AΣAᵀ \+ σ²I is not "
+        r"positive definite in float64 \(rows of A that see nothing need σ > 0 well above rounding\); give a larger noise_std$"
+    )
+    with pytest.raises(ValueError, match=message):
         gaussian_posterior(prior, operator, torch.ones(1, 2, dtype=torch.float64), 1e-9)
     mean, _ = gaussian_posterior(prior, operator, torch.ones(1, 2, dtype=torch.float64), 1e-3)
     assert bool(torch.isfinite(mean).all())

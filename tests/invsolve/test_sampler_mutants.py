@@ -86,24 +86,24 @@ def test_red_diff_hyperparameters_enter_as_in_the_paper(hyperparameters, by_hand
 
 
 def test_dds_least_squares_step_is_the_closed_form_with_its_weight():
-    """A = 2·M (a mask, ‖A‖ = 2): with γ the weight is w = γ‖A‖², and the data step of
+    """A = 3·M (a mask, ‖A‖ = 3): with γ the weight is w = γ‖A‖², and the data step of
     Chung et al. 2024 (CG, converged: AᴴA has two eigenvalues) is per pixel
-    argmin ½(y − 2x)² + (w/2)(x − a)² = (2y + w·a)/(4 + w) where observed, a elsewhere,
+    argmin ½(y − 3x)² + (w/2)(x − a)² = (3y + w·a)/(9 + w) where observed, a elsewhere,
     with a = x̂₀ of the state before the step (physical units)."""
     oracle = oracle_problem("mask")
     mask = oracle.operator.mask
-    operator = 2.0 * oracle.operator
-    y = 2.0 * oracle.y
+    operator = 3.0 * oracle.operator
+    y = 3.0 * oracle.y
     problem = Problem(y, GaussianLikelihood(operator, oracle.noise_std))
     prior, gamma = oracle.prior, 0.3
-    weight = gamma * 4.0
+    weight = gamma * 9.0
     steps = []
     sampler = get_sampler("dds", gamma=gamma, eta=0.5)
     sampler.run(problem, prior, steps=6, generator=torch.Generator().manual_seed(2), callback=steps.append)
     state = prior.initial_noise(1, torch.Generator().manual_seed(2))
     for step in steps:
         anchor = prior.to_physical(prior.predict(state, step.time)[0])
-        expected = torch.where(mask, (2 * y + weight * anchor) / (4 + weight), anchor)
+        expected = torch.where(mask, (3 * y + weight * anchor) / (9 + weight), anchor)
         torch.testing.assert_close(step.estimate, expected, rtol=0, atol=1e-9)
         state = step.state
 

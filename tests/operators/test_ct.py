@@ -36,17 +36,6 @@ def _geometries(angle_set: str):
     ]
 
 
-def _blobs(shape, extent, dtype=torch.float64) -> torch.Tensor:
-    """Smooth, asymmetric phantom: two Gaussian blobs, shape ``(H, W)``."""
-    height, width = shape
-    x = ((torch.arange(height, dtype=dtype) + 0.5) / height - 0.5) * extent[0]
-    y = ((torch.arange(width, dtype=dtype) + 0.5) / width - 0.5) * extent[1]
-    x, y = x[:, None], y[None, :]
-    return torch.exp(-((x - 0.25) ** 2 / 0.12 + (y + 0.1) ** 2 / 0.05)) + 0.6 * torch.exp(
-        -((x + 0.3) ** 2 + (y - 0.35) ** 2) / 0.04
-    )
-
-
 @pytest.mark.parametrize("angle_set", sorted(ANGLE_SETS))
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_dot_test(angle_set, dtype, tol):
@@ -81,10 +70,10 @@ def test_shapes_batches_and_channels(geometry_index):
 
 
 @pytest.mark.parametrize("geometry_index", [0, 1, 2])
-def test_float32_matches_float64(geometry_index):
+def test_float32_matches_float64(geometry_index, blobs):
     geometry = _geometries("irregular")[geometry_index]
     op = RayTransform(geometry)
-    x = _blobs(geometry.image_shape, geometry.extent)[None, None]
+    x = blobs(geometry.image_shape, geometry.extent)[None, None]
     torch.testing.assert_close(op(x.float()).double(), op(x), rtol=1e-4, atol=1e-5)
 
 
@@ -138,11 +127,11 @@ def test_to_odl_geometry_matches():
         "parallel-wide-detector",
     ],
 )
-def test_agrees_with_odl_astra_cpu(make):
+def test_agrees_with_odl_astra_cpu(make, blobs):
     from odl.applications import tomo
 
     geometry = make()
-    phantom = _blobs(geometry.image_shape, geometry.extent)
+    phantom = blobs(geometry.image_shape, geometry.extent)
     ours = RayTransform(geometry)(phantom[None, None])[0, 0].numpy()
     space, odl_geometry = geometry.to_odl()
     reference = tomo.RayTransform(space, odl_geometry, impl="astra_cpu")(phantom.numpy().astype("float32"))
