@@ -434,6 +434,11 @@ def odl_angle_partition(angles: torch.Tensor):
     import odl
 
     values = angles.numpy()
+    if values.size > 1 and not (values[1:] > values[:-1]).all():
+        raise ValueError(
+            "to_odl() needs the angles in increasing order (ODL's partitions are sorted, and its sinogram rows "
+            f"follow them); got {values.tolist()}: build the geometry with sorted angles to pair it with ODL"
+        )
     if values.size == 1:
         return odl.nonuniform_partition(values, min_pt=values[0] - 0.5, max_pt=values[0] + 0.5)
     return odl.nonuniform_partition(values)

@@ -339,3 +339,11 @@ def test_refuses_what_it_cannot_wrap():
     custom = reco_space.tspace_type(partition.shape, dtype="float32", inner=lambda a, b: 2.0)
     with pytest.raises(ValueError, match="ConstWeighting or ArrayWeighting"):
         transform.as_odl_operator(DiscretizedSpace(partition, custom))
+
+
+def test_unsorted_angles_are_refused_with_a_clear_message():
+    geometry = ParallelBeam2D((16, 16), torch.tensor([0.0, 1.7, 0.3]))
+    with pytest.raises(ValueError, match=r"to_odl\(\) needs the angles in increasing order"):
+        geometry.to_odl()
+    with pytest.raises(ValueError, match="increasing order"):
+        RayTransform(geometry).as_odl_operator()
