@@ -129,8 +129,9 @@ def reconstruct(
         so far and the random generator's state are written to this file
         (atomically; :mod:`invsolve.sample_checkpoint`).  If the file exists
         and holds the start of this same run (same ``y``, operator, prior,
-        sampler settings and seed), only the missing samples are drawn, and
-        the result equals an uninterrupted run's.  The file is left in place;
+        sampler settings and seed), only the missing samples are drawn, from
+        the random state the file kept, and the result equals an
+        uninterrupted run's.  The file is left in place;
         delete it once the result is safe.  Not with ``trajectory=True``.
     **hyperparameters
         Passed to the sampler (e.g. ``eta=0.5`` for DDS).
@@ -191,7 +192,7 @@ def reconstruct(
             raise ValueError("trajectory=True cannot be resumed from a checkpoint: pass one of them, not both")
         settings = {
             "sampler": sampler, "hyperparameters": chosen.hyperparameters(), "steps": steps, "n_samples": n_samples,
-            "per_run": per_run, "seed": seed if isinstance(seed, int) else repr(seed), "noise_std": likelihood.noise_std,
+            "per_run": per_run, "seed": seed if isinstance(seed, int) or seed is None else "torch.Generator", "noise_std": likelihood.noise_std,
             "start_time": start_time,
         }
         store = SampleCheckpoint(checkpoint, run_fingerprint(y, operator, prior, condition, settings))
