@@ -40,11 +40,15 @@ _WRITER = textwrap.dedent(
 
 def _interrupt_mid_write(target: Path, sig: signal.Signals) -> int:
     """Run the slow writer on ``target``, send ``sig`` once part of the content is on disk; its exit code."""
+    # run outside the checkout: there, `python -c` would import the source folder invsolve/, not the installed package
     process = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [sys.executable, "-c", _WRITER, str(target)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=target.parent,
     )
     try:
-        assert process.stdout.readline().strip() == "writing", "the writer did not reach its write"
+        if process.stdout.readline().strip() != "writing":
+            process.kill()
+            pytest.fail(f"the writer did not reach its write: {process.communicate()[1]}")
         partial = [path for path in target.parent.iterdir() if path.name.startswith(f".{target.name}.")]
         assert len(partial) == 1 and partial[0].stat().st_size > 0, "the content being written is not on disk"
         process.send_signal(sig)
