@@ -16,8 +16,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from invsolve import tv_reconstruct
 from invsolve.datasets import CT_SMALL_PIXEL_MM, ct_small_slice
 from invsolve.files import save_json, save_png

@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +75,11 @@ from .filters import (
     padded_length,
 )
 from .geometry import check_angles, odl_angle_partition, odl_reco_space
+
+if TYPE_CHECKING:  # ODL is imported only where it is used (it changes process-wide SciPy settings)
+    import odl
+
+    from .odl_operator import OdlRayTransform
 
 __all__ = ["ConeBeam3D", "ConeBeamTransform"]
 

@@ -70,6 +70,7 @@ chunks of views, and the same code runs on CPU and CUDA.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +79,11 @@ from invsolve._checks import check_int
 
 from ..base import KernelOperator
 from .geometry import Geometry2D, ParallelBeam2D
+
+if TYPE_CHECKING:  # ODL is imported only where it is used (it changes process-wide SciPy settings)
+    import odl
+
+    from .odl_operator import OdlRayTransform
 
 __all__ = ["RayTransform"]
 
