@@ -62,17 +62,25 @@ GRIDS = {
     "ct-sparse": {
         "dds": {"steps": [50, 100], "cg_iterations": [5, 10], "n_samples": [4]},
         "dps": {"steps": [250], "step_size": [0.03, 0.1, 0.3], "n_samples": [1]},
+        "dpir": {"steps": [50, 100, 200], "regularization": [0.01, 0.03, 0.1, 0.3],
+                 "highest_level": [0.05, 0.1, 0.15, 0.25], "cg_iterations": [30], "n_samples": [1]},
     },
     "ct-limited": {
         "dds": {"steps": [100], "cg_iterations": [5, 10, 20, 40], "n_samples": [4]},
+        "dpir": {"steps": [100], "regularization": [0.03, 0.1, 0.3], "highest_level": [0.15, 0.5, 1.5],
+                 "cg_iterations": [30], "n_samples": [1]},
     },
     "mri-cartesian": {
         "dds": {"steps": [50, 100], "cg_iterations": [1, 2, 5, 10], "n_samples": [4]},
         "diffpir": {"steps": [100], "regularization": [1.0, 7.0, 30.0], "n_samples": [4]},
+        "dpir": {"steps": [100], "regularization": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0], "highest_level": [0.1, 0.25, 0.5],
+                 "cg_iterations": [30], "n_samples": [1]},
     },
     "inpainting": {
         "dds": {"steps": [50, 100], "cg_iterations": [5], "n_samples": [4]},
         "diffpir": {"steps": [100], "regularization": [1.0, 7.0, 30.0], "n_samples": [4]},
+        "dpir": {"steps": [100], "regularization": [0.03, 0.1, 0.3, 1.0], "highest_level": [0.25, 0.5, 1.0],
+                 "n_samples": [1]},
     },
 }
 

@@ -100,7 +100,7 @@ def reconstruct(
         Reconstructions per measurement (the preset's, else 1).  With more than one, ``image`` is
         their mean and ``std`` their per-pixel standard deviation (for
         samplers that draw posterior samples; point estimators report
-        ``run_spread`` instead).
+        ``run_spread`` instead).  Deterministic samplers (``dpir``) take 1 only.
     seed : int or torch.Generator or None
         Seed of all random draws (``None``: not reproducible).
     progress : bool
@@ -175,6 +175,11 @@ def reconstruct(
         y = y.unsqueeze(0)
     problem = Problem(y, likelihood, condition)
     n_samples = check_int(n_samples, "n_samples")
+    if chosen.deterministic and n_samples > 1:
+        raise ValueError(
+            f"sampler {sampler!r} is deterministic: every run gives the same image, so n_samples must be 1, "
+            f"got {n_samples}"
+        )
     steps = check_int(chosen.default_steps if steps is None else steps, "steps")
     chosen.check(problem, prior, steps, start_time)
     batch = y.shape[0]

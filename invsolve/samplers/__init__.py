@@ -2,7 +2,7 @@
 
 Every sampler shares one interface (:class:`Sampler`, :class:`Problem`,
 :class:`SamplerResult`; docs/design.md): RED-Diff and DPS, the CG-based DDS
-and DiffPIR, the annealed DAPS, and the asymptotically exact split Gibbs
+and DiffPIR, the plug-and-play point estimator DPIR, the annealed DAPS, and the asymptotically exact split Gibbs
 sampler PnP-DM.
 """
 
@@ -10,6 +10,7 @@ from .base import Sampler, SamplerResult, SamplerStep, available_samplers, get_s
 from .daps import DAPS
 from .dds import DDS
 from .diffpir import DiffPIR
+from .dpir import DPIR
 from .dps import DPS
 from .pnp_dm import PnPDM
 from .problem import Problem
@@ -27,6 +28,7 @@ __all__ = [
     "DPS",
     "DDS",
     "DiffPIR",
+    "DPIR",
     "DAPS",
     "PnPDM",
 ]

@@ -109,6 +109,8 @@ class Sampler:
     #: whether repeated runs draw different posterior samples (DPS) or
     #: estimate one point (RED-Diff): only samples give a posterior std
     draws_samples: ClassVar[bool] = True
+    #: whether the method draws nothing at all, so that every run gives the same image (DPIR)
+    deterministic: ClassVar[bool] = False
     #: whether the method starts from pure noise and so takes ``start_time``
     #: (a warm start from the closed-form Gaussian posterior)
     takes_start_time: ClassVar[bool] = False
