@@ -288,7 +288,7 @@ def test_a_preset_refuses_what_it_was_not_tuned_for(setup, preset, sampler, mess
     if message is None:  # the right instrument, but a sampler the sweep did not cover
         operator = RayTransform(ParallelBeam2D((6, 6), sparse_view_angles(4))).double()
         y = operator(prior.sample_exact(1, seed=0))
-        message = "preset 'ct-sparse' has no validated settings for sampler 'daps'; its sweep covered: dds, dps, red-diff"
+        message = "preset 'ct-sparse' has no validated settings for sampler 'daps'; its sweep covered: dds, dpir, dps, red-diff"
     with pytest.raises(ValueError, match=message):
         invsolve.reconstruct(y, operator, prior, sampler, noise_std=0.01, preset=preset, progress=False)
 
