@@ -13,8 +13,9 @@ wall seconds per job) in ``benchmarks/results/readme_figures.json`` (see
 ========================  ==============================================  ===================================
 job                       runs                                            writes
 ========================  ==============================================  ===================================
-``demo-ct``               ``invsolve demo`` (seed 0: 16 views, DDS with   ``docs/demo_ct.png``; the demo table
-                          preset ``ct-sparse``), then the previous demo:
+``demo-ct``               ``invsolve demo`` (seed 0: 16 views, DDS and    ``docs/demo_ct.png``; the demo table
+                          DPIR with preset ``ct-sparse``), then the
+                          previous demo:
                           RED-Diff with ``ct-ellipses`` on the same scan
                           (1000 steps, weight 0.01, λ 0.25, seed 0)
 ``demo-inpainting``       ``invsolve demo inpainting`` (seed 0)          ``docs/demo_inpainting.png`` (the
@@ -128,9 +129,9 @@ TABLES = (
     Table(
         "demo-ct",
         "demo-ct",
-        "| PSNR / SSIM | FBP | TV | DDS (preset `ct-sparse`) | RED-Diff + `ct-ellipses` (the previous demo) |",
+        "| PSNR / SSIM | FBP | TV | DDS (preset `ct-sparse`) | DPIR (preset `ct-sparse`) | RED-Diff + `ct-ellipses` (the previous demo) |",
         {"held_out_phantom": "held-out phantom (`ct-ellipses`)", "ct_small": "`CT_small.dcm` (`ct-synthetic`)"},
-        {"fbp": "FBP", "tv": "TV", "dds": "DDS", "previous_demo_red_diff": "RED-Diff (previous demo)"},
+        {"fbp": "FBP", "tv": "TV", "dds": "DDS", "dpir": "DPIR", "previous_demo_red_diff": "RED-Diff (previous demo)"},
         lambda metrics: metrics["scores"],
         bold="cell",
     ),

@@ -31,7 +31,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="invsolve-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     demo.add_argument("--views", type=int, help="ct: projection views over 180 degrees (default: 16)")
-    demo.add_argument("--steps", type=int, help="ct: DDS steps per sample (default: 100, preset ct-sparse)")
+    demo.add_argument("--steps", type=int, help="ct: DDS steps per sample and DPIR iterations (default: the preset ct-sparse's 100 and 200)")
     demo.add_argument("--size", type=int, help="inpainting: image side in pixels, 8..64 (default: 32)")
     demo.add_argument("--dps-samples", type=int, help="inpainting: DPS samples (default: 16)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -74,9 +74,10 @@ _TV_WEIGHT = 1e-2
 _TV_ITERATIONS = 300
 #: each image is reconstructed with the embedded prior of its kind
 _PRIORS = {"held_out_phantom": "ct-ellipses", "ct_small": "ct-synthetic"}
-#: the sampler, with the settings of invsolve.presets' "ct-sparse" (benchmarks/sweep_presets.py): DDS won
-#: benchmarks/samplers.py at 16 views on the test phantoms
-_SAMPLER = "dds"
+#: the methods, with the settings of invsolve.presets' "ct-sparse" (benchmarks/sweep_presets.py): DPIR won
+#: benchmarks/samplers.py at 16 views on the test phantoms, DDS on CT_small (with ct-synthetic) and gives
+#: the posterior spread
+_SAMPLERS = ("dds", "dpir")
 _PRESET = "ct-sparse"
 _INPAINTING_WINDOW_HU = (-1000.0, 1000.0)
 
@@ -129,7 +130,7 @@ def run_ct_demo(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Sparse-view CT with the embedded priors: DDS against FBP and TV.
+    """Sparse-view CT with the embedded priors: DDS and DPIR against FBP and TV.
 
     Two 64×64 images are reconstructed in the same parallel-beam scan: a
     random-ellipse phantom ``ct-ellipses`` never saw in training,
@@ -144,14 +145,16 @@ def run_ct_demo(
     Reconstructions:
     filtered backprojection (Hann window), total variation (PDHG, 300
     iterations, weight chosen on other held-out phantoms by
-    ``benchmarks/ct_demo_tuning.py``) and DDS (Chung et al., ICLR 2024) with
-    the settings of preset ``"ct-sparse"`` (100 steps, 10 CG iterations,
-    the mean of 4 samples; ``benchmarks/sweep_presets.py`` on validation
-    phantoms with ``ct-ellipses``) — the best sampler of
-    ``benchmarks/samplers.py`` at 16 views.  Writes ``ct.png`` (one row per
-    image: truth, FBP, TV, DDS in HU), ``ct_std.png`` (the spread of the DDS
-    samples) and ``ct_metrics.json`` (PSNR and SSIM over 2000 HU, RMSE in
-    HU, seconds) into ``out_dir``.
+    ``benchmarks/ct_demo_tuning.py``), DDS (Chung et al., ICLR 2024) and
+    DPIR (Zhang et al., TPAMI 2022) with the settings of preset
+    ``"ct-sparse"`` (DDS: 100 steps, 10 CG iterations, the mean of 4
+    samples; DPIR: 200 iterations; ``benchmarks/sweep_presets.py`` on
+    validation phantoms with ``ct-ellipses``) — the best methods of
+    ``benchmarks/samplers.py`` at 16 views, DPIR on the phantoms and DDS on
+    CT_small.  Writes ``ct.png`` (one row per image: truth, FBP, TV, DDS,
+    DPIR in HU), ``ct_std.png`` (the spread of the DDS samples; DPIR is a
+    point estimate) and ``ct_metrics.json`` (PSNR and SSIM over 2000 HU,
+    RMSE in HU, seconds) into ``out_dir``.
 
     Parameters
     ----------
@@ -160,8 +163,8 @@ def run_ct_demo(
     views : int
         Number of projection views over 180°, 2 to 180.
     steps : int, optional
-        DDS steps per sample (one network evaluation each); default the
-        preset's 100.
+        DDS steps per sample and DPIR iterations (one network evaluation
+        each); default the preset's (100 and 200).
     seed : int
         Seed of the photon noise and of the samples.
     progress : bool
@@ -193,17 +196,20 @@ def run_ct_demo(
     chosen = {} if steps is None else {"steps": steps}
     # the likelihood's noise level: the RMS post-log noise of the sinograms, as in the preset's sweep
     noise_std = float(PoissonNoise(_INCIDENT_FLUX).variance(y).mean().sqrt())
-    runs = [
-        reconstruct(
-            y[index : index + 1], operator, prior, _SAMPLER, noise_std=noise_std, preset=_PRESET, seed=seed,
-            progress=progress, **chosen,
-        )
-        for index, prior in enumerate(priors)
-    ]
-    run_info = runs[0].info  # the settings, the same for both
-    reconstructions["dds"] = torch.cat([run.image for run in runs])
-    spread = torch.cat([run.std for run in runs])
-    seconds["dds"] = sum(run.info["seconds"] for run in runs)
+    run_info = {}
+    for sampler in _SAMPLERS:
+        runs = [
+            reconstruct(
+                y[index : index + 1], operator, prior, sampler, noise_std=noise_std, preset=_PRESET, seed=seed,
+                progress=progress, **chosen,
+            )
+            for index, prior in enumerate(priors)
+        ]
+        run_info[sampler] = runs[0].info  # the settings, the same for both images
+        reconstructions[sampler] = torch.cat([run.image for run in runs])
+        seconds[sampler] = sum(run.info["seconds"] for run in runs)
+        if sampler == "dds":
+            spread = torch.cat([run.std for run in runs])
 
     scores = {name: ct_demo_scores(image, truth) for name, image in reconstructions.items()}
     labels = ("held_out_phantom", "ct_small")
@@ -222,11 +228,14 @@ def run_ct_demo(
         },
         "hyperparameters": {
             "tv": {"weight": _TV_WEIGHT, "iterations": _TV_ITERATIONS},
-            "dds": {
-                "preset": _PRESET,
-                "steps": run_info["steps"],
-                "n_samples": run_info["n_samples"],
-                **run_info["hyperparameters"],
+            **{
+                sampler: {
+                    "preset": _PRESET,
+                    "steps": info["steps"],
+                    "n_samples": info["n_samples"],
+                    **info["hyperparameters"],
+                }
+                for sampler, info in run_info.items()
             },
         },
         "seconds": seconds,
@@ -242,18 +251,21 @@ def run_ct_demo(
     for index, (label, window) in enumerate(zip(("held-out phantom", "CT_small.dcm"), (_PHANTOM_WINDOW_HU, _CT_SMALL_WINDOW_HU))):
         images.append(truth_hu[index])
         titles.append(f"{label} (truth)")
-        for name, title in (("fbp", "FBP"), ("tv", "TV"), ("dds", "DDS")):
+        for name, title in (("fbp", "FBP"), ("tv", "TV"), ("dds", "DDS"), ("dpir", "DPIR")):
             images.append(images_hu[name][index])
             titles.append(f"{title}  {scores[name]['psnr_db'][index]:.1f} dB")
-        windows += [window] * 4
+        windows += [window] * 5
     out = Path(out_dir)
     save_png(
         out / "ct.png",
         images,
         titles,
         value_range=windows,
-        columns=4,
-        figure_title=f"Sparse-view CT, {views} views; DDS with ct-ellipses (top), ct-synthetic (bottom); PSNR over 2000 HU",
+        columns=5,
+        figure_title=(
+            f"Sparse-view CT, {views} views; DDS and DPIR with ct-ellipses (top), ct-synthetic (bottom); "
+            "PSNR over 2000 HU"
+        ),
         unit="HU",
     )
     # the spread of the samples, attenuation → HU is the linear map HU = 1000 (μ − μ_water) / μ_water
@@ -261,7 +273,7 @@ def run_ct_demo(
     save_png(
         out / "ct_std.png",
         list(spread_hu),
-        [f"{label}: std of {run_info['n_samples']} DDS samples" for label in ("held-out phantom", "CT_small.dcm")],
+        [f"{label}: std of {run_info['dds']['n_samples']} DDS samples" for label in ("held-out phantom", "CT_small.dcm")],
         value_range=[(0.0, float(image.max())) for image in spread_hu],
         figure_title="Per-pixel spread of the DDS samples, each on its own scale",
         unit="HU (std)",

@@ -66,7 +66,7 @@ def test_a_table_the_parser_cannot_read_fails_loudly():
 
 @pytest.fixture(scope="module")
 def ct_demo(tmp_path_factory):
-    """``invsolve demo`` with the README's settings (16 views, DDS preset ct-sparse, seed 0): ~35 s of CPU."""
+    """``invsolve demo`` with the README's settings (16 views, DDS and DPIR preset ct-sparse, seed 0): ~50 s of CPU."""
     from invsolve.cli import main
 
     out = tmp_path_factory.mktemp("demo")

@@ -38,8 +38,11 @@ def test_ct_demo_is_the_default(tmp_path, capsys):
     settings = metrics["hyperparameters"]["dds"]
     assert settings["preset"] == "ct-sparse" and settings["steps"] == 25
     assert settings["n_samples"] == 4 and settings["cg_iterations"] == 10  # the rest from the preset
+    point = metrics["hyperparameters"]["dpir"]
+    assert point["steps"] == 25 and point["n_samples"] == 1 and point["regularization"] == 0.03
     phantom, ct_small = metrics["scores"]["held_out_phantom"], metrics["scores"]["ct_small"]
-    assert set(phantom) == set(ct_small) == {"fbp", "tv", "dds"}
+    assert set(phantom) == set(ct_small) == {"fbp", "tv", "dds", "dpir"}
+    assert phantom["dpir"]["psnr_db"] > phantom["fbp"]["psnr_db"] + 3
     # 12 views streak FBP; both regularised reconstructions remove most of it on the phantom
     assert phantom["tv"]["psnr_db"] > phantom["fbp"]["psnr_db"] + 3
     assert phantom["dds"]["psnr_db"] > phantom["fbp"]["psnr_db"] + 3
