@@ -80,7 +80,7 @@ def test_the_ct_demo_reproduces_the_readme_table(ct_demo):
     readme = readme_figures.readme_numbers(README, table)
     # the previous demo's RED-Diff column (1000 steps on both images, ~100 s of CPU) only the script reruns
     assert {key.split("/")[2] for key in readme.keys() - measured.keys()} == {"previous_demo_red_diff"}
-    assert len(readme.keys() & measured.keys()) == 12
+    assert len(readme.keys() & measured.keys()) == 16  # 2 images × FBP, TV, DDS, DPIR × PSNR, SSIM
     assert readme_figures.drift(measured, readme) == []
 
 
@@ -88,7 +88,8 @@ def test_the_ct_demo_figures_state_their_windows_and_units(ct_demo):
     out = ct_demo[0]
     images = json.loads(Image.open(out / "ct.png").text["Description"])["panels"]
     assert {panel["unit"] for panel in images} == {"HU"}
-    assert [panel["window"] for panel in images[::4]] == [[-1000.0, 1300.0], [-300.0, 500.0]]  # one per row
+    assert [panel["window"] for panel in images[::5]] == [[-1000.0, 1300.0], [-300.0, 500.0]]  # one per row
+    assert len(images) == 10  # truth, FBP, TV, DDS, DPIR per row
     spread = json.loads(Image.open(out / "ct_std.png").text["Description"])["panels"]
     assert {panel["unit"] for panel in spread} == {"HU (std)"}
     assert all(panel["window"][0] == 0 < panel["window"][1] for panel in spread)  # each map its own scale
