@@ -2,8 +2,8 @@
 
 Every sampler shares one interface (:class:`Sampler`, :class:`Problem`,
 :class:`SamplerResult`; docs/design.md): RED-Diff and DPS, the CG-based DDS
-and DiffPIR, the plug-and-play point estimator DPIR, the annealed DAPS, and the asymptotically exact split Gibbs
-sampler PnP-DM.
+and DiffPIR, the plug-and-play point estimator DPIR, the annealed DAPS, and
+the asymptotically exact split Gibbs sampler PnP-DM.
 """
 
 from .base import Sampler, SamplerResult, SamplerStep, available_samplers, get_sampler, register_sampler

@@ -28,9 +28,9 @@ more than the prior.
 Unlike DDS and DiffPIR, which move the diffusion state ``x_t`` and only
 correct its clean estimate, DPIR hands the data-consistent image itself to
 the denoiser at a noise level chosen for it, so it needs no start from pure
-noise: on the sparse-view CT validation phantoms it starts at a low level
-(``σ_1 = 0.15``) and is the most accurate method here (README, "The samplers
-against the classical methods").
+noise: the ``ct-sparse`` preset, swept on validation phantoms, starts it at
+``σ_1 = 0.05``, and on held-out phantoms it is the most accurate method here
+(README, "The samplers against the classical methods").
 
 Defaults: the paper's ``σ_1 = 49/255`` on ``[0, 1]`` images (``0.384`` in the
 prior's ``[−1, 1]`` units), ``λ = 0.23`` (its deblurring setting), the
