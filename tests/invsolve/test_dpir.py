@@ -74,8 +74,7 @@ def test_dpir_is_deterministic_and_counts_one_evaluation_per_iteration():
 
 
 def test_noise_free_data_keep_the_observed_pixels():
-    """σ_n = 0 makes the data step a projection: observed pixels equal y after the last step's prox,
-    and the final denoised image stays within the lowest level's shrinkage of them."""
+    """σ_n = 0 makes the data step a projection: after the last step's prox the observed pixels equal y."""
     problem = oracle_problem("mask")
     clean = problem.operator(problem.prior.sample_exact(1, seed=5))
     states = []
