@@ -196,20 +196,21 @@ def run_ct_demo(
     chosen = {} if steps is None else {"steps": steps}
     # the likelihood's noise level: the RMS post-log noise of the sinograms, as in the preset's sweep
     noise_std = float(PoissonNoise(_INCIDENT_FLUX).variance(y).mean().sqrt())
-    run_info = {}
-    for sampler in _SAMPLERS:
-        runs = [
+    runs = {
+        sampler: [
             reconstruct(
                 y[index : index + 1], operator, prior, sampler, noise_std=noise_std, preset=_PRESET, seed=seed,
                 progress=progress, **chosen,
             )
             for index, prior in enumerate(priors)
         ]
-        run_info[sampler] = runs[0].info  # the settings, the same for both images
-        reconstructions[sampler] = torch.cat([run.image for run in runs])
-        seconds[sampler] = sum(run.info["seconds"] for run in runs)
-        if sampler == "dds":
-            spread = torch.cat([run.std for run in runs])
+        for sampler in _SAMPLERS
+    }
+    run_info = {sampler: image_runs[0].info for sampler, image_runs in runs.items()}  # the same for both images
+    for sampler, image_runs in runs.items():
+        reconstructions[sampler] = torch.cat([run.image for run in image_runs])
+        seconds[sampler] = sum(run.info["seconds"] for run in image_runs)
+    spread = torch.cat([run.std for run in runs["dds"]])  # DPIR is a point estimate
 
     scores = {name: ct_demo_scores(image, truth) for name, image in reconstructions.items()}
     labels = ("held_out_phantom", "ct_small")

@@ -40,7 +40,7 @@ from invsolve._random import randn_like
 from invsolve.priors import DiffusionPrior
 
 from .base import Report, Sampler, register_sampler
-from .diffusion import alpha_sigma_at, denoise_at_level, initial_state, karras_levels
+from .diffusion import alpha_sigma_at, denoise_at_level, initial_state, karras_levels, time_at_level
 from .problem import Problem
 
 __all__ = ["DAPS"]
@@ -131,7 +131,7 @@ class DAPS(Sampler):
                 for _ in range(self.langevin_steps):
                     gradient = (x0 - x0_hat) / r**2 + scale * problem.grad(prior.to_physical(x0)).to(x0.dtype)
                     x0 = x0 - eta * gradient + (2 * eta) ** 0.5 * randn_like(x0, generator)
-                report(index, len(levels), schedule.time_at_noise_ratio(level), z, x0)
+                report(index, len(levels), time_at_level(schedule, level), z, x0)
                 if index + 1 < len(levels):
                     z = x0 + levels[index + 1] * randn_like(x0, generator)
         return prior.to_physical(x0)

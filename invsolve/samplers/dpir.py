@@ -54,7 +54,7 @@ from invsolve._checks import check_int, check_positive
 from invsolve.priors import DiffusionPrior
 
 from .base import Report, Sampler, register_sampler
-from .diffusion import data_consistent, denoise_at_level
+from .diffusion import data_consistent, denoise_at_level, time_at_level
 from .problem import Problem
 
 __all__ = ["DPIR"]
@@ -146,5 +146,5 @@ class DPIR(Sampler):
                 weight = self.regularization * problem.noise_std**2 / (level * scale) ** 2
                 consistent = data_consistent(problem, prior, estimate, weight, self.cg_iterations)
                 estimate = denoise_at_level(prior, consistent, level, problem.condition)
-                report(index, len(levels), prior.schedule.time_at_noise_ratio(level), consistent, estimate)
+                report(index, len(levels), time_at_level(prior.schedule, level), consistent, estimate)
         return prior.to_physical(estimate)

@@ -43,7 +43,7 @@ from invsolve._checks import check_finite_number, check_int, check_positive
 from invsolve.priors import DiffusionPrior
 
 from .base import Report, Sampler, register_sampler
-from .diffusion import sample_denoising_posterior
+from .diffusion import sample_denoising_posterior, time_at_level
 from .problem import Problem
 
 __all__ = ["PnPDM"]
@@ -122,5 +122,5 @@ class PnPDM(Sampler):
                 z = prior.to_network(z).to(x.dtype)
                 # prior step: a draw from p(x | z), reverse diffusion from the level ρ
                 x = sample_denoising_posterior(prior, z, rho, self.denoise_steps, generator, problem.condition)
-                report(index, steps, schedule.time_at_noise_ratio(rho), z, x)
+                report(index, steps, time_at_level(schedule, rho), z, x)
         return prior.to_physical(x)
