@@ -334,9 +334,9 @@ def inpainting_problem(
     observed = scattered & outside_box
     operator = Mask(observed)
     noise_std = 10.0
-    # noise on the measured pixels only: an unmeasured pixel holds no value (0), not noise, which would
-    # otherwise enter DPS's step size through the norm of the residual
-    y = operator(GaussianNoise(noise_std)(operator(truth), seed=seed + 2))
+    # the noise also lands on hidden pixels, as any simulation's would: the likelihood reads y only
+    # where the mask measures (LinearOperator.measured), so it enters neither DPS's step nor the data term
+    y = GaussianNoise(noise_std)(operator(truth), seed=seed + 2)
     if prior is None:
         seen = y[0, 0][observed]
         prior = GaussianPrior.squared_exponential(

@@ -82,6 +82,9 @@ class LinearOperator(nn.Module):
     def _pinv(self, y: torch.Tensor) -> torch.Tensor:
         return conjugate_gradient_pinv(self, y)
 
+    def _measured(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
     def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor | None:
         """``(AᴴA + δI)⁺ rhs`` in closed form, or ``None`` where there is none.
 
@@ -156,6 +159,21 @@ class LinearOperator(nn.Module):
         self._check_measurement(y)
         check_finite(y, "y")
         return self._pinv(y)
+
+    def measured(self, y: torch.Tensor) -> torch.Tensor:
+        """``y`` with the entries that this operator never writes set to zero, ``(B, *out_shape)``.
+
+        Some operators' outputs hold entries that are zero for every image: the
+        hidden pixels of a :class:`~invsolve.operators.Mask`, the unsampled
+        k-space of :class:`~invsolve.operators.mri.CartesianMRI`.  A value of
+        ``y`` there is not a measurement (typically noise that a simulation
+        added to the whole array), so the likelihood's residual ``y − A x``,
+        its norm (DPS's step size) and the baselines' objectives read ``y``
+        through this projection.  Every other operator returns ``y`` unchanged.
+        ``y`` is checked like :meth:`adjoint`'s input.
+        """
+        self._check_measurement(y)
+        return self._measured(y)
 
     @property
     def T(self) -> LinearOperator:  # noqa: N802 - the usual mathematical name
@@ -369,6 +387,9 @@ class _Composition(LinearOperator):
     def _normal(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner._adjoint(self.outer._normal(self.inner._forward(x)))
 
+    def _measured(self, y: torch.Tensor) -> torch.Tensor:
+        return self.outer._measured(y)
+
     def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor | None:
         # (Cᴴ N C + δI)⁻¹ = Cᴴ (N + δI)⁻¹ C when C is a bijective isometry.
         if not self.inner.unitary:
@@ -407,6 +428,9 @@ class _Scaled(LinearOperator):
         if self.scalar == 0:
             return torch.zeros((y.shape[0], *self.in_shape), dtype=y.dtype, device=y.device)
         return self.op._pinv(y) / self.scalar
+
+    def _measured(self, y: torch.Tensor) -> torch.Tensor:
+        return self.op._measured(y) if self.scalar != 0 else torch.zeros_like(y)
 
     def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor | None:
         # (|c|²N + δI)⁺ = (N + δ/|c|²)⁺ / |c|²

@@ -101,8 +101,14 @@ class GaussianLikelihood:
         return self.noise_std
 
     def residual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``y − A x``, shaped like ``y``."""
-        return y - self.operator(x)
+        """``y − A x``, shaped like ``y``, over the measured entries only.
+
+        Entries the operator never writes (a mask's hidden pixels, unsampled
+        k-space) are zero whatever ``y`` holds there (:meth:`LinearOperator.measured`),
+        so noise a simulation added to the whole array does not enter the
+        norm (DPS's step size) or the negative log-likelihood.
+        """
+        return self.operator._measured(y) - self.operator(x)
 
     def nll(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood ``‖y − A x‖²/(2σ²)`` per batch item (up to a constant), ``(B,)``."""

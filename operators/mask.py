@@ -78,6 +78,7 @@ class Mask(LinearOperator):
     _adjoint = _forward
     _normal = _forward
     _pinv = _forward
+    _measured = _forward
 
     def _solve_normal(self, rhs: torch.Tensor, damping: float) -> torch.Tensor:
         unobserved = rhs / damping if damping > 0 else torch.zeros_like(rhs)

@@ -166,6 +166,9 @@ class CartesianMRI(LinearOperator):
         unsampled = spectrum / damping if damping > 0 else torch.zeros_like(spectrum)
         return ifft_centered(torch.where(self.mask, spectrum / (1 + damping), unsampled), dims=self._mask_dims)
 
+    def _measured(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.mask
+
     def _pinv(self, y: torch.Tensor) -> torch.Tensor:
         if self.coil_maps is None:
             return self._adjoint(y)

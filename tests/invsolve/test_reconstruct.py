@@ -59,6 +59,18 @@ def test_result_shapes_determinism_and_callback(setup, sampler):
     assert info["sampler"] == sampler and info["steps"] == QUICK[sampler]["steps"] and info["network_evaluations"] >= 1
 
 
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_values_at_hidden_pixels_change_no_sampler(setup, sampler):
+    """Noise simulated over the whole array is not data where the mask measures nothing (Mask.measured)."""
+    y, operator, prior = setup
+    stray = torch.where(operator.mask, torch.zeros_like(y), 50.0 * torch.randn(y.shape, generator=torch.Generator().manual_seed(1)))
+    clean = invsolve.reconstruct(y, operator, prior, sampler, noise_std=0.01, seed=3, progress=False, **QUICK[sampler])
+    noisy = invsolve.reconstruct(
+        y + stray, operator, prior, sampler, noise_std=0.01, seed=3, progress=False, **QUICK[sampler]
+    )
+    assert torch.allclose(noisy.image, clean.image, atol=1e-6)
+
+
 def test_a_deterministic_sampler_refuses_several_samples(setup):
     y, operator, prior = setup
     with pytest.raises(ValueError, match="'dpir' is deterministic: every run gives the same image, so n_samples"):

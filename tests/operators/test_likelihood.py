@@ -223,3 +223,37 @@ def test_matrix_operator_shares_the_ray_transforms_solutions():
     one = GaussianLikelihood(ct, 0.1).prox(z, 3.0, y, iterations=500)
     other = GaussianLikelihood(dense, 0.1).prox(z, 3.0, y, iterations=500)
     assert torch.allclose(one, other, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(_operators()))
+def test_the_likelihood_reads_only_the_entries_an_operator_measures(name):
+    """Noise a simulation adds at a mask's hidden pixels or in unsampled k-space is not data.
+
+    ``measured`` keeps every entry ``A x`` can reach and nothing else: it fixes
+    ``A x``, leaves ``Aᴴ y`` unchanged, and where ``A`` has structurally zero
+    outputs (masks, undersampled Cartesian MRI, also composed and scaled) it is
+    the orthogonal projection ``A A⁺`` onto the range.  The residual and the
+    negative log-likelihood therefore ignore whatever ``y`` holds elsewhere.
+    """
+    operator, dtype = _operators()[name]
+    g = _generator(5)
+    x = torch.randn(2, *operator.in_shape, dtype=dtype, generator=g)
+    clean = operator(x)
+    stray = torch.randn(clean.shape, dtype=clean.dtype, generator=g)
+    y = clean + stray
+    kept = operator.measured(y)
+    assert torch.allclose(operator.measured(kept), kept)
+    assert torch.allclose(operator.measured(clean), clean, atol=1e-10)
+    assert torch.allclose(operator.adjoint(kept), operator.adjoint(y), atol=1e-10)
+    structurally_zero = name in ("mask", "scaled mask", "mri@channels", "sense@channels")
+    if structurally_zero:
+        projection = operator(operator.pinv(y))  # A A⁺ y
+        assert torch.allclose(kept, projection, atol=1e-6)
+        assert not torch.allclose(kept, y)  # something was dropped
+    else:
+        assert torch.equal(kept, y)
+    likelihood = GaussianLikelihood(operator, noise_std=0.5)
+    z = torch.randn(x.shape, dtype=dtype, generator=g)
+    assert torch.allclose(likelihood.residual(z, y), likelihood.residual(z, kept))
+    assert torch.allclose(likelihood.nll(z, y), likelihood.nll(z, kept))
+    assert torch.allclose(likelihood.residual(x, y), operator.measured(stray), atol=1e-10)
