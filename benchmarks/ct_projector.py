@@ -10,25 +10,31 @@ float32.  Peers, when installed: ODL with ``impl='astra_cpu'`` (same geometry
 through ``to_odl()``), scikit-image's ``radon``/``iradon`` (parallel beam
 only, no matched adjoint) and deepinv's ``Tomography`` (parallel beam).
 
-Every implementation is timed on every case at every ``--threads`` count, each
-measurement in a fresh process whose OpenMP/MKL/OpenBLAS thread counts and
-torch's intra- and inter-op threads are that count (``OMP_WAIT_POLICY=PASSIVE``).
-ASTRA's CPU projectors (and ODL's FBP around them) run on one thread
-whatever the setting: each timing records ``threads_used``, the OS threads
-that did at least 10 % of the busiest one's work (read from
-``/proc/self/task``, so the machine's load does not blur it), which is 1 for
-``odl_astra_cpu`` at 2 threads and 2 for invsolve.  So the ratios at 1 thread
-compare the code, and those at 2 threads what a user of each library gets on
-the CI machine's two cores.
+Every case is timed at every ``--threads`` count in a fresh process whose
+OpenMP/MKL/OpenBLAS thread counts and torch's intra- and inter-op threads are
+that count (``OMP_WAIT_POLICY=PASSIVE``); all implementations run in that
+one process, **interleaved**: each operation is timed in ``--blocks`` blocks,
+the implementations taking turns within every block (A B, then B A), and a
+block's ratio ``peer / invsolve`` compares two medians taken seconds apart.
+A slow spell of this shared 2-core machine (the same call varies by up to
+2× within a minute here) then lands on both sides of a ratio instead of on
+one process, which is what made separate-process timings drift by 10–30 %
+between reruns.  ASTRA's CPU projectors (and ODL's FBP around them) run on
+one thread whatever the setting: each timing records ``threads_used``, the
+OS threads that did at least 10 % of the busiest one's work during the
+block (read from ``/proc/self/task``), which is 1 for ``odl_astra_cpu`` at 2
+threads and 2 for invsolve.  So the ratios at 1 thread compare the code, and
+those at 2 threads what a user of each library gets on the CI machine's two
+cores.
 
-A timing is the median of as many calls as take ``--min-seconds`` (at least
-``--min-repeats``) after a warm-up call.  ``--rounds R`` repeats the whole
-comparison R times, alternating the order of the implementations (and of the
-thread counts) from round to round — A B, B A, A B, … — so slow drift of the
-machine hits every implementation alike.  A ratio ``peer / invsolve`` (> 1:
-invsolve is faster) is taken within each round; the report gives its median
-over the rounds, its range and whether every round agrees within 10 %
-(``within_tolerance``), plus each process's peak resident memory.
+A block's timing is the median of as many calls as take ``--min-seconds /
+--blocks`` (at least ``--min-repeats``) after a warm-up call.  A round's
+ratio is the median of its blocks' ratios; ``--rounds R`` repeats the whole
+comparison in R fresh processes, alternating the order of the
+implementations and thread counts from round to round.  The report gives
+each ratio's median over the rounds, its range and whether every round
+agrees within 10 % (``within_tolerance``), plus each process's peak resident
+memory (all implementations of a case together).
 
 Prints the JSON (progress and a summary table go to stderr) and records it in
 ``benchmarks/results/ct_projector.json`` (see ``benchmarks/_recording.py``;
@@ -151,71 +157,109 @@ def calls_deepinv(case: str) -> dict[str, Callable[[], object]]:
 IMPLEMENTATIONS = {"invsolve": calls_invsolve, "odl_astra_cpu": calls_odl, "skimage": calls_skimage, "deepinv": calls_deepinv}
 
 
-def run_one(implementation: str, case: str, threads: int, min_seconds: float, min_repeats: int) -> dict[str, Any]:
-    """Time one implementation on one case in this (fresh) process, with its peak memory."""
+def run_paired(case: str, threads: int, implementations: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Time every available implementation on ``case`` in this (fresh) process, interleaved.
+
+    Each operation is timed in ``--blocks`` blocks of about
+    ``--min-seconds / --blocks`` seconds per implementation, the
+    implementations taking turns (A B, B A, ...), so a slow spell of the
+    machine lands on both sides of a comparison.  A block's ratio is the
+    peer's median call over invsolve's median call in the same block; the
+    round's ratio is the median of its blocks' ratios.
+    """
     pin_threads(threads)
-    try:
-        for module in REQUIRES[implementation]:
-            __import__(module)
-    except ImportError as error:  # an optional peer that is not installed (or not importable here)
-        return {"unavailable": f"{type(error).__name__}: {error}"}
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    calls = IMPLEMENTATIONS[implementation](case)
-    result: dict[str, Any] = {name: time_call(call, min_seconds, min_repeats) for name, call in calls.items()}
+    unavailable: dict[str, str] = {}
+    calls: dict[str, dict[str, Callable[[], object]]] = {}
+    for implementation in implementations:
+        if case.split("-")[0] not in APPLIES[implementation]:
+            continue
+        try:
+            for module in REQUIRES[implementation]:
+                __import__(module)
+        except ImportError as error:  # an optional peer that is not installed (or not importable here)
+            unavailable[implementation] = f"{type(error).__name__}: {error}"
+            continue
+        calls[implementation] = IMPLEMENTATIONS[implementation](case)
+    if "invsolve" not in calls:
+        raise RuntimeError(f"invsolve cannot run case {case}")
+    per_block = args.min_seconds / args.blocks
+    timings: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in calls}
+    for operation in OPERATIONS:
+        having = [name for name in calls if operation in calls[name]]
+        for block in range(args.blocks):
+            for name in having if block % 2 == 0 else having[::-1]:
+                measured = time_call(calls[name][operation], per_block, args.min_repeats)
+                timings[name].setdefault(operation, []).append(measured)
+    result: dict[str, Any] = {"unavailable": unavailable, "implementations": {}, "ratio_to_invsolve": {}}
+    for name, per_operation in timings.items():
+        result["implementations"][name] = {
+            operation: {
+                "median_ms": statistics.median(block["median_ms"] for block in blocks),
+                "block_median_ms": [block["median_ms"] for block in blocks],
+                "repeats": sum(block["repeats"] for block in blocks),
+                "cpu_per_wall": statistics.median(block["cpu_per_wall"] for block in blocks),
+                "threads_used": [block["threads_used"] for block in blocks],
+            }
+            for operation, blocks in per_operation.items()
+        }
+    mine = timings["invsolve"]
+    for name, per_operation in timings.items():
+        if name == "invsolve":
+            continue
+        ratios = {
+            operation: statistics.median(
+                theirs["median_ms"] / own["median_ms"] for theirs, own in zip(blocks, mine[operation])
+            )
+            for operation, blocks in per_operation.items()
+        }
+        if "forward" in per_operation and "adjoint" in per_operation:
+            ratios["forward_plus_adjoint"] = statistics.median(
+                (fwd["median_ms"] + adj["median_ms"]) / (own_fwd["median_ms"] + own_adj["median_ms"])
+                for fwd, adj, own_fwd, own_adj in zip(
+                    per_operation["forward"], per_operation["adjoint"], mine["forward"], mine["adjoint"]
+                )
+            )
+        result["ratio_to_invsolve"][name] = ratios
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["rss_before_mb"] = before / 1024
     result["torch_threads"] = [torch.get_num_threads(), torch.get_num_interop_threads()]
     return result
 
 
-def measure(implementation: str, case: str, threads: int, args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`run_one` in a fresh process with ``threads`` threads; raises if it fails."""
+def measure(case: str, threads: int, implementations: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`run_paired` in a fresh process with ``threads`` threads; raises if it fails."""
     command = [
-        sys.executable, __file__, "--one", implementation, case, "--threads", str(threads),
-        "--min-seconds", str(args.min_seconds), "--min-repeats", str(args.min_repeats),
+        sys.executable, __file__, "--one", case, "--threads", str(threads), "--implementations", *implementations,
+        "--min-seconds", str(args.min_seconds), "--min-repeats", str(args.min_repeats), "--blocks", str(args.blocks),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, env=thread_environment(threads))
     if completed.returncode != 0:
-        raise RuntimeError(f"{implementation} on {case} at {threads} thread(s) failed:\n{completed.stderr[-3000:]}")
+        raise RuntimeError(f"{case} at {threads} thread(s) failed:\n{completed.stderr[-3000:]}")
     return json.loads(completed.stdout)
 
 
 def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-implementation medians over the rounds and per-peer ratio statistics, for one case and thread count."""
     implementations: dict[str, Any] = {}
-    for name in rounds[0]:
-        runs = [measured[name] for measured in rounds]
+    for name in rounds[0]["implementations"]:
+        runs = [measured["implementations"][name] for measured in rounds]
         implementations[name] = {
-            **{
-                f"{operation}_ms": statistics.median(run[operation]["median_ms"] for run in runs)
-                for operation in OPERATIONS if operation in runs[0]
-            },
-            "cpu_per_wall": {
-                operation: statistics.median(run[operation]["cpu_per_wall"] for run in runs)
-                for operation in OPERATIONS if operation in runs[0]
-            },
-            "threads_used": {
-                operation: [run[operation]["threads_used"] for run in runs] for operation in OPERATIONS if operation in runs[0]
-            },
-            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+            **{f"{operation}_ms": statistics.median(run[operation]["median_ms"] for run in runs) for operation in runs[0]},
+            "cpu_per_wall": {operation: statistics.median(run[operation]["cpu_per_wall"] for run in runs) for operation in runs[0]},
+            "threads_used": {operation: [run[operation]["threads_used"] for run in runs] for operation in runs[0]},
             "rounds": runs,
         }
-    ratios: dict[str, Any] = {}
-    for name in implementations:
-        if name == "invsolve":
-            continue
-        per_round = {
-            operation: [run[name][operation]["median_ms"] / run["invsolve"][operation]["median_ms"] for run in rounds]
-            for operation in OPERATIONS if operation in rounds[0][name]
+    ratios = {
+        name: {
+            operation: spread([measured["ratio_to_invsolve"][name][operation] for measured in rounds])
+            for operation in rounds[0]["ratio_to_invsolve"][name]
         }
-        if "forward" in per_round and "adjoint" in per_round:
-            per_round["forward_plus_adjoint"] = [
-                (measured[name]["forward"]["median_ms"] + measured[name]["adjoint"]["median_ms"])
-                / (measured["invsolve"]["forward"]["median_ms"] + measured["invsolve"]["adjoint"]["median_ms"])
-                for measured in rounds
-            ]
-        ratios[name] = {operation: spread(values) for operation, values in per_round.items()}
-    return {"implementations": implementations, "speedup_of_invsolve": ratios}
+        for name in rounds[0]["ratio_to_invsolve"]
+    }
+    return {
+        "implementations": implementations,
+        "speedup_of_invsolve": ratios,
+        "peak_rss_mb": max(measured["peak_rss_mb"] for measured in rounds),
+    }
 
 
 def table(cases: dict[str, Any]) -> str:
@@ -261,16 +305,19 @@ def main() -> None:
         "--implementations", nargs="+", choices=list(IMPLEMENTATIONS), default=list(IMPLEMENTATIONS), help="(default: all)"
     )
     parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/ct_projector[.<options>].json)")
-    parser.add_argument("--one", nargs=2, metavar=("IMPLEMENTATION", "CASE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--blocks", type=int, default=6, help="interleaved blocks per operation and round (default: %(default)s)"
+    )
+    parser.add_argument("--one", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run_one(*args.one, args.threads[0], args.min_seconds, args.min_repeats)))
-        return
-    if args.rounds < 1 or args.min_repeats < 1 or min(args.threads) < 1 or args.min_seconds < 0:
+    if args.rounds < 1 or args.min_repeats < 1 or min(args.threads) < 1 or args.min_seconds < 0 or args.blocks < 1:
         parser.error(
-            "--rounds, --min-repeats and --threads must be positive and --min-seconds non-negative; got "
-            f"{args.rounds}, {args.min_repeats}, {args.threads} and {args.min_seconds}"
+            "--rounds, --min-repeats, --blocks and --threads must be positive and --min-seconds non-negative; got "
+            f"{args.rounds}, {args.min_repeats}, {args.blocks}, {args.threads} and {args.min_seconds}"
         )
+    if args.one:
+        print(json.dumps(run_paired(args.one, args.threads[0], args.implementations, args)))
+        return
     if len(set(args.threads)) < len(args.threads) or len(set(args.cases)) < len(args.cases):
         parser.error(f"--threads and --cases must not repeat a value, got {args.threads} and {args.cases}")
     if "invsolve" not in args.implementations:
@@ -278,30 +325,24 @@ def main() -> None:
     path = results_path("ct_projector", parser, args)
     metadata = run_metadata(packages=("odl", "astra-toolbox", "scikit-image", "deepinv"))
     settings = {
-        key: getattr(args, key) for key in ("cases", "threads", "rounds", "min_seconds", "min_repeats", "implementations")
+        key: getattr(args, key)
+        for key in ("cases", "threads", "rounds", "blocks", "min_seconds", "min_repeats", "implementations")
     }
     # what each child's environment held besides its thread counts
     settings["omp_wait_policy"] = thread_environment(1)["OMP_WAIT_POLICY"]
     unavailable: dict[str, str] = {}
-    # measured[case][threads] = one {implementation: child result} per round
+    # measured[case][threads] = one child result per round
     measured: dict[str, dict[str, list[dict[str, Any]]]] = {case: {str(n): [] for n in args.threads} for case in args.cases}
     report: dict[str, Any] = {}
     for number in range(args.rounds):
         in_order = number % 2 == 0  # alternate the order every round: A B, then B A
         for case in args.cases:
             for threads in args.threads if in_order else args.threads[::-1]:
-                row = {}
-                for implementation in args.implementations if in_order else args.implementations[::-1]:
-                    if implementation in unavailable or case.split("-")[0] not in APPLIES[implementation]:
-                        continue
-                    progress = f"round {number + 1}/{args.rounds}: {implementation} {case}, {threads} thread(s)"
-                    print(progress, file=sys.stderr, flush=True)
-                    result = measure(implementation, case, threads, args)
-                    if "unavailable" in result:
-                        unavailable[implementation] = result["unavailable"]
-                        continue
-                    row[implementation] = result
-                measured[case][str(threads)].append({name: row[name] for name in args.implementations if name in row})
+                print(f"round {number + 1}/{args.rounds}: {case}, {threads} thread(s)", file=sys.stderr, flush=True)
+                order = args.implementations if in_order else args.implementations[::-1]
+                result = measure(case, threads, order, args)
+                unavailable.update(result["unavailable"])
+                measured[case][str(threads)].append(result)
         report = {
             "settings": settings,
             "rounds_done": number + 1,
