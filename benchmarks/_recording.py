@@ -199,12 +199,15 @@ def run_metadata(packages: Iterable[str] = ()) -> dict[str, Any]:
     """
     commit = _git("rev-parse", "HEAD")
     dirty = _git("diff", "--quiet", "HEAD", "--")
+    changed = _git("diff", "--name-only", "HEAD", "--")
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "git": {
             "commit": commit.stdout.strip() if commit is not None and commit.returncode == 0 else None,
             "uncommitted_changes": None if dirty is None or dirty.returncode not in (0, 1) else dirty.returncode == 1,
+            # which tracked files differed from the commit: a reader can tell whether they touch what was measured
+            "changed_files": None if changed is None or changed.returncode != 0 else changed.stdout.split(),
         },
         "host": {
             "name": platform.node(),

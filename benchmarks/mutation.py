@@ -114,8 +114,15 @@ MODULES: dict[str, Target] = {
             "tests/invsolve/test_sampler_oracle.py",
             "tests/invsolve/test_reconstruct.py",
             "tests/invsolve/test_sampler_mutants.py",
+            "tests/invsolve/test_dpir.py",
         ),
-        sample=("invsolve.samplers.red_diff.*", "invsolve.samplers.dds.*"),
+        sample=(
+            "invsolve.samplers.red_diff.*",
+            "invsolve.samplers.dds.*",
+            "invsolve.samplers.dpir.*",
+            "invsolve.samplers.diffpir.*",
+            "invsolve.samplers.dps.*",
+        ),
     ),
     "oracle": Target(
         ("invsolve/oracle.py",),

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from invsolve._checks import check_batched_shape, check_finite, check_positive, check_tensor
-from invsolve.operators import LinearOperator
+from invsolve.operators import LinearOperator, SliceStack
 from invsolve.priors import GaussianPrior, NoiseSchedule
 
 __all__ = [
@@ -252,7 +252,12 @@ ORACLE_SETTINGS: dict[str, tuple[dict[str, Any], int]] = {
     "diffpir": ({"steps": 100}, 512),
     "daps": ({"steps": 100}, 256),
     "pnp-dm": ({"steps": 200, "rho_start": 1.0, "denoise_steps": 10}, 1000),
+    # volumetric samplers: n volumes of ORACLE_VOLUME_SLICES slices, each slice a draw (run_oracle)
+    "dds-3d": ({"steps": 50, "tv_weight": 0.0}, 128),
+    "mbir": ({"steps": 200, "tv_weight": 0.0}, 128),
 }
+#: slices of the volumes the slice-augmented samplers reconstruct on an oracle problem
+ORACLE_VOLUME_SLICES = 4
 #: PnP-DM's ρ_min per problem: small enough that the bias of the coupling (the data seen with
 #: noise covariance σ²I + ρ²AAᴴ) stays below the Monte-Carlo error of 1000 samples, large
 #: enough to mix in 200 iterations (the mask problem, whose unobserved pixels mix slowly at
@@ -297,6 +302,12 @@ def run_oracle(sampler: str, problem_name: str, seed: int = 0) -> dict[str, Any]
 
     Adds ``single_run_error`` (one run's RMS error over the RMS posterior
     std) for point estimators, whose runs are not posterior samples.
+
+    A slice-augmented (volumetric) sampler reconstructs volumes of
+    :data:`ORACLE_VOLUME_SLICES` slices, each measured like the problem's
+    image (:class:`~invsolve.operators.SliceStack`), with no TV (``λ = 0``):
+    its slices are then independent draws of the 2D posterior, and
+    ``n_samples`` counts slices.
     """
     from invsolve.priors import EDMSchedule
     from invsolve.reconstruct import reconstruct
@@ -311,10 +322,15 @@ def run_oracle(sampler: str, problem_name: str, seed: int = 0) -> dict[str, Any]
         schedule = EDMSchedule()
         settings["rho_min"] = PNP_DM_RHO_MIN[problem_name]
     problem = oracle_problem(problem_name, schedule)
+    operator, y = problem.operator, problem.y
+    volumetric = get_sampler(sampler).volumetric
+    if volumetric:
+        operator = SliceStack(problem.operator, ORACLE_VOLUME_SLICES)
+        y = y.unsqueeze(2).expand(-1, -1, ORACLE_VOLUME_SLICES, *y.shape[2:]).contiguous()
     started = time.perf_counter()
     result = reconstruct(
-        problem.y,
-        problem.operator,
+        y,
+        operator,
         problem.prior,
         sampler,
         noise_std=problem.noise_std,
@@ -324,14 +340,17 @@ def run_oracle(sampler: str, problem_name: str, seed: int = 0) -> dict[str, Any]
         progress=False,
         **settings,
     )
+    samples = result.samples[0]
+    if volumetric:  # (n, C, slices, H, W) -> (n·slices, C, H, W)
+        samples = samples.movedim(2, 1).reshape(-1, *problem.prior.image_shape)
     record: dict[str, Any] = {
         "sampler": sampler,
         "problem": problem_name,
-        "n_samples": n,
+        "n_samples": samples.shape[0],
         "settings": settings,
         "network_evaluations_per_sample": result.info["network_evaluations"],
         "seconds": time.perf_counter() - started,
-        **oracle_moments(result.samples[0], problem.mean, problem.cov),
+        **oracle_moments(samples, problem.mean, problem.cov),
     }
     if not get_sampler(sampler).draws_samples:
         single = float((result.samples[0, 0] - problem.mean[0]).pow(2).mean().sqrt())

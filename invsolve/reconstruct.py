@@ -17,7 +17,6 @@ from invsolve.presets import preset_settings
 from invsolve.sample_checkpoint import SampleCheckpoint, run_fingerprint
 from invsolve.priors import DiffusionPrior
 from invsolve.samplers import Problem, SamplerStep, get_sampler
-from invsolve.samplers.problem import check_operator_fits_prior
 
 __all__ = ["Reconstruction", "reconstruct"]
 
@@ -161,7 +160,6 @@ def reconstruct(
     if not isinstance(operator, LinearOperator):
         raise TypeError(f"operator must be an invsolve LinearOperator, got {type(operator).__name__}")
     check_tensor(y, "y")
-    check_operator_fits_prior(operator, prior)
     if preset is not None:
         settings = preset_settings(preset, sampler, operator)
         preset_steps, preset_samples = settings.pop("steps"), settings.pop("n_samples")
@@ -170,6 +168,7 @@ def reconstruct(
         hyperparameters = {**settings, **hyperparameters}
     n_samples = 1 if n_samples is None else n_samples
     chosen = get_sampler(sampler, **hyperparameters)
+    chosen.check_operator(operator, prior)
     likelihood = GaussianLikelihood(operator, noise_std)
     if tuple(y.shape) == tuple(operator.out_shape):
         y = y.unsqueeze(0)

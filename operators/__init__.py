@@ -18,6 +18,7 @@ from .finite_difference import FiniteDifference, total_variation
 from .likelihood import GaussianLikelihood
 from .mask import Mask, box_mask, random_pixel_mask, stroke_mask
 from .noise import GaussianNoise, PoissonNoise
+from .slices import SliceStack
 
 __all__ = [
     "LinearOperator",
@@ -38,6 +39,7 @@ __all__ = [
     "from_magnitude",
     "PoissonNoise",
     "cg",
+    "SliceStack",
     "GaussianLikelihood",
     "FiniteDifference",
     "total_variation",

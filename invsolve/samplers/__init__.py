@@ -2,8 +2,9 @@
 
 Every sampler shares one interface (:class:`Sampler`, :class:`Problem`,
 :class:`SamplerResult`; docs/design.md): RED-Diff and DPS, the CG-based DDS
-and DiffPIR, the plug-and-play point estimator DPIR, the annealed DAPS, and
-the asymptotically exact split Gibbs sampler PnP-DM.
+and DiffPIR, the plug-and-play point estimator DPIR, the annealed DAPS, the
+asymptotically exact split Gibbs sampler PnP-DM, and for volumes with a 2D
+prior the slice-augmented DiffusionMBIR ("mbir") and DDS-3D ("dds-3d").
 """
 
 from .base import Sampler, SamplerResult, SamplerStep, available_samplers, get_sampler, register_sampler
@@ -15,6 +16,7 @@ from .dps import DPS
 from .pnp_dm import PnPDM
 from .problem import Problem
 from .red_diff import RedDiff
+from .slice3d import DDS3D, DiffusionMBIR, SliceAugmented3D
 
 __all__ = [
     "Sampler",
@@ -31,4 +33,7 @@ __all__ = [
     "DPIR",
     "DAPS",
     "PnPDM",
+    "SliceAugmented3D",
+    "DiffusionMBIR",
+    "DDS3D",
 ]

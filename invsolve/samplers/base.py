@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 import torch
 
 from invsolve._checks import check_int
+from invsolve.operators import LinearOperator
 from invsolve.priors import DiffusionPrior
 from invsolve.priors.schedule import check_start_time
 
-from .problem import Problem
+from .problem import Problem, check_operator_fits_prior
 
 __all__ = [
     "Sampler",
@@ -117,6 +118,13 @@ class Sampler:
     #: whether the method needs ``noise_std > 0`` (its likelihood is used as a density)
     needs_noise: ClassVar[bool] = False
 
+    #: whether the method reconstructs volumes ``(B, C, D, H, W)`` with a prior of their 2D slices
+    volumetric: ClassVar[bool] = False
+
+    def check_operator(self, operator: LinearOperator, prior: DiffusionPrior) -> None:
+        """Raise one clear error unless ``operator`` takes what ``prior`` knows (its images, by default)."""
+        check_operator_fits_prior(operator, prior)
+
     def network_evaluations(self, steps: int) -> int:
         """Denoiser calls of a run of ``steps`` steps (one per step unless overridden)."""
         return steps
@@ -125,7 +133,7 @@ class Sampler:
         """Raise one clear error if this sampler cannot run on ``problem`` and ``prior``."""
         if not isinstance(problem, Problem):
             raise TypeError(f"problem must be an invsolve Problem, got {type(problem).__name__}")
-        problem.check_prior(prior)
+        problem.check_prior(prior, self.check_operator)
         steps = check_int(steps, "steps")
         if steps < self.min_steps:
             raise ValueError(f"steps must be >= {self.min_steps} for sampler {self.name!r}, got {steps}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from invsolve._checks import check_finite
@@ -114,10 +116,19 @@ class Problem:
             raise ValueError("this sampler needs measurements: the problem has no likelihood (conditional generation only)")
         return self.likelihood
 
-    def check_prior(self, prior: DiffusionPrior) -> None:
-        """Raise one clear error if ``prior`` cannot be combined with this problem."""
+    def check_prior(
+        self,
+        prior: DiffusionPrior,
+        check_operator: Callable[[LinearOperator, DiffusionPrior], None] = check_operator_fits_prior,
+    ) -> None:
+        """Raise one clear error if ``prior`` cannot be combined with this problem.
+
+        ``check_operator`` says whether the likelihood's operator takes the
+        prior's images: by default they must be its images, a slice-augmented
+        sampler asks for the slices of its volumes instead.
+        """
         if self.likelihood is not None:
-            check_operator_fits_prior(self.likelihood.operator, prior)
+            check_operator(self.likelihood.operator, prior)
             if self.y.device != prior.device:
                 raise ValueError(f"y is on {self.y.device} but the prior is on {prior.device}")
         elif not isinstance(prior, DiffusionPrior):

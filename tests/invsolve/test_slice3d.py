@@ -1,0 +1,128 @@
+"""The slice-augmented 3D samplers "mbir" and "dds-3d" (issue 12): a 2D prior on every slice, TV along the stack."""
+
+import pytest
+import torch
+
+import invsolve
+from invsolve.metrics import psnr
+from invsolve.operators import Mask, SliceStack, random_pixel_mask
+from invsolve.operators.ct import ParallelBeam2D, RayTransform, sparse_view_angles
+from invsolve.priors import GaussianPrior
+from invsolve.samplers import get_sampler
+from invsolve.samplers.slice3d import predict_slices
+
+VOLUMETRIC = ["dds-3d", "mbir"]
+
+
+def _slice_prior(size=6):
+    return GaussianPrior.squared_exponential((1, size, size), length_scale=1.5, std=1.0, mean=0.3)
+
+
+def test_the_3d_samplers_are_registered_and_volumetric():
+    assert set(VOLUMETRIC) <= set(invsolve.available_samplers())
+    for name in VOLUMETRIC:
+        assert get_sampler(name).volumetric
+    assert not get_sampler("dds").volumetric
+    assert get_sampler("mbir").network_evaluations(10) == 19
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_the_prior_sees_every_slice_in_batches_of_the_chosen_size(axis):
+    prior = _slice_prior()
+    shape = [6, 6]
+    shape.insert(axis, 5)
+    volume = torch.randn(2, 1, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    calls = []
+    original = prior.predict
+
+    def counting(x, t, condition=None):
+        calls.append(x.shape[0])
+        return original(x, t, condition)
+
+    prior.predict = counting
+    clean, noise = predict_slices(prior, volume, 0.5, axis, slice_batch=3)
+    assert calls == [3, 3, 3, 1]  # 10 slices, never more than 3 at once
+    for k in range(5):
+        expected_clean, expected_noise = original(volume.select(2 + axis, k), 0.5)
+        assert torch.allclose(clean.select(2 + axis, k), expected_clean)
+        assert torch.allclose(noise.select(2 + axis, k), expected_noise)
+
+
+def test_dds_3d_without_tv_is_dds_on_every_slice():
+    """λ = 0: no coupling, the 2D least-squares step, the same random stream: 2D DDS slice by slice."""
+    prior = _slice_prior()
+    mask = random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)
+    volume = prior.sample_exact(4, seed=1).reshape(1, 1, 4, 6, 6)
+    stack = SliceStack(Mask(mask), n_slices=4)
+    y = stack(volume)
+    common = dict(noise_std=0.01, steps=10, seed=5, progress=False)
+    three_d = invsolve.reconstruct(y, stack, prior, "dds-3d", tv_weight=0.0, **common)
+    slice_wise = invsolve.reconstruct(y[0].movedim(1, 0), Mask(mask), prior, "dds", **common)
+    assert torch.allclose(three_d.image[0].movedim(1, 0), slice_wise.image, atol=1e-10)
+
+
+def _z_constant_problem(seed):
+    """A volume constant along the stack (one slice of the prior, 6 copies), 75 % of voxels hidden at random."""
+    prior = _slice_prior()
+    truth = prior.sample_exact(1, seed=seed).reshape(1, 1, 1, 6, 6).expand(1, 1, 6, 6, 6).clone()
+    observed = torch.rand(6, 6, 6, generator=torch.Generator().manual_seed(seed + 100)) >= 0.75
+    operator = Mask(observed, in_shape=(1, 6, 6, 6))
+    return prior, truth, operator, operator(truth)
+
+
+def _scores(image, truth):
+    peak = float(psnr(image, truth, data_range=float(truth.max() - truth.min())))
+    z_error = float((image.diff(dim=2) - truth.diff(dim=2)).abs().mean())
+    return peak, z_error
+
+
+@pytest.mark.parametrize("sampler, steps", [("dds-3d", 20), ("mbir", 40)])
+def test_tv_along_the_stack_beats_the_slice_wise_reconstruction(sampler, steps):
+    """Same prior, same budget, same seeds: with λ > 0 the slices inform each other (issue 12, point 4)."""
+    coupled_scores, slice_scores = [], []
+    for seed in range(3):
+        prior, truth, operator, y = _z_constant_problem(seed)
+        common = dict(noise_std=0.01, steps=steps, seed=seed, progress=False)
+        coupled = invsolve.reconstruct(y, operator, prior, sampler, tv_weight=0.05, rho=0.1, **common)
+        alone = invsolve.reconstruct(y, operator, prior, sampler, tv_weight=0.0, **common)
+        coupled_scores.append(_scores(coupled.image, truth))
+        slice_scores.append(_scores(alone.image, truth))
+    # measured (README): dds-3d +12.0 to +16.2 dB, mbir +6.6 to +8.3 dB; z error at most 0.17 of slice-wise
+    for (peak, z_error), (peak_alone, z_error_alone) in zip(coupled_scores, slice_scores):
+        assert peak > peak_alone + 5.0, (coupled_scores, slice_scores)
+        assert z_error < 0.3 * z_error_alone, (coupled_scores, slice_scores)
+
+
+def test_a_cone_like_axis_choice_reconstructs_slices_along_the_last_axis():
+    """Volumes (C, X, Y, Z) with axial slices along Z (ConeBeam3D's layout): axis=2."""
+    prior = _slice_prior()
+    operator2d = RayTransform(ParallelBeam2D((6, 6), sparse_view_angles(4))).double()
+    stack = SliceStack(operator2d, n_slices=3, axis=2)
+    truth = prior.sample_exact(3, seed=0).reshape(3, 1, 6, 6).permute(1, 2, 3, 0)[None]  # (1, 1, 6, 6, 3)
+    result = invsolve.reconstruct(stack(truth), stack, prior, "dds-3d", axis=2, steps=10, seed=0, noise_std=0.01, progress=False)
+    assert result.image.shape == (1, 1, 6, 6, 3)
+    assert bool(torch.isfinite(result.image).all())
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (dict(sampler="dds"), ValueError, "does not fit the operator"),
+        (dict(hyperparameters=dict(axis=1)), ValueError, r"do not fit the slices along axis 1"),
+        (dict(hyperparameters=dict(axis=3)), ValueError, "axis must be 0, 1 or 2"),
+        (dict(hyperparameters=dict(slice_batch=0)), ValueError, "slice_batch"),
+        (dict(hyperparameters=dict(rho=0.0)), ValueError, "rho"),
+        (dict(hyperparameters=dict(tv_weight=-1.0)), ValueError, "tv_weight"),
+        (dict(operator="2d"), ValueError, r"needs an operator on volumes \(C, D, H, W\)"),
+    ],
+)
+def test_bad_input_gets_one_clear_error(change, error, message):
+    prior = _slice_prior()
+    stack = SliceStack(Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)), n_slices=4)
+    operator = Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)) if change.get("operator") == "2d" else stack
+    y = torch.zeros(1, *operator.out_shape, dtype=torch.float64)
+    with pytest.raises(error, match=message):
+        invsolve.reconstruct(
+            y, operator, prior, change.get("sampler", "dds-3d"), noise_std=0.01, steps=4, progress=False,
+            **change.get("hyperparameters", {}),
+        )
