@@ -172,10 +172,19 @@ class GaussianPrior(DiffusionPrior):
 
     @torch.no_grad()
     def sample_exact(self, n: int, seed: int | torch.Generator | None = None) -> torch.Tensor:
-        """``n`` exact draws ``μ + U√λ ξ``, shaped ``(n, *image_shape)`` in physical units."""
+        """``n`` exact draws ``μ + Σ^½ ξ``, shaped ``(n, *image_shape)`` in physical units.
+
+        ``Σ^½ = U√λUᵀ`` is the symmetric square root, which is unique: it does
+        not depend on the basis that the eigensolver picks inside a repeated
+        eigenvalue (stationary priors on a grid have many), which changes with
+        the LAPACK build and the number of threads.  A seed therefore gives the
+        same draws on every machine (``U√λ ξ`` with ``ξ`` in the eigenbasis would
+        not).
+        """
         generator = make_generator(seed, "cpu")
-        xi = torch.randn(int(n), self.eigenvalues.numel(), dtype=torch.float64, generator=generator).to(self.device)
-        draws = self.mean_network + (xi * self.eigenvalues.sqrt()) @ self.eigenvectors.T
+        pixels = self.eigenvectors.shape[0]
+        xi = torch.randn(int(n), pixels, dtype=torch.float64, generator=generator).to(self.device)
+        draws = self.mean_network + ((xi @ self.eigenvectors) * self.eigenvalues.sqrt()) @ self.eigenvectors.T
         return self.to_physical(draws.reshape(int(n), *self.image_shape))
 
     def log_prob_noisy(self, x_t: torch.Tensor, t: float) -> torch.Tensor:

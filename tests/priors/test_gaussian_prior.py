@@ -118,3 +118,27 @@ def test_ancestral_sampling_reproduces_the_prior(schedule):
     # Monte Carlo std ≈ 0.016 (mean) and ≈ 0.02 (cov); measured max errors ≤ 0.045 and ≤ 0.079.
     assert torch.allclose(samples.mean(0), torch.full((16,), 0.3, dtype=torch.float64), atol=0.06)
     assert torch.allclose(torch.cov(samples.T), prior.cov, atol=0.1)
+
+
+def test_seeded_exact_draws_do_not_depend_on_the_eigensolvers_basis():
+    """A stationary prior on a grid has repeated eigenvalues, inside which LAPACK's basis changes with the
+    thread count; the draws of a seed must not (they define the oracle problems on every machine)."""
+    threads = torch.get_num_threads()
+    try:
+        draws = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            prior = GaussianPrior.squared_exponential((1, 12, 12), length_scale=1.5, std=1.0, mean=0.3)
+            draws.append(prior.sample_exact(3, seed=0))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.allclose(draws[0], draws[1], atol=1e-10)
+    # and a rotation inside a repeated eigenvalue leaves them unchanged
+    prior = GaussianPrior.squared_exponential((1, 12, 12), length_scale=1.5, std=1.0, mean=0.3)
+    values = prior.eigenvalues
+    first = int(torch.nonzero((values[1:] - values[:-1]).abs() < 1e-9 * values.max())[0])
+    angle = torch.tensor(0.7, dtype=torch.float64)
+    rotation = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])
+    before = prior.sample_exact(2, seed=4)
+    prior.eigenvectors[:, first : first + 2] = prior.eigenvectors[:, first : first + 2] @ rotation
+    assert torch.allclose(prior.sample_exact(2, seed=4), before, atol=1e-10)
