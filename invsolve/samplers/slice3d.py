@@ -284,10 +284,14 @@ class SliceAugmented3D(Sampler):
             cg_iterations=self.cg_iterations,
         )
 
-    def _initial_volume(self, problem: Problem, prior: DiffusionPrior, generator: torch.Generator | None) -> torch.Tensor:
+    def _start(
+        self, problem: Problem, prior: DiffusionPrior, steps: int, generator: torch.Generator | None
+    ) -> tuple[AxisTVDataStep, torch.Tensor, list[tuple[float, float | None]]]:
+        """The data step, the initial volume ``σ_1·ε`` (network range) and the reverse steps from ``t = 1``."""
         shape = (problem.batch_size, *problem.operator.in_shape)
         sigma_max = alpha_sigma_at(prior, 1.0)[1]
-        return sigma_max * randn_like(torch.empty(shape, dtype=prior.dtype, device=prior.device), generator)
+        volume = sigma_max * randn_like(torch.empty(shape, dtype=prior.dtype, device=prior.device), generator)
+        return self._data_step(problem, prior), volume, prior.schedule.reverse_steps(steps, 1.0)
 
     def _predict(self, prior: DiffusionPrior, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
         return predict_slices(prior, x, t, self.axis, self.slice_batch)
@@ -329,9 +333,7 @@ class DDS3D(SliceAugmented3D):
         start_time: float | None,
         progress: bool,
     ) -> torch.Tensor:
-        data_step = self._data_step(problem, prior)
-        x = self._initial_volume(problem, prior, generator)
-        pairs = prior.schedule.reverse_steps(steps, 1.0)
+        data_step, x, pairs = self._start(problem, prior, steps, generator)
         with torch.no_grad():
             for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):
                 x0_hat, eps_hat = self._predict(prior, x, t)
@@ -389,9 +391,7 @@ class DiffusionMBIR(SliceAugmented3D):
         start_time: float | None,
         progress: bool,
     ) -> torch.Tensor:
-        data_step = self._data_step(problem, prior)
-        x = self._initial_volume(problem, prior, generator)
-        pairs = prior.schedule.reverse_steps(steps, 1.0)
+        data_step, x, pairs = self._start(problem, prior, steps, generator)
         with torch.no_grad():
             for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):
                 x0_hat, eps_hat = self._predict(prior, x, t)

@@ -114,6 +114,8 @@ def test_a_cone_like_axis_choice_reconstructs_slices_along_the_last_axis():
         (dict(hyperparameters=dict(rho=0.0)), ValueError, "rho"),
         (dict(hyperparameters=dict(tv_weight=-1.0)), ValueError, "tv_weight"),
         (dict(operator="2d"), ValueError, r"needs an operator on volumes \(C, D, H, W\)"),
+        (dict(y="nan"), ValueError, "y must be finite"),
+        (dict(y="2d"), ValueError, r"y \(measurements of"),
     ],
 )
 def test_bad_input_gets_one_clear_error(change, error, message):
@@ -121,6 +123,10 @@ def test_bad_input_gets_one_clear_error(change, error, message):
     stack = SliceStack(Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)), n_slices=4)
     operator = Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)) if change.get("operator") == "2d" else stack
     y = torch.zeros(1, *operator.out_shape, dtype=torch.float64)
+    if change.get("y") == "nan":
+        y[0, 0, 2, 3, 1] = float("nan")
+    elif change.get("y") == "2d":
+        y = y[:, :, 0]
     with pytest.raises(error, match=message):
         invsolve.reconstruct(
             y, operator, prior, change.get("sampler", "dds-3d"), noise_std=0.01, steps=4, progress=False,
