@@ -30,6 +30,7 @@ def cg(
     x0: torch.Tensor | None = None,
     iterations: int = 100,
     tol: float = 1e-6,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Solve ``M x = b`` for a symmetric positive (semi-)definite ``M`` by conjugate gradients.
 
@@ -51,6 +52,12 @@ def cg(
         An item stops once its residual norm ``‖b − M x‖`` falls below
         ``tol · ‖b‖``; ``0`` runs all ``iterations`` unless the residual
         reaches rounding level (100 ulp of ``‖b‖``) first.
+    reduce : callable, optional
+        Applied to every vector of per-item partial inner products ``(B,)``
+        before use: with the unknowns split over processes (slabs of a volume
+        on torch.distributed ranks), a sum over the processes (an all-reduce),
+        so that every process takes the same steps and stops together.
+        Default: none (all unknowns are here).
 
     Returns
     -------
@@ -72,7 +79,8 @@ def cg(
     item_dims = tuple(range(1, b.dim()))
 
     def inner(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return (u.conj() * v).real.sum(dim=item_dims) if item_dims else (u.conj() * v).real
+        values = (u.conj() * v).real.sum(dim=item_dims) if item_dims else (u.conj() * v).real
+        return values if reduce is None else reduce(values)
 
     def per_item(values: torch.Tensor) -> torch.Tensor:
         return values.reshape(batch, *([1] * (b.dim() - 1)))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -130,6 +131,7 @@ def ddim_step(
     t: float,
     eta: float,
     generator: torch.Generator | None,
+    draw_noise: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """DDIM's move from time ``t`` to ``s < t`` given estimates ``x̂₀`` and ``ε̂`` (network range).
 
@@ -138,6 +140,8 @@ def ddim_step(
     Diffusion Implicit Models", ICLR 2021, eq. 12, written for any
     schedule): ``η = 0`` is the deterministic DDIM step, ``η = 1`` DDPM's
     ancestral step.  ``s=None`` is the clean end and returns ``x̂₀``.
+    ``draw_noise(x̂₀)`` draws ``ε`` (default: from ``generator``; a volume
+    split over processes draws its slab of the whole volume's noise).
     """
     if s is None:
         return x0
@@ -146,7 +150,9 @@ def ddim_step(
     conditional_var = max(sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2, 0.0)
     c = eta * sigma_s * math.sqrt(conditional_var) / sigma_t
     x_s = alpha_s * x0 + math.sqrt(max(sigma_s**2 - c**2, 0.0)) * eps
-    return x_s + c * randn_like(x0, generator) if c > 0 else x_s
+    if c == 0:
+        return x_s
+    return x_s + c * (randn_like(x0, generator) if draw_noise is None else draw_noise(x0))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -45,21 +45,28 @@ Fourier transform) are ``λ = 0.01``, ``ρ = 0.01``.
 Volumes are ``(B, C, D, H, W)``; ``axis`` (0, 1 or 2, an index into
 ``(D, H, W)``) is the axis the slices are stacked along, and the prior's
 images must be shaped like the slices: ``(C, H, W)`` for ``axis=0``.
+
+Several processes: with ``slab=`` (:class:`invsolve.slabs.Slab`, processes
+started by ``torchrun``) each rank holds a slab of slices and its part of a
+slab-separable operator; the network calls stay local, ``D_a`` reads one
+neighbouring slice from each side, CG inner products and the Langevin norms
+are summed over the ranks, and every rank draws the whole volume's noise and
+keeps its slab — so the result is the one-process volume to rounding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import torch
 from tqdm.auto import tqdm
 
 from invsolve._checks import check_int, check_nonnegative, check_positive, check_unit_interval
-from invsolve._random import randn_like
-from invsolve.operators import FiniteDifference, LinearOperator, cg
+from invsolve.operators import LinearOperator, cg
 from invsolve.priors import DiffusionPrior
+from invsolve.slabs import Slab
 
 from .base import Report, Sampler, register_sampler
 from .diffusion import alpha_sigma_at, ddim_step
@@ -149,28 +156,34 @@ class AxisTVDataStep:
     Physical units throughout; ``gamma``, ``rho`` and ``tv_weight`` are the
     physical weights (the samplers scale their relative hyperparameters, see
     the module docstring).  ``v`` (the split variable ``D_a x``) and ``u``
-    (its scaled dual) live across calls.
+    (its scaled dual) live across calls, both starting at zero (as in
+    DiffusionMBIR's reference code).  ``D_a`` is the forward difference along
+    the slab axis with the far edge set to zero (the discretisation of
+    :class:`~invsolve.operators.FiniteDifference`); on a volume split over
+    processes it reads one slice of each neighbour (:meth:`Slab.neighbours`)
+    and the CG inner products are summed over the ranks.  With ``λ = 0`` the
+    slices are uncoupled and the step is plain least squares, the 2D samplers'
+    data step (DDS's, for the same ``cg_iterations``).
 
     Parameters
     ----------
     problem : Problem
-        Measurements and likelihood on volumes ``(B, C, D, H, W)``.
-    axis : int
-        Spatial axis (0, 1, 2 of ``(D, H, W)``) along which TV couples slices.
+        Measurements and likelihood on volumes (or slabs) ``(B, C, D, H, W)``.
+    slab : Slab
+        This process's slices (:meth:`Slab.whole` when there is one process).
     """
 
     def __init__(
         self,
         problem: Problem,
-        axis: int,
+        slab: Slab,
         gamma: float,
         rho: float,
         tv_weight: float,
         admm_iterations: int,
         cg_iterations: int,
     ) -> None:
-        self.problem = problem
-        self.difference = FiniteDifference(problem.operator.in_shape, axes=(axis,))
+        self.problem, self.slab, self.dim = problem, slab, 2 + slab.axis
         self.gamma, self.rho, self.tv_weight = gamma, rho, tv_weight
         self.admm_iterations, self.cg_iterations = admm_iterations, cg_iterations
         operator = problem.operator
@@ -179,37 +192,47 @@ class AxisTVDataStep:
         self.split: torch.Tensor | None = None
         self.dual: torch.Tensor | None = None
 
+    def difference(self, x: torch.Tensor) -> torch.Tensor:
+        """``D_a x``: ``x[i+1] − x[i]``, 0 at the volume's last slice."""
+        dim, count = self.dim, x.shape[self.dim]
+        _, following = self.slab.neighbours(x, dim)
+        last = x.narrow(dim, count - 1, 1) if following is None else following.unsqueeze(dim)
+        return torch.cat([x.narrow(dim, 1, count - 1), last], dim=dim) - x
+
+    def difference_adjoint(self, g: torch.Tensor) -> torch.Tensor:
+        """``D_aᵀ g``: ``g[i−1] − g[i]`` with ``g[−1] = 0``, ignoring ``g`` at the volume's last slice."""
+        dim, count = self.dim, g.shape[self.dim]
+        if self.slab.stop == self.slab.total:  # D's last row is zero: its entry of g does not count
+            g = torch.cat([g.narrow(dim, 0, count - 1), torch.zeros_like(g.narrow(dim, 0, 1))], dim=dim)
+        previous, _ = self.slab.neighbours(g, dim)
+        first = torch.zeros_like(g.narrow(dim, 0, 1)) if previous is None else previous.unsqueeze(dim)
+        return torch.cat([first, g.narrow(dim, 0, count - 1)], dim=dim) - g
+
     def _normal(self, x: torch.Tensor) -> torch.Tensor:
-        operator = self.problem.operator
-        normal = operator.normal(x)
+        normal = self.problem.operator.normal(x)
         normal = normal.real if normal.is_complex() else normal
-        result = normal + self.rho * self.difference.adjoint(self.difference(x))
-        return result + self.gamma * x if self.gamma > 0 else result
+        if self.tv_weight > 0:
+            normal = normal + self.rho * self.difference_adjoint(self.difference(x))
+        return normal + self.gamma * x if self.gamma > 0 else normal
+
+    def _solve(self, rhs: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        return cg(self._normal, rhs, x0=start, iterations=self.cg_iterations, tol=0.0, reduce=self.slab.sum_over_ranks)
 
     def __call__(self, start: torch.Tensor, anchor: torch.Tensor | None = None) -> torch.Tensor:
-        """Run the ADMM iterations from ``start``; ``anchor`` is ``x̂`` (needed when ``γ > 0``).
-
-        With ``λ = 0`` the slices are uncoupled and the step is the 2D
-        samplers' least-squares step itself (:meth:`Problem.least_squares`,
-        ``cg_iterations`` warm-started at ``start``), so that the sampler is
-        the 2D method applied slice by slice.
-        """
-        if self.tv_weight == 0:
-            target = start if self.gamma == 0 or anchor is None else anchor
-            solved = self.problem.least_squares(target, self.gamma, x0=start, iterations=self.cg_iterations)
-            return solved.to(start.dtype)
+        """Run the ADMM iterations from ``start``; ``anchor`` is ``x̂`` (needed when ``γ > 0``)."""
         x = start.to(self.back_projection.dtype)
-        if self.split is None:  # both start at zero (DiffusionMBIR's reference code does the same)
-            self.split = torch.zeros_like(self.difference(x))
-            self.dual = torch.zeros_like(self.split)
+        rhs = self.back_projection
+        if self.gamma > 0:
+            rhs = rhs + self.gamma * anchor.to(rhs.dtype)
+        if self.tv_weight == 0:
+            return self._solve(rhs, x).to(start.dtype)
+        if self.split is None:
+            self.split = torch.zeros_like(x)
+            self.dual = torch.zeros_like(x)
         threshold = self.tv_weight / self.rho
         for _ in range(self.admm_iterations):
-            rhs = self.back_projection + self.rho * self.difference.adjoint(self.split - self.dual)
-            if self.gamma > 0:
-                rhs = rhs + self.gamma * anchor.to(rhs.dtype)
-            x = cg(self._normal, rhs, x0=x, iterations=self.cg_iterations, tol=0.0)
-            gradient = self.difference(x)
-            shifted = gradient + self.dual
+            x = self._solve(rhs + self.rho * self.difference_adjoint(self.split - self.dual), x)
+            shifted = self.difference(x) + self.dual
             self.split = torch.sign(shifted) * torch.clamp(shifted.abs() - threshold, min=0.0)
             self.dual = shifted - self.split
         return x.to(start.dtype)
@@ -237,6 +260,11 @@ class SliceAugmented3D(Sampler):
         ADMM iterations per data step, ``>= 1``.
     cg_iterations : int
         Conjugate-gradient iterations per ADMM x-update, ``>= 1``.
+    slab : Slab, optional
+        This process's slices when the volume is split over torch.distributed
+        ranks (:class:`invsolve.slabs.Slab`, launched with ``torchrun``); the
+        problem then holds this slab's operator and measurements.  Default:
+        the whole volume here.
     """
 
     volumetric: ClassVar[bool] = True
@@ -248,6 +276,7 @@ class SliceAugmented3D(Sampler):
     gamma: float = 0.0
     admm_iterations: int = 1
     cg_iterations: int = 5
+    slab: Slab | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_int(self.axis, "axis", minimum=0)
@@ -259,6 +288,29 @@ class SliceAugmented3D(Sampler):
         check_nonnegative(self.gamma, "gamma")
         check_int(self.admm_iterations, "admm_iterations", minimum=1)
         check_int(self.cg_iterations, "cg_iterations", minimum=1)
+        if self.slab is not None:
+            if not isinstance(self.slab, Slab):
+                raise TypeError(f"slab must be an invsolve.slabs.Slab, got {type(self.slab).__name__}")
+            if self.slab.axis != self.axis:
+                raise ValueError(f"the slab splits axis {self.slab.axis} but the sampler's slices lie along axis {self.axis}")
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters; a slab as its ``[start, stop, total]`` (its process group is not data)."""
+        values = {item.name: getattr(self, item.name) for item in fields(self) if item.name != "slab"}
+        values["slab"] = None if self.slab is None else [self.slab.start, self.slab.stop, self.slab.total]
+        return values
+
+    def _slab_of(self, problem: Problem) -> Slab:
+        """The slab the problem holds: :attr:`slab`, checked against the operator, or the whole volume."""
+        local = problem.operator.in_shape[1 + self.axis]
+        if self.slab is None:
+            return Slab.whole(local, self.axis)
+        if self.slab.size != local:
+            raise ValueError(
+                f"the slab holds {self.slab.size} slices (of {self.slab.total}) but the operator's volumes have {local} "
+                f"along axis {self.axis}: give each rank the operator of its own slices"
+            )
+        return self.slab
 
     def check_operator(self, operator: LinearOperator, prior: DiffusionPrior) -> None:
         """The prior must know the slices of the operator's volumes along :attr:`axis`."""
@@ -272,11 +324,12 @@ class SliceAugmented3D(Sampler):
             raise ValueError(f"sampler {self.name!r} takes no condition (one would be needed per slice), got one")
         super().check(problem, prior, steps, start_time)
 
-    def _data_step(self, problem: Problem, prior: DiffusionPrior) -> AxisTVDataStep:
-        norm_squared = problem.operator.norm() ** 2
+    def _data_step(self, problem: Problem, prior: DiffusionPrior, slab: Slab) -> AxisTVDataStep:
+        # every rank must weigh alike: the largest of the slabs' norms (a slab-separable operator's norm)
+        norm_squared = slab.max_over_ranks(problem.operator.norm()) ** 2
         return AxisTVDataStep(
             problem,
-            self.axis,
+            slab,
             gamma=self.gamma * norm_squared,
             rho=self.rho * norm_squared,
             tv_weight=self.tv_weight * norm_squared * prior.normalization.scale,
@@ -286,12 +339,18 @@ class SliceAugmented3D(Sampler):
 
     def _start(
         self, problem: Problem, prior: DiffusionPrior, steps: int, generator: torch.Generator | None
-    ) -> tuple[AxisTVDataStep, torch.Tensor, list[tuple[float, float | None]]]:
-        """The data step, the initial volume ``σ_1·ε`` (network range) and the reverse steps from ``t = 1``."""
+    ) -> tuple[AxisTVDataStep, torch.Tensor, list[tuple[float, float | None]], Callable[[torch.Tensor], torch.Tensor]]:
+        """The data step, the initial volume ``σ_1·ε`` (network range), the reverse steps from ``t = 1``
+        and the noise source (this slab's part of whole-volume draws)."""
+        slab = self._slab_of(problem)
+
+        def draw_noise(like: torch.Tensor) -> torch.Tensor:
+            return slab.randn_like(like, 2 + self.axis, generator)
+
         shape = (problem.batch_size, *problem.operator.in_shape)
         sigma_max = alpha_sigma_at(prior, 1.0)[1]
-        volume = sigma_max * randn_like(torch.empty(shape, dtype=prior.dtype, device=prior.device), generator)
-        return self._data_step(problem, prior), volume, prior.schedule.reverse_steps(steps, 1.0)
+        volume = sigma_max * draw_noise(torch.empty(shape, dtype=prior.dtype, device=prior.device))
+        return self._data_step(problem, prior, slab), volume, prior.schedule.reverse_steps(steps, 1.0), draw_noise
 
     def _predict(self, prior: DiffusionPrior, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
         return predict_slices(prior, x, t, self.axis, self.slice_batch)
@@ -333,13 +392,13 @@ class DDS3D(SliceAugmented3D):
         start_time: float | None,
         progress: bool,
     ) -> torch.Tensor:
-        data_step, x, pairs = self._start(problem, prior, steps, generator)
+        data_step, x, pairs, draw_noise = self._start(problem, prior, steps, generator)
         with torch.no_grad():
             for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):
                 x0_hat, eps_hat = self._predict(prior, x, t)
                 anchor = prior.to_physical(x0_hat)
                 x0_hat = prior.to_network(data_step(anchor, anchor))
-                x = ddim_step(prior, x0_hat, eps_hat, s, t, self.eta, generator)
+                x = ddim_step(prior, x0_hat, eps_hat, s, t, self.eta, generator, draw_noise)
                 report(index, len(pairs), t, x, x0_hat)
         return prior.to_physical(x)
 
@@ -391,7 +450,7 @@ class DiffusionMBIR(SliceAugmented3D):
         start_time: float | None,
         progress: bool,
     ) -> torch.Tensor:
-        data_step, x, pairs = self._start(problem, prior, steps, generator)
+        data_step, x, pairs, draw_noise = self._start(problem, prior, steps, generator)
         with torch.no_grad():
             for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):
                 x0_hat, eps_hat = self._predict(prior, x, t)
@@ -399,23 +458,33 @@ class DiffusionMBIR(SliceAugmented3D):
                     x0_hat = prior.to_network(data_step(prior.to_physical(x0_hat)))
                     report(index, len(pairs), t, x0_hat, x0_hat)
                     return prior.to_physical(x0_hat)
-                x = ddim_step(prior, x0_hat, eps_hat, s, t, 1.0, generator)  # ancestral predictor
+                x = ddim_step(prior, x0_hat, eps_hat, s, t, 1.0, generator, draw_noise)  # ancestral predictor
                 x = self._consistent(prior, data_step, x, s)
                 _, eps_corrector = self._predict(prior, x, s)
-                x = self._langevin(prior, x, eps_corrector, s, generator)
+                x = self._langevin(prior, x, eps_corrector, s, draw_noise, data_step.slab)
                 x = self._consistent(prior, data_step, x, s)
                 report(index, len(pairs), s, x, x0_hat)
         raise AssertionError("the schedule's reverse steps end at the clean end")  # pragma: no cover
 
     def _langevin(
-        self, prior: DiffusionPrior, x: torch.Tensor, eps: torch.Tensor, s: float, generator: torch.Generator | None
+        self,
+        prior: DiffusionPrior,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        s: float,
+        draw_noise: Callable[[torch.Tensor], torch.Tensor],
+        slab: Slab,
     ) -> torch.Tensor:
-        """One Langevin step on ``p_s`` with the score ``−ε̂/σ_s`` and the SNR step size, per batch item."""
+        """One Langevin step on ``p_s`` with the score ``−ε̂/σ_s`` and the SNR step size, per batch item
+        (norms over the whole volume: summed over the slabs)."""
         sigma = alpha_sigma_at(prior, s)[1]
         score = -eps / sigma
-        noise = randn_like(x, generator)
+        noise = draw_noise(x)
         batch = x.shape[0]
-        noise_norm = torch.linalg.vector_norm(noise.reshape(batch, -1), dim=1)
-        score_norm = torch.linalg.vector_norm(score.reshape(batch, -1), dim=1).clamp_min(torch.finfo(x.dtype).tiny)
-        step = (2 * (self.snr * noise_norm / score_norm) ** 2).reshape(batch, *([1] * (x.dim() - 1)))
+
+        def norm(value: torch.Tensor) -> torch.Tensor:
+            return slab.sum_over_ranks(value.reshape(batch, -1).square().sum(dim=1)).sqrt()
+
+        score_norm = norm(score).clamp_min(torch.finfo(x.dtype).tiny)
+        step = (2 * (self.snr * norm(noise) / score_norm) ** 2).reshape(batch, *([1] * (x.dim() - 1)))
         return x + step * score + (2 * step).sqrt() * noise
