@@ -60,11 +60,15 @@ def write_image(
     path: Path,
     suffix: str,
     image: torch.Tensor,
-    spacing: tuple[float, float] | None,
+    spacing: tuple[float, ...] | None,
     dataset: str,
     attrs: Mapping[str, Any],
 ) -> None:
-    """Write a real ``(H, W)`` image as ``suffix`` (the target's format) to ``path``."""
+    """Write a real ``(H, W)`` image or ``(X, Y, Z)`` volume as ``suffix`` (the target's format) to ``path``.
+
+    ``spacing`` gives the pixel (voxel) size in mm along each axis, stored as
+    the NIfTI affine's diagonal (units mm) or the HDF5 attribute ``spacing_mm``.
+    """
     array = image.detach().cpu().to(torch.float32).numpy()
     suffix = suffix.lower()
     if suffix == ".npy":
@@ -75,7 +79,10 @@ def write_image(
 
         affine = np.eye(4)
         if spacing is not None:
-            affine[0, 0], affine[1, 1] = spacing
+            if len(spacing) != array.ndim:
+                raise ValueError(f"spacing {spacing} must give one size per axis of the {array.ndim}-D array")
+            for axis, size in enumerate(spacing):
+                affine[axis, axis] = size
         nifti = nibabel.Nifti1Image(array, affine)
         if spacing is not None:
             nifti.header.set_xyzt_units("mm")
