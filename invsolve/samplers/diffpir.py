@@ -90,9 +90,9 @@ class DiffPIR(Sampler):
                 weight = self.regularization * problem.noise_std**2 * (alpha_t / sigma_t) ** 2 / scale**2
                 x0_hat = data_consistent(problem, prior, x0_hat, weight)
                 report(index, len(pairs), t, x, x0_hat)
-                if s is None:
+                if s is None:  # the last pair: the loop ends here (so the progress bar reaches 100 %)
                     x = x0_hat
-                    break
+                    continue
                 eps_hat = (x - alpha_t * x0_hat) / sigma_t
                 alpha_s, sigma_s = alpha_sigma_at(prior, s)
                 fresh = randn_like(x, generator)

@@ -454,17 +454,17 @@ class DiffusionMBIR(SliceAugmented3D):
         with torch.no_grad():
             for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):
                 x0_hat, eps_hat = self._predict(prior, x, t)
-                if s is None:  # the clean end: the Tweedie estimate, made consistent
-                    x0_hat = prior.to_network(data_step(prior.to_physical(x0_hat)))
-                    report(index, len(pairs), t, x0_hat, x0_hat)
-                    return prior.to_physical(x0_hat)
+                if s is None:  # the clean end (the last pair): the Tweedie estimate, made consistent
+                    x = prior.to_network(data_step(prior.to_physical(x0_hat)))
+                    report(index, len(pairs), t, x, x)
+                    continue
                 x = ddim_step(prior, x0_hat, eps_hat, s, t, 1.0, generator, draw_noise)  # ancestral predictor
                 x = self._consistent(prior, data_step, x, s)
                 _, eps_corrector = self._predict(prior, x, s)
                 x = self._langevin(prior, x, eps_corrector, s, draw_noise, data_step.slab)
                 x = self._consistent(prior, data_step, x, s)
                 report(index, len(pairs), s, x, x0_hat)
-        raise AssertionError("the schedule's reverse steps end at the clean end")  # pragma: no cover
+        return prior.to_physical(x)
 
     def _langevin(
         self,

@@ -123,7 +123,11 @@ def test_dds_and_red_diff_argument_errors_name_the_argument():
             get_sampler("red-diff", **{name: -1.0})
 
 
-@pytest.mark.parametrize("name", ["red-diff", "dds"])
+#: the 2D samplers (the slice-augmented ones reconstruct volumes: test_slice3d.py)
+PLANAR = ["red-diff", "dps", "dds", "diffpir", "dpir", "daps", "pnp-dm"]
+
+
+@pytest.mark.parametrize("name", PLANAR)
 def test_progress_is_shown_only_when_asked(capsys, name):
     oracle = oracle_problem("mask")
     problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
@@ -133,7 +137,7 @@ def test_progress_is_shown_only_when_asked(capsys, name):
     assert f"{name}: 100%" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["red-diff", "dds"])
+@pytest.mark.parametrize("name", PLANAR)
 def test_the_condition_reaches_the_prior(name):
     """A class-conditional UNet (random weights, so that every input reaches the output):
     the same data and draws with class 0 or class 1 give different images."""
@@ -159,3 +163,42 @@ def test_the_condition_reaches_the_prior(name):
         for label in (0, 1)
     ]
     assert float((images[0] - images[1]).abs().max()) > 1e-4
+
+
+@pytest.mark.parametrize(
+    "name, argument, value",
+    [
+        ("dpir", "regularization", 0.0),
+        ("dpir", "highest_level", -1.0),
+        ("dpir", "lowest_level", -0.1),
+        ("dpir", "cg_iterations", 0),
+        ("diffpir", "regularization", 0.0),
+        ("dps", "step_size", -1.0),
+    ],
+)
+def test_dpir_diffpir_and_dps_argument_errors_name_the_argument(name, argument, value):
+    with pytest.raises(ValueError, match=rf"^{argument} must be"):
+        get_sampler(name, **{argument: value})
+
+
+def test_dpir_levels_may_reach_the_ends_of_the_schedule_and_no_further():
+    """The schedule's floor and ceiling are allowed levels; an empty range is refused."""
+    prior = oracle_problem("ct").prior
+    floor, ceiling = prior.schedule.noise_ratio_range()
+    assert get_sampler("dpir", cg_iterations=1).cg_iterations == 1
+    levels = get_sampler("dpir", highest_level=ceiling, lowest_level=floor * (1 - 1e-9)).noise_levels(prior, 5)
+    assert float(levels[0]) == pytest.approx(ceiling) and float(levels[-1]) == pytest.approx(floor)
+    with pytest.raises(ValueError, match="lowest_level < highest_level"):
+        get_sampler("dpir", highest_level=floor).noise_levels(prior, 5)  # lowest defaults to the floor
+    with pytest.raises(ValueError, match="highest_level <="):
+        get_sampler("dpir", highest_level=ceiling * 1.01).noise_levels(prior, 5)
+
+
+def test_dpir_truncated_cg_is_not_the_exact_data_step():
+    """cg_iterations=None solves each data step exactly; a count truncates it (on CT, a visible difference)."""
+    oracle = oracle_problem("ct")
+    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
+    exact, truncated = (
+        get_sampler("dpir", cg_iterations=iterations).run(problem, oracle.prior, steps=10).image for iterations in (None, 1)
+    )
+    assert float((exact - truncated).abs().max()) > 1e-3

@@ -132,3 +132,14 @@ def test_bad_input_gets_one_clear_error(change, error, message):
             y, operator, prior, change.get("sampler", "dds-3d"), noise_std=0.01, steps=4, progress=False,
             **change.get("hyperparameters", {}),
         )
+
+
+@pytest.mark.parametrize("sampler", VOLUMETRIC)
+def test_progress_is_shown_only_when_asked_and_ends_at_100_percent(capsys, sampler):
+    prior = _slice_prior()
+    stack = SliceStack(Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)), n_slices=3)
+    y = stack(prior.sample_exact(3, seed=0).reshape(1, 1, 3, 6, 6))
+    invsolve.reconstruct(y, stack, prior, sampler, noise_std=0.01, steps=3, progress=False)
+    assert capsys.readouterr().err == ""
+    invsolve.reconstruct(y, stack, prior, sampler, noise_std=0.01, steps=3, progress=True)
+    assert f"{sampler}: 100%" in capsys.readouterr().err
