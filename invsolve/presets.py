@@ -105,6 +105,20 @@ PRESETS: dict[str, Preset] = {
             "best mean fastMRI PSNR"
         ),
     ),
+    "ct-sparse-3d": Preset(
+        name="ct-sparse-3d",
+        task="CT volumes of 64×64 slices with few views (8), post-log Poisson data, a 2D prior on the slices",
+        instruments=("RayTransform", "ConeBeamTransform"),
+        samplers={
+            # λ 4e-5..4e-3 × ρ 1e-3..5e-2 × CG 5/10/20 (14 runs): best 26.83 dB; 3D TV's best 27.42 dB,
+            # slice-wise DDS 25.28 dB (docs/benchmarks/sweep_recon_3d.jsonl)
+            "dds-3d": {"steps": 50, "n_samples": 1, "tv_weight": 4e-4, "rho": 5e-3, "cg_iterations": 5},
+        },
+        source=(
+            "benchmarks/recon_3d.py --split validation --slices 8 --views 8: the validation volume of seed "
+            "2 000 000, slice-stacked parallel beam, 10^5 photons, prior ct-ellipses, best PSNR"
+        ),
+    ),
     "inpainting": Preset(
         name="inpainting",
         task="inpainting: 60 % of the pixels and a box hidden, noise of 10 HU",

@@ -143,3 +143,14 @@ def test_progress_is_shown_only_when_asked_and_ends_at_100_percent(capsys, sampl
     assert capsys.readouterr().err == ""
     invsolve.reconstruct(y, stack, prior, sampler, noise_std=0.01, steps=3, progress=True)
     assert f"{sampler}: 100%" in capsys.readouterr().err
+
+
+def test_the_3d_preset_takes_a_stack_of_ray_transforms():
+    """preset="ct-sparse-3d" finds the RayTransform inside a SliceStack and supplies dds-3d's validated settings."""
+    from invsolve.presets import preset_settings
+
+    stack = SliceStack(RayTransform(ParallelBeam2D((6, 6), sparse_view_angles(4))).double(), n_slices=3)
+    settings = preset_settings("ct-sparse-3d", "dds-3d", stack)
+    assert settings == {"steps": 50, "n_samples": 1, "tv_weight": 4e-4, "rho": 5e-3, "cg_iterations": 5}
+    with pytest.raises(ValueError, match="tuned for"):
+        preset_settings("ct-sparse-3d", "dds-3d", SliceStack(Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)), 3))
