@@ -115,11 +115,12 @@ class Prepared:
     noise_std : float
         In ``y``'s units.
     finish : callable
-        ``Reconstruction -> (mean, std or None)``, ``(H, W)`` images in :attr:`unit`.
+        ``Reconstruction -> (mean, std or None)``, ``(H, W)`` images (``(S, H, W)``
+        volumes for a slice-augmented sampler) in :attr:`unit`.
     unit : str
         Unit of the written images.
-    spacing : (float, float) or None
-        Millimetres per pixel of the written images, where known.
+    spacing : tuple of float or None
+        Millimetres per pixel (voxel) of the written images along each axis, where known.
     details : dict
         What was chosen or estimated, for the summary.
     """
@@ -129,7 +130,7 @@ class Prepared:
     noise_std: float
     finish: Callable[[Any], tuple[torch.Tensor, torch.Tensor | None]]
     unit: str
-    spacing: tuple[float, float] | None
+    spacing: tuple[float, ...] | None
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -180,8 +181,9 @@ def prepare_ct(
     incident_flux: float | None = None,
     hu: bool = False,
     slice_index: int | None = None,
+    volume: bool = False,
 ) -> Prepared:
-    """Parallel-beam CT at the prior's image size.
+    """Parallel-beam CT at the prior's image size; with ``volume``, of every slice of a volume.
 
     The image is the prior's ``(H, W)`` grid of ``pixel_mm`` pixels (default:
     the spacing the file states for its detector axis, else 1 mm), centred on
@@ -191,7 +193,10 @@ def prepare_ct(
     The views are ``views`` angles spread evenly over ``[0, angle_range)``
     degrees (180 by default; less is limited-angle CT) or those of
     ``angles_file``.  The sinogram must be ``(views, detector)`` post-log line
-    integrals (dimensionless).
+    integrals (dimensionless).  With ``volume`` (a slice-augmented sampler such
+    as ``dds-3d``) it is ``(slices, views, detector)``, every slice scanned alike
+    (:class:`~invsolve.operators.SliceStack`), and the result a ``(slices, H, W)``
+    volume whose slice spacing is taken equal to the pixel spacing.
 
     Noise: ``noise_std`` (post-log standard deviation), or from
     ``incident_flux`` the root-mean-square of
@@ -200,7 +205,7 @@ def prepare_ct(
     The result is in the prior's unit (1/mm for ``ct-ellipses``), or in HU
     with ``hu`` (the posterior std scaled by ``1000/μ_water``).
     """
-    from invsolve.operators import PoissonNoise
+    from invsolve.operators import PoissonNoise, SliceStack
     from invsolve.operators.ct import (
         MU_WATER_PER_MM,
         ParallelBeam2D,
@@ -239,16 +244,33 @@ def prepare_ct(
 
     if measurement.data.is_complex():
         raise ValueError(f"{measurement.source}: a CT sinogram must be real, found complex data")
-    sinogram = select_plane(measurement.data, 2, measurement.source, slice_index, True, "(views, detector)")
-    expected = tuple(operator.out_shape[1:])
+    if volume:
+        if slice_index is not None:
+            raise ValueError(f"--slice picks one slice for a 2D sampler; a slice-augmented sampler reconstructs all of {measurement.source}")
+        data = measurement.data
+        while data.dim() > 3 and data.shape[0] == 1:
+            data = data[0]
+        if data.dim() != 3:
+            raise ValueError(
+                f"{measurement.source} holds an array of shape {tuple(data.shape)}; a slice-augmented sampler needs "
+                "the sinograms of a volume, (slices, views, detector)"
+            )
+        operator = SliceStack(operator, n_slices=data.shape[0])
+        sinogram, expected = data, (data.shape[0], *operator.out_shape[2:])
+    else:
+        sinogram = select_plane(measurement.data, 2, measurement.source, slice_index, True, "(views, detector)")
+        expected = tuple(operator.out_shape[1:])
     if tuple(sinogram.shape) != expected:
-        transposed = " (transposed? rows must be views)" if tuple(sinogram.shape) == expected[::-1] else ""
+        plane = expected[-2:]
+        transposed = " (transposed? rows must be views)" if tuple(sinogram.shape[-2:]) == plane[::-1] else ""
+        layout = "(slices, views, detector)" if volume else "(views, detector)"
         raise ValueError(
             f"{measurement.source} holds a sinogram of shape {tuple(sinogram.shape)}, but --operator ct-parallel needs "
-            f"(views, detector) = {expected}: {described}, and {expected[1]} detector pixels = ceil(√({height}² + "
+            f"{layout} = {expected}: {described}, and {plane[1]} detector pixels = ceil(√({height}² + "
             f"{width}²)) for the {height}×{width} image of prior {prior_name}{transposed}"
         )
     y = sinogram.to(torch.float32)[None, None]
+    expected = expected[-2:]  # (views, detector) for the summary
 
     if noise_std is not None and incident_flux is not None:
         raise ValueError("give the CT noise level once: --noise-std or --incident-flux, not both")
@@ -289,7 +311,8 @@ def prepare_ct(
         "noise_std": sigma,
         "noise_std_from": noise_source,
     }
-    return Prepared(y, operator, sigma, finish, "HU" if hu else unit, (spacing, spacing), details)
+    pixel_spacing = (spacing, spacing, spacing) if volume else (spacing, spacing)
+    return Prepared(y, operator, sigma, finish, "HU" if hu else unit, pixel_spacing, details)
 
 
 def _mask_option(value: str, shape: tuple[int, int], seed: int) -> tuple[torch.Tensor, str]:
@@ -608,6 +631,12 @@ def reconstruct_files(
         prepared = prepare_ct(
             measurement, model, prior_name, views=views, angles_file=angles_file, angle_range=angle_range,
             pixel_mm=pixel_mm, noise_std=noise_std, incident_flux=incident_flux, hu=hu, slice_index=slice_index,
+            volume=chosen.volumetric,
+        )
+    elif chosen.volumetric:
+        raise ValueError(
+            f"--sampler {sampler} reconstructs volumes, which --operator {operator} does not provide yet; "
+            "use --operator ct-parallel with a (slices, views, detector) sinogram, or a 2D sampler"
         )
     else:
         prepared = prepare_mri(
@@ -619,15 +648,22 @@ def reconstruct_files(
         samples = preset_samples if samples is None else samples
     samples = 1 if samples is None else samples
     image_shape = tuple(model.image_shape[-2:])
+    if chosen.volumetric:
+        image_shape = (prepared.operator.in_shape[1], *image_shape)
     truth, data_range = None, None
     if reference is not None:
         loaded = read_array(reference, "--reference", prefer=REFERENCE_DATASETS, allow_fastmri=False)
         values = loaded.data.abs() if loaded.data.is_complex() else loaded.data
-        truth = select_plane(values, 2, loaded.source, slice_index, False, "(H, W) image")
+        if chosen.volumetric:  # the whole reference volume, leading axes of length 1 dropped
+            truth = values
+            while truth.dim() > 3 and truth.shape[0] == 1:
+                truth = truth[0]
+        else:
+            truth = select_plane(values, 2, loaded.source, slice_index, False, "(H, W) image")
         if tuple(truth.shape) != image_shape:
             raise ValueError(
-                f"--reference {loaded.source} is an image of shape {tuple(truth.shape)}, but the reconstruction is "
-                f"{image_shape} (the prior's image size)"
+                f"--reference {loaded.source} is an array of shape {tuple(truth.shape)}, but the reconstruction is "
+                f"{image_shape} (the prior's image size{', for every slice' if chosen.volumetric else ''})"
             )
         data_range = _reference_range(truth, loaded.source, operator)
 
@@ -662,7 +698,10 @@ def reconstruct_files(
     written = [paths["mean"]]
     mean_attrs = {**attrs, "quantity": "posterior mean" if samples > 1 else "reconstruction"}
     std_attrs = {**attrs, "quantity": "posterior standard deviation"}
-    previews, titles = [mean], [f"{'mean' if samples > 1 else 'reconstruction'} ({prepared.unit})"]
+    # a volume is previewed by its middle slice
+    middle = (lambda image: image[image.shape[0] // 2]) if mean.dim() == 3 else (lambda image: image)
+    where = f", slice {mean.shape[0] // 2} of {mean.shape[0]}" if mean.dim() == 3 else ""
+    previews, titles = [middle(mean)], [f"{'mean' if samples > 1 else 'reconstruction'} ({prepared.unit}){where}"]
     staged = StagedFiles()
     try:
         staged.write(
@@ -671,8 +710,8 @@ def reconstruct_files(
         if std is not None:
             staged.write(paths["std"], lambda tmp: write_image(tmp, suffix, std, prepared.spacing, "std", std_attrs))
             written.append(paths["std"])
-            previews.append(std)
-            titles.append(f"posterior std ({prepared.unit})")
+            previews.append(middle(std))
+            titles.append(f"posterior std ({prepared.unit}){where}")
         title = f"{operator}, {prior_name}, {sampler}" + (f", {samples} samples" if samples > 1 else "")
         units, colormaps = [prepared.unit, f"{prepared.unit} (std)"], ["gray", "magma"]  # mean, std: own scales
         staged.write(
