@@ -17,7 +17,19 @@ from invsolve._checks import check_int
 
 from .base import LinearOperator
 
-__all__ = ["SliceStack"]
+__all__ = ["SliceStack", "slices_as_batch", "batch_as_slices"]
+
+
+def slices_as_batch(volume: torch.Tensor, axis: int) -> torch.Tensor:
+    """``(B, C, *spatial)`` → ``(B·n, C, …)``: the ``n`` slices along spatial ``axis`` as a batch of images."""
+    moved = volume.movedim(2 + axis, 1)  # (B, n, C, ...)
+    return moved.reshape(-1, *moved.shape[2:])
+
+
+def batch_as_slices(images: torch.Tensor, n_slices: int, axis: int) -> torch.Tensor:
+    """Inverse of :func:`slices_as_batch`: ``(B·n, C, …)`` → ``(B, C, *spatial)`` with the slices along ``axis``."""
+    stacked = images.reshape(-1, n_slices, *images.shape[1:])
+    return stacked.movedim(1, 2 + axis)
 
 
 class SliceStack(LinearOperator):
@@ -78,20 +90,16 @@ class SliceStack(LinearOperator):
 
     # images (B, C, *spatial) <-> (B·n, C, h, w); measurements (B, M0, n, *rest) <-> (B·n, M0, *rest)
     def _image_slices(self, x: torch.Tensor) -> torch.Tensor:
-        moved = x.movedim(2 + self.axis, 1)
-        return moved.reshape(-1, *moved.shape[2:])
+        return slices_as_batch(x, self.axis)
 
     def _image_volume(self, slices: torch.Tensor) -> torch.Tensor:
-        stacked = slices.reshape(-1, self.n_slices, *slices.shape[1:])
-        return stacked.movedim(1, 2 + self.axis)
+        return batch_as_slices(slices, self.n_slices, self.axis)
 
     def _measurement_slices(self, y: torch.Tensor) -> torch.Tensor:
-        moved = y.movedim(2, 1)
-        return moved.reshape(-1, *moved.shape[2:])
+        return slices_as_batch(y, 0)
 
     def _measurement_volume(self, slices: torch.Tensor) -> torch.Tensor:
-        stacked = slices.reshape(-1, self.n_slices, *slices.shape[1:])
-        return stacked.movedim(1, 2)
+        return batch_as_slices(slices, self.n_slices, 0)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._measurement_volume(self.operator._forward(self._image_slices(x)))

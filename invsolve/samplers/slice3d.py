@@ -65,6 +65,7 @@ from tqdm.auto import tqdm
 
 from invsolve._checks import check_int, check_nonnegative, check_positive, check_unit_interval
 from invsolve.operators import LinearOperator, cg
+from invsolve.operators.slices import batch_as_slices, slices_as_batch
 from invsolve.priors import DiffusionPrior
 from invsolve.slabs import Slab
 
@@ -111,18 +112,6 @@ def check_operator_fits_slice_prior(operator: LinearOperator, prior: DiffusionPr
         raise ValueError(f"the operator is on {operator.device} but the prior is on {prior.device}")
 
 
-def _to_slices(volume: torch.Tensor, axis: int) -> torch.Tensor:
-    """``(B, C, D, H, W)`` → ``(B·n, C, ·, ·)``, the slices along spatial ``axis`` as a batch."""
-    moved = volume.movedim(2 + axis, 1)  # (B, n, C, ., .)
-    return moved.reshape(-1, *moved.shape[2:])
-
-
-def _from_slices(slices: torch.Tensor, batch: int, axis: int) -> torch.Tensor:
-    """Inverse of :func:`_to_slices`."""
-    stacked = slices.reshape(batch, -1, *slices.shape[1:])
-    return stacked.movedim(1, 2 + axis)
-
-
 def _chunks(total: int, size: int) -> Iterator[slice]:
     for start in range(0, total, size):
         yield slice(start, min(start + size, total))
@@ -143,11 +132,12 @@ def predict_slices(
     tuple of torch.Tensor
         Both shaped like ``volume``.
     """
-    slices = _to_slices(volume, axis)
+    slices = slices_as_batch(volume, axis)
     clean, noise = torch.empty_like(slices), torch.empty_like(slices)
     for part in _chunks(slices.shape[0], slice_batch):
         clean[part], noise[part] = prior.predict(slices[part], t)
-    return _from_slices(clean, volume.shape[0], axis), _from_slices(noise, volume.shape[0], axis)
+    count = volume.shape[2 + axis]
+    return batch_as_slices(clean, count, axis), batch_as_slices(noise, count, axis)
 
 
 class AxisTVDataStep:
