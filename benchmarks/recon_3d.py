@@ -27,7 +27,8 @@ The defaults of ``--tv-weight`` (4·10⁻⁴), ``--rho`` (5·10⁻³), ``--cg-it
 views; docs/benchmarks/sweep_recon_3d.jsonl).
 
 Prints one JSON line per method (PSNR and SSIM over the volume in its own
-range, network evaluations per slice, wall time, peak RSS) and records the run
+range, network evaluations per slice, wall time, the process's peak RSS and the
+largest RSS while the reconstruction ran, polled from /proc) and records the run
 in ``benchmarks/results/recon_3d[.<options>].json``.  ``--slice-batch`` with
 several values reruns ``dds-3d`` at each, for the memory-against-batch figure.
 """
@@ -35,10 +36,12 @@ several values reruns ``dds-3d`` at each, for the memory-against-batch figure.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -68,6 +71,36 @@ def make_problem(slices: int, views: int, seed: int):
     return truth, operator, y, float(noise.variance(y).mean().sqrt())
 
 
+class ResidentPeak:
+    """The largest resident set size while the ``with`` block runs (polled from /proc, every 20 ms), in MB.
+
+    ``ru_maxrss`` keeps the high-water mark of the whole process, which here is the phantom's
+    generation (a point-in-ellipsoid test over the whole grid), not the reconstruction.
+    """
+
+    def __enter__(self) -> ResidentPeak:
+        self.peak_mb, self._running = self._current_mb(), True
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._running = False
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while self._running:
+            self.peak_mb = max(self.peak_mb, self._current_mb())
+            time.sleep(0.02)
+
+    @staticmethod
+    def _current_mb() -> float:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
 def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str, Any]:
     """One method on the chosen split's first phantom, in this (fresh) process."""
     import invsolve
@@ -76,23 +109,28 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
 
     torch.set_num_threads(args.threads)
     truth, operator, y, noise_std = make_problem(args.slices, args.views, SPLITS[args.split])
-    started = time.perf_counter()
-    if method == "tv-3d":
-        image = invsolve.tv_reconstruct(y, operator, args.tv3d_weight, iterations=TV_ITERATIONS, progress=False)
-        evaluations, settings = 0, {"weight": args.tv3d_weight, "iterations": TV_ITERATIONS}
-    else:
-        prior = pretrained("ct-ellipses")
-        sampler = "mbir" if method == "mbir" else "dds-3d"
-        settings = {
-            "steps": args.mbir_steps if method == "mbir" else DDS_STEPS,
-            "tv_weight": 0.0 if method == "slice-dds" else args.tv_weight,
-            "rho": args.rho,
-            "cg_iterations": args.cg_iterations if method != "mbir" else 1,
-            "slice_batch": slice_batch,
-        }
-        result = invsolve.reconstruct(y, operator, prior, sampler, noise_std=noise_std, seed=0, progress=False, **settings)
-        image, evaluations = result.image, result.info["network_evaluations"]
-    seconds = time.perf_counter() - started
+    prior = None if method == "tv-3d" else pretrained("ct-ellipses")
+    gc.collect()
+    with ResidentPeak() as watch:
+        at_start = watch.peak_mb
+        started = time.perf_counter()
+        if method == "tv-3d":
+            image = invsolve.tv_reconstruct(y, operator, args.tv3d_weight, iterations=TV_ITERATIONS, progress=False)
+            evaluations, settings = 0, {"weight": args.tv3d_weight, "iterations": TV_ITERATIONS}
+        else:
+            sampler = "mbir" if method == "mbir" else "dds-3d"
+            settings = {
+                "steps": args.mbir_steps if method == "mbir" else DDS_STEPS,
+                "tv_weight": 0.0 if method == "slice-dds" else args.tv_weight,
+                "rho": args.rho,
+                "cg_iterations": args.cg_iterations if method != "mbir" else 1,
+                "slice_batch": slice_batch,
+            }
+            result = invsolve.reconstruct(
+                y, operator, prior, sampler, noise_std=noise_std, seed=0, progress=False, **settings
+            )
+            image, evaluations = result.image, result.info["network_evaluations"]
+        seconds = time.perf_counter() - started
     window = float(truth.max() - truth.min())
     return {
         "method": method,
@@ -102,6 +140,8 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
         "network_evaluations_per_slice": evaluations,
         "seconds": seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "reconstruction_peak_rss_mb": watch.peak_mb,
+        "rss_before_reconstruction_mb": at_start,
     }
 
 
