@@ -246,7 +246,10 @@ def prepare_ct(
         raise ValueError(f"{measurement.source}: a CT sinogram must be real, found complex data")
     if volume:
         if slice_index is not None:
-            raise ValueError(f"--slice picks one slice for a 2D sampler; a slice-augmented sampler reconstructs all of {measurement.source}")
+            raise ValueError(
+                f"--slice picks one slice for a 2D sampler; a slice-augmented sampler reconstructs all of "
+                f"{measurement.source}"
+            )
         data = measurement.data
         while data.dim() > 3 and data.shape[0] == 1:
             data = data[0]
