@@ -152,8 +152,10 @@ class AxisTVDataStep:
     :class:`~invsolve.operators.FiniteDifference`); on a volume split over
     processes it reads one slice of each neighbour (:meth:`Slab.neighbours`)
     and the CG inner products are summed over the ranks.  With ``λ = 0`` the
-    slices are uncoupled and the step is plain least squares, the 2D samplers'
-    data step (DDS's, for the same ``cg_iterations``).
+    slices are uncoupled and the step is plain least squares, DDS's data step
+    on the whole volume: slice by slice the same where the CG steps are exact
+    (a mask), while truncated CG on another operator takes its inner products
+    over the volume rather than per slice.
 
     Parameters
     ----------
