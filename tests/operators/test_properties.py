@@ -30,6 +30,7 @@ from invsolve.operators import (
     MatrixOperator,
     PoissonNoise,
     RealAsComplex,
+    SliceStack,
     box_mask,
     cg,
     random_pixel_mask,
@@ -74,7 +75,7 @@ def _poison(draw, tensor: torch.Tensor) -> torch.Tensor:
 @st.composite
 def operators(draw) -> LinearOperator:
     """A small operator of every kind the package has, with generated sizes."""
-    kind = draw(st.sampled_from(["mask", "ray", "fan", "mri", "sense", "gradient", "channels", "phase", "matrix"]))
+    kind = draw(st.sampled_from(["mask", "ray", "fan", "mri", "sense", "gradient", "channels", "phase", "matrix", "slices"]))
     event(f"operator: {kind}")
     height, width = draw(st.integers(2, 6)), draw(st.integers(2, 6))
     generator = torch.Generator().manual_seed(draw(st.integers(0, 100)))
@@ -99,6 +100,10 @@ def operators(draw) -> LinearOperator:
         return CartesianMRI(torch.ones(width, dtype=torch.bool), shape=(height, width)) @ ComplexAsChannels((1, height, width))
     if kind == "phase":
         return RealAsComplex((1, height, width), torch.rand(height, width, generator=generator, dtype=torch.float64))
+    if kind == "slices":  # a mask or a ray transform on every slice of a volume, along a generated axis
+        observed = torch.rand(height, width, generator=generator) < draw(st.floats(0, 1))
+        plane = Mask(observed) if draw(st.booleans()) else RayTransform(ParallelBeam2D((height, width), [0.0, 1.0]))
+        return SliceStack(plane, n_slices=draw(st.integers(1, 3)), axis=draw(st.integers(0, 2)))
     matrix = torch.randn(draw(st.integers(1, 6)), height * width, generator=generator, dtype=torch.float64)
     return MatrixOperator(matrix, (1, height, width))
 
