@@ -58,12 +58,12 @@ TV_ITERATIONS = 300
 
 def make_problem(slices: int, views: int, seed: int):
     """Truth volume (1/mm), its slice-stacked parallel-beam operator, noisy sinograms and their noise std."""
-    from invsolve.datasets import CT_SMALL_PIXEL_MM, random_ellipse_phantoms
+    from invsolve.datasets import CT_SMALL_PIXEL_MM
+    from invsolve.demo import held_out_phantoms
     from invsolve.operators import PoissonNoise, SliceStack
-    from invsolve.operators.ct import MU_WATER_PER_MM, ParallelBeam2D, RayTransform, sparse_view_angles
+    from invsolve.operators.ct import ParallelBeam2D, RayTransform, sparse_view_angles
 
-    # ct-ellipses' training phantoms, in its prior unit (a.u. = 2 μ_water), as 1/mm
-    truth = random_ellipse_phantoms(1, (slices, IMAGE, IMAGE), seed=seed) * (2.0 * MU_WATER_PER_MM)
+    truth = held_out_phantoms(1, seed, (slices, IMAGE, IMAGE))  # ct-ellipses' distribution, 1/mm
     geometry = ParallelBeam2D((IMAGE, IMAGE), sparse_view_angles(views), extent=128 * CT_SMALL_PIXEL_MM)
     operator = SliceStack(RayTransform(geometry), n_slices=slices)
     noise = PoissonNoise(1e5)

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 import invsolve
-from invsolve.datasets import CT_SMALL_PIXEL_MM, random_ellipse_phantoms
+from invsolve.datasets import CT_SMALL_PIXEL_MM
+from invsolve.demo import held_out_phantoms
 from invsolve.files import atomic_write, save_json, save_png
 from invsolve.metrics import psnr, ssim
 from invsolve.operators import PoissonNoise
@@ -54,7 +55,7 @@ def scan(slices: int, views: int) -> tuple[torch.Tensor, ConeBeamTransform, torc
     """Truth ``(1, 1, 64, 64, S)`` in 1/mm, the cone-beam transform and noisy post-log projections."""
     # isotropic voxels: the slab of the phantoms' 2-unit reference cube that S slices of 64 cover
     extent = (2.0, 2.0, 2.0 * slices / SIDE)
-    truth = random_ellipse_phantoms(1, (SIDE, SIDE, slices), extent=extent, seed=TEST_SEED) * (2.0 * MU_WATER_PER_MM)
+    truth = held_out_phantoms(1, TEST_SEED, (SIDE, SIDE, slices), extent)
     field = SIDE * VOXEL_MM
     geometry = ConeBeam3D(
         (SIDE, SIDE, slices),

@@ -87,14 +87,19 @@ def ct_demo_prior() -> DiffusionPrior:
     return pretrained("ct-ellipses")
 
 
-def held_out_phantoms(n: int, seed: int) -> torch.Tensor:
-    """``(n, 1, 64, 64)`` random-ellipse phantoms of ``ct-ellipses``' distribution, attenuation in 1/mm.
+def held_out_phantoms(
+    n: int, seed: int, shape: tuple[int, ...] = (64, 64), extent: tuple[float, ...] | None = None
+) -> torch.Tensor:
+    """``(n, 1, *shape)`` random-ellipse phantoms of ``ct-ellipses``' distribution, attenuation in 1/mm.
 
-    Seeds below 20 000 are the prior's training images.
+    ``shape`` is ``(64, 64)`` (the prior's images) or a volume ``(X, Y, Z)`` of
+    random ellipsoids, whose slices are such phantoms; ``extent`` as in
+    :func:`~invsolve.datasets.random_ellipse_phantoms`.  Seeds below 20 000
+    are the prior's training images.
     """
     if seed < _TRAINING_SEEDS:
         raise ValueError(f"seeds below {_TRAINING_SEEDS} are ct-ellipses' training phantoms; got seed={seed!r}")
-    return random_ellipse_phantoms(n, (64, 64), seed=seed) * _MM_INVERSE_PER_PRIOR_UNIT
+    return random_ellipse_phantoms(n, shape, extent=extent, seed=seed) * _MM_INVERSE_PER_PRIOR_UNIT
 
 
 def ct_demo_scan(truth: torch.Tensor, views: int, seed: int) -> tuple[LinearOperator, torch.Tensor]:

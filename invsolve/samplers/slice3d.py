@@ -56,7 +56,7 @@ keeps its slab — so the result is the one-process volume to rounding.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -112,11 +112,6 @@ def check_operator_fits_slice_prior(operator: LinearOperator, prior: DiffusionPr
         raise ValueError(f"the operator is on {operator.device} but the prior is on {prior.device}")
 
 
-def _chunks(total: int, size: int) -> Iterator[slice]:
-    for start in range(0, total, size):
-        yield slice(start, min(start + size, total))
-
-
 def predict_slices(
     prior: DiffusionPrior, volume: torch.Tensor, t: float, axis: int, slice_batch: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,12 +127,9 @@ def predict_slices(
     tuple of torch.Tensor
         Both shaped like ``volume``.
     """
-    slices = slices_as_batch(volume, axis)
-    clean, noise = torch.empty_like(slices), torch.empty_like(slices)
-    for part in _chunks(slices.shape[0], slice_batch):
-        clean[part], noise[part] = prior.predict(slices[part], t)
+    estimates = [prior.predict(part, t) for part in slices_as_batch(volume, axis).split(slice_batch)]
     count = volume.shape[2 + axis]
-    return batch_as_slices(clean, count, axis), batch_as_slices(noise, count, axis)
+    return tuple(batch_as_slices(torch.cat(parts), count, axis) for parts in zip(*estimates))
 
 
 class AxisTVDataStep:
