@@ -24,9 +24,16 @@ and each process runs::
     result = invsolve.reconstruct(slab.take(y, dim=2), A, prior, "dds-3d", slab=slab, seed=0)
     volume = slab.gather(result.image, dim=2)             # the whole volume, on every rank
 
-The operator of a slab must be the slab's part of a slab-separable operator
+The operator of a slab is either the slab's part of a slab-separable operator
 (each slice measured on its own: :class:`~invsolve.operators.SliceStack`,
-masks, multi-slice MRI).
+masks, multi-slice MRI; ``y`` is split like the volume), or — where every
+measurement sees every slab, as in cone-beam CT — the slab's contribution
+wrapped in :class:`SummedOverSlabs`, whose projections are summed over the
+ranks (``y`` is whole on every rank)::
+
+    slab = Slab.of_this_process(total=geometry.volume_shape[2], axis=2)   # z slabs
+    A = SummedOverSlabs(ConeBeamTransform(geometry.slab(slab.start, slab.stop)), slab)
+    result = invsolve.reconstruct(y, A, prior, "dds-3d", axis=2, slab=slab, seed=0)
 """
 
 from __future__ import annotations
@@ -37,10 +44,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from invsolve._checks import check_int
+from invsolve._checks import check_int, check_nonnegative
 from invsolve._random import randn_like
+from invsolve.operators import LinearOperator, cg
+from invsolve.operators.base import power_iteration
 
-__all__ = ["Slab"]
+__all__ = ["Slab", "SummedOverSlabs"]
 
 
 @dataclass(frozen=True)
@@ -169,3 +178,82 @@ class Slab:
     def _device(self) -> torch.device:
         backend = dist.get_backend(self.group)
         return torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+
+
+class SummedOverSlabs(LinearOperator):
+    """A slab's part ``A_r`` of a volume operator whose measurement sums every slab's: ``A x = Σ_r A_r x_r``.
+
+    Cone-beam projections see every slice, so a cone-beam volume split into
+    ``z`` slabs is measured as the sum of the slabs' projections
+    (:meth:`~invsolve.operators.ct.ConeBeam3D.slab`; exact, Joseph's
+    interpolation is linear with zeros outside a slab).  On each rank this
+    operator takes the rank's slab and returns the *whole* measurement: the
+    forward sums ``A_r x_r`` over the ranks (an all-reduce of one
+    measurement-sized tensor per call), the adjoint is ``A_rᵀ y`` on the
+    whole ``y`` (no communication), so ``⟨A x, y⟩ = Σ_r ⟨x_r, A_rᵀ y⟩``: the
+    adjoint is exact for the volume's inner product, which the slab samplers
+    sum over the ranks.  :meth:`norm` and :meth:`pinv` also sum their inner
+    products over the ranks, so every rank gets the volume's numbers.  With
+    :meth:`Slab.whole` it is ``operator`` itself.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        ``A_r`` on this rank's slab ``(C, …)`` (the slab's size along
+        ``slab.axis``), to the whole measurement.
+    slab : Slab
+        This rank's slices.
+    """
+
+    def __init__(self, operator: LinearOperator, slab: Slab) -> None:
+        if not isinstance(operator, LinearOperator):
+            raise TypeError(f"operator must be an invsolve LinearOperator, got {type(operator).__name__}")
+        if not isinstance(slab, Slab):
+            raise TypeError(f"slab must be an invsolve.slabs.Slab, got {type(slab).__name__}")
+        if len(operator.in_shape) != 4 or operator.in_shape[1 + slab.axis] != slab.size:
+            raise ValueError(
+                f"{operator.describe()} takes images shaped {operator.in_shape}, but the slab holds {slab.size} slices "
+                f"along axis {slab.axis} of volumes (C, D, H, W): give each rank the operator of its own slices"
+            )
+        super().__init__(
+            operator.in_shape,
+            operator.out_shape,
+            complex_domain=operator.complex_domain,
+            complex_range=operator.complex_range,
+        )
+        self.operator, self.slab = operator, slab
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.slab.sum_over_ranks(self.operator(x))
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.operator.adjoint(y)
+
+    def _measured(self, y: torch.Tensor) -> torch.Tensor:
+        return self.operator.measured(y)
+
+    def _pinv(self, y: torch.Tensor) -> torch.Tensor:
+        return cg(self._normal, self._adjoint(y), iterations=100, tol=1e-6, reduce=self.slab.sum_over_ranks)
+
+    def norm(self, iterations: int = 200, tol: float = 1e-7, seed: int = 0) -> float:
+        """The volume operator's ``‖A‖₂`` on every rank (power iteration with norms summed over the ranks; cached).
+
+        The start vector is this slab's part of the whole volume's draw from
+        ``seed``, so the estimate equals the one of the whole operator in one
+        process to rounding.
+        """
+        if self._cached_norm is None:
+            iterations = check_int(iterations, "iterations")
+            tol = check_nonnegative(tol, "tol")
+            generator = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+            dtype = torch.complex128 if self.complex_domain else torch.float64
+            start = self.slab.randn_like(torch.empty((1, *self.in_shape), dtype=dtype), 2 + self.slab.axis, generator)
+
+            def vector_norm(value: torch.Tensor) -> float:
+                return float(self.slab.sum_over_ranks(value.abs().square().sum()).sqrt())
+
+            self._cached_norm = power_iteration(self._normal, start.to(self.device or start.device), iterations, tol, vector_norm)
+        return self._cached_norm
+
+    def describe(self) -> str:
+        return f"{self.operator.describe()} summed over slabs ({self.slab.start}:{self.slab.stop} of {self.slab.total})"

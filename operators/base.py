@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -33,7 +33,7 @@ from invsolve._checks import (
 
 from .cg import cg
 
-__all__ = ["LinearOperator", "KernelOperator", "MatrixOperator", "stack", "dot_test"]
+__all__ = ["LinearOperator", "KernelOperator", "MatrixOperator", "stack", "dot_test", "power_iteration"]
 
 
 class LinearOperator(nn.Module):
@@ -592,13 +592,30 @@ def dot_test(
 
 def _power_iteration(op: LinearOperator, iterations: int, tol: float, seed: int) -> float:
     generator = torch.Generator().manual_seed(seed)
-    x = _random((1, *op.in_shape), _domain_dtype(op, torch.float64), op.device, generator)
-    x = x / torch.linalg.vector_norm(x)
+    start = _random((1, *op.in_shape), _domain_dtype(op, torch.float64), op.device, generator)
+    return power_iteration(op._normal, start, iterations, tol)
+
+
+def power_iteration(
+    normal: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    iterations: int,
+    tol: float,
+    vector_norm: Callable[[torch.Tensor], float] = lambda v: torch.linalg.vector_norm(v).item(),
+) -> float:
+    """``sqrt`` of the largest eigenvalue of the self-adjoint ``normal`` (``AᴴA``), by power iteration from ``start``.
+
+    Stops after ``iterations`` or once the relative change of the estimate is
+    below ``tol``.  ``vector_norm`` measures an iterate (a volume split over
+    processes passes the norm summed over the ranks, so that every rank
+    takes the same steps).
+    """
+    x = start / vector_norm(start)
     estimate = 0.0
     with torch.no_grad():
         for _ in range(iterations):
-            z = op._normal(x)
-            new_estimate = torch.linalg.vector_norm(z).item()
+            z = normal(x)
+            new_estimate = vector_norm(z)
             if new_estimate == 0.0:
                 return 0.0
             x = z / new_estimate

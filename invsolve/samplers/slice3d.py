@@ -48,7 +48,8 @@ images must be shaped like the slices: ``(C, H, W)`` for ``axis=0``.
 
 Several processes: with ``slab=`` (:class:`invsolve.slabs.Slab`, processes
 started by ``torchrun``) each rank holds a slab of slices and its part of a
-slab-separable operator; the network calls stay local, ``D_a`` reads one
+slab-separable operator, or its slab's contribution to an operator summed over
+the slabs (:class:`invsolve.slabs.SummedOverSlabs`, cone beam); the network calls stay local, ``D_a`` reads one
 neighbouring slice from each side, CG inner products and the Langevin norms
 are summed over the ranks, and every rank draws the whole volume's noise and
 keeps its slab — so the result is the one-process volume to rounding.
@@ -309,7 +310,8 @@ class SliceAugmented3D(Sampler):
         super().check(problem, prior, steps, start_time)
 
     def _data_step(self, problem: Problem, prior: DiffusionPrior, slab: Slab) -> AxisTVDataStep:
-        # every rank must weigh alike: the largest of the slabs' norms (a slab-separable operator's norm)
+        # every rank must weigh alike: the largest of the slabs' norms (a slab-separable operator's norm;
+        # SummedOverSlabs already gives every rank the volume's norm)
         norm_squared = slab.max_over_ranks(problem.operator.norm()) ** 2
         return AxisTVDataStep(
             problem,

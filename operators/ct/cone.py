@@ -10,7 +10,9 @@ scanner:
   physical axes ``(x, y, z)`` in this order, exactly the array axes of ODL's
   ``uniform_discr``: voxel ``[i, j, k]`` is centred at
   ``(x_min + (i + 1/2) dx, y_min + (j + 1/2) dy, z_min + (k + 1/2) dz)`` and the
-  volume is centred at the origin.  So ``D = N_x``, ``H = N_y``, ``W = N_z``.
+  volume is centred at the origin (at height ``z_center`` on the rotation
+  axis for a slab of a taller volume, :meth:`ConeBeam3D.slab`).  So
+  ``D = N_x``, ``H = N_y``, ``W = N_z``.
 * The rotation axis is ``+z``.  The angle ``θ`` rotates the scanner
   counter-clockwise about it by ``R(θ)`` (the 2D rotation in ``(x, y)``, ``z``
   fixed).  At ``θ = 0`` the source is at ``(0, -r_s, 0)``, the detector centre
@@ -58,6 +60,7 @@ import torch.nn.functional as F
 from invsolve._checks import (
     check_extent,
     check_finite,
+    check_finite_number,
     check_int,
     check_nonnegative,
     check_positive,
@@ -121,6 +124,10 @@ class ConeBeam3D:
         Physical side lengths ``(L_x, L_y, L_z)`` of the volume, centred at
         the origin; one number gives a cube.  Default ``(2, 2, 2)``: the
         volume spans ``[-1, 1]³``.
+    z_center : float
+        Height of the volume's centre on the rotation axis (physical units);
+        default 0, the volume centred on the orbit's plane.  Nonzero for the
+        slabs of a volume split over processes (:meth:`slab`).
 
     Warns
     -----
@@ -145,9 +152,11 @@ class ConeBeam3D:
         detector_shape: Sequence[int] | None = None,
         detector_spacing: float | Sequence[float] | None = None,
         extent: float | Sequence[float] | None = None,
+        z_center: float = 0.0,
     ) -> None:
         self.volume_shape = check_shape(volume_shape, "volume_shape", ("N_x", "N_y", "N_z"))
         self.extent = check_extent(extent, 3)
+        self.z_center = check_finite_number(z_center, "z_center")
         self.angles = check_angles(angles)
         self.src_radius = check_positive(src_radius, "src_radius")
         self.det_radius = check_nonnegative(det_radius, "det_radius")
@@ -167,7 +176,7 @@ class ConeBeam3D:
             # The cylinder's silhouette across the axis, and the top and bottom
             # faces seen from the closest point of the cylinder (most magnified).
             half_width = self.distance * cylinder / math.sqrt(self.src_radius**2 - cylinder**2)
-            half_height = self.distance * (self.extent[2] / 2) / (self.src_radius - cylinder)
+            half_height = self.distance * max(abs(self.min_pt[2]), abs(self.max_pt[2])) / (self.src_radius - cylinder)
             detector_shape = (
                 math.ceil(2 * half_width / self.detector_spacing[0] - 1e-9),
                 math.ceil(2 * half_height / self.detector_spacing[1] - 1e-9),
@@ -194,7 +203,52 @@ class ConeBeam3D:
     @property
     def min_pt(self) -> tuple[float, float, float]:
         """Lower corner ``(x_min, y_min, z_min)`` of the volume."""
-        return tuple(-side / 2 for side in self.extent)
+        return (-self.extent[0] / 2, -self.extent[1] / 2, self.z_center - self.extent[2] / 2)
+
+    @property
+    def max_pt(self) -> tuple[float, float, float]:
+        """Upper corner ``(x_max, y_max, z_max)`` of the volume."""
+        return (self.extent[0] / 2, self.extent[1] / 2, self.z_center + self.extent[2] / 2)
+
+    def slab(self, start: int, stop: int) -> ConeBeam3D:
+        """The same scanner and detector seeing only the voxel slices ``[start, stop)`` along ``z``.
+
+        Line integrals add up along a ray, and Joseph's interpolation is
+        linear in the voxel values with zeros outside the volume, so the
+        projections of a volume are the sum of its slabs' projections — to
+        rounding, including the rays that cross a slab boundary between two
+        voxel centres (each slab contributes its side of the interpolation).
+        This is what lets a cone-beam volume be split over processes
+        (:class:`invsolve.slabs.SummedOverSlabs`).
+
+        Parameters
+        ----------
+        start, stop : int
+            Slices ``0 <= start < stop <= N_z`` of this volume.
+
+        Returns
+        -------
+        ConeBeam3D
+            Volume ``(N_x, N_y, stop - start)`` with this geometry's voxel
+            size, centred at the slab's height; the angles, radii and the
+            detector (shape and spacing) of this geometry.
+        """
+        total = self.volume_shape[2]
+        start = check_int(start, "start", minimum=0)
+        stop = check_int(stop, "stop", minimum=1)
+        if not start < stop <= total:
+            raise ValueError(f"a slab needs 0 <= start < stop <= {total} (the volume's N_z), got [{start}, {stop})")
+        dz = self.voxel_size[2]
+        return ConeBeam3D(
+            (*self.volume_shape[:2], stop - start),
+            self.angles,
+            self.src_radius,
+            self.det_radius,
+            self.detector_shape,
+            self.detector_spacing,
+            extent=(*self.extent[:2], (stop - start) * dz),
+            z_center=self.min_pt[2] + (start + stop) / 2 * dz,
+        )
 
     @property
     def projection_shape(self) -> tuple[int, int, int]:
@@ -276,7 +330,7 @@ class ConeBeam3D:
         import odl
         from odl.applications import tomo
 
-        reco_space = odl_reco_space(self.min_pt, self.volume_shape)
+        reco_space = odl_reco_space(self.min_pt, self.volume_shape, self.max_pt)
         half = [n * s / 2 for n, s in zip(self.detector_shape, self.detector_spacing)]
         detector_partition = odl.uniform_partition([-h for h in half], half, list(self.detector_shape))
         geometry = tomo.ConeBeamGeometry(
@@ -299,7 +353,8 @@ class ConeBeam3D:
 
     def __repr__(self) -> str:
         return (
-            f"ConeBeam3D(volume_shape={self.volume_shape}, extent={self.extent}, n_angles={self.n_angles}, "
+            f"ConeBeam3D(volume_shape={self.volume_shape}, extent={self.extent}, z_center={self.z_center:g}, "
+            f"n_angles={self.n_angles}, "
             f"src_radius={self.src_radius:g}, det_radius={self.det_radius:g}, "
             f"detector_shape={self.detector_shape}, detector_spacing={self.detector_spacing})"
         )

@@ -418,11 +418,12 @@ def check_angles(angles: Any) -> torch.Tensor:
     return values.contiguous()
 
 
-def odl_reco_space(min_pt: Sequence[float], shape: Sequence[int]):
-    """ODL's float32 ``uniform_discr`` of ``shape`` cells over the box from ``min_pt`` to ``-min_pt``."""
+def odl_reco_space(min_pt: Sequence[float], shape: Sequence[int], max_pt: Sequence[float] | None = None):
+    """ODL's float32 ``uniform_discr`` of ``shape`` cells over the box from ``min_pt`` to ``max_pt`` (default ``-min_pt``)."""
     import odl
 
-    return odl.uniform_discr(list(min_pt), [-v for v in min_pt], list(shape), dtype="float32")
+    max_pt = [-v for v in min_pt] if max_pt is None else max_pt
+    return odl.uniform_discr(list(min_pt), list(max_pt), list(shape), dtype="float32")
 
 
 def odl_angle_partition(angles: torch.Tensor):
