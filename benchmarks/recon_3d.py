@@ -1,16 +1,34 @@
-"""3D sparse-view CT from the 2D prior ``ct-ellipses``: dds-3d, slice-wise DDS, 3D TV and mbir in one run.
+"""3D reconstruction from 2D priors: dds-3d, slice-wise DDS, 3D TV and mbir in one run, on CT or MRI volumes.
 
 Run by hand::
 
-    python benchmarks/recon_3d.py [--slices 64] [--views 8] [--methods dds-3d slice-dds tv-3d mbir]
+    python benchmarks/recon_3d.py [--task ct|mri] [--slices 64] [--views 8]
+                                  [--methods dds-3d slice-dds tv-3d mbir zero-filled]
                                   [--mbir-steps 1000] [--slice-batch 16 64] [--split validation|test]
 
-The volume is a random-ellipsoid phantom ``(1, 1, S, 64, 64)`` in 1/mm (the
-distribution whose 2D slices ``ct-ellipses`` was trained on), scanned slice by
+``--task ct`` (default): a random-ellipsoid phantom ``(1, 1, S, 64, 64)`` in 1/mm
+(the distribution whose 2D slices ``ct-ellipses`` was trained on), scanned slice by
 slice by a parallel-beam ray transform (``SliceStack``, CT_small's 84.7 mm field
 of view, ``--views`` views over 180°) with Poisson noise of 10⁵ photons.
 Phantom seeds: ``--split validation`` uses 2 000 000 + k (tune there),
 ``--split test`` 3 000 000 + k (report there; never tuned on).
+
+``--task mri``: 4× 3D Cartesian MRI of a brain volume with the ``mri-brain`` prior
+(trained on coronal slices of Colin27, which therefore is never a benchmark volume).
+The test volume is the MNI ICBM152 2009a symmetric T1 template (an average of 152
+brains, skull-stripped; shipped inside ``nilearn``, an optional install), the
+validation volume the INIA19 rhesus macaque T1 template (skull-stripped; Debian's
+``mricron-data``) — the only other skull-stripped T1 brain volume available offline,
+so the hyperparameters are tuned on another species' brain, never on the test brain.
+Each is cropped to its brain (the coronal plane to a square around it), resampled to
+64³ by area averaging (coronal slices along axis 1, as the prior learnt them) and
+scaled so that the 99.9th percentile of the brain is 1.  The readout (x, axis 0) is
+fully sampled, the phase-encode plane (y, z) by a variable-density Poisson-disc mask
+at 4× with an 8 % calibration box; single coil, the image real (a magnitude volume:
+``CartesianMRI @ RealAsComplex``), complex Gaussian k-space noise of σ = 2·10⁻³.  The
+data are scaled to the prior's window from the zero-filled image (its 99.9th
+percentile to the window top, :func:`invsolve.mri_prior.window_scale`) — what a
+user's data would get — and the results scaled back.
 
 Methods (each in a fresh process, so that its peak resident memory is its own):
 
@@ -20,11 +38,14 @@ Methods (each in a fresh process, so that its peak resident memory is its own):
   the same prior and budget;
 * ``tv-3d`` — 3D total variation alone (``tv_reconstruct`` on the volume, ``--tv3d-weight``);
 * ``mbir`` — DiffusionMBIR's predictor–corrector, ``--mbir-steps`` steps, its one CG
-  iteration per data step.
+  iteration per data step;
+* ``zero-filled`` — MRI only: ``Aᴴy`` (the minimum-norm solution of single-coil
+  Cartesian MRI).
 
-The defaults of ``--tv-weight`` (4·10⁻⁴), ``--rho`` (5·10⁻³), ``--cg-iterations`` (5) and
-``--tv3d-weight`` (3·10⁻³) are the best of a sweep on the validation split (8 slices, 8
-views; docs/benchmarks/sweep_recon_3d.jsonl).
+The defaults of ``--tv-weight``, ``--rho``, ``--cg-iterations`` and ``--tv3d-weight``
+(:data:`DEFAULTS`) are the best of a sweep on the validation split: CT on 8 slices, 8
+views (docs/benchmarks/sweep_recon_3d.jsonl), MRI on the macaque volume
+(docs/benchmarks/sweep_recon_3d_mri.jsonl).
 
 Prints one JSON line per method (PSNR and SSIM over the volume in its own
 range, network evaluations per slice, wall time, the process's peak RSS and the
@@ -50,10 +71,64 @@ import torch
 from _recording import results_path, run_metadata, save_run
 
 SPLITS = {"validation": 2_000_000, "test": 3_000_000}
-METHODS = ("dds-3d", "slice-dds", "tv-3d", "mbir")
+METHODS = ("dds-3d", "slice-dds", "tv-3d", "mbir", "zero-filled")
 IMAGE = 64
 DDS_STEPS = 50
 TV_ITERATIONS = 300
+#: per task: the prior, the slice axis and the validation sweep's choices
+DEFAULTS = {
+    "ct": {"prior": "ct-ellipses", "axis": 0, "tv_weight": 4e-4, "rho": 5e-3, "cg_iterations": 5, "tv3d_weight": 3e-3},
+    "mri": {"prior": "mri-brain", "axis": 1, "tv_weight": 1e-2, "rho": 1e-2, "cg_iterations": 5, "tv3d_weight": 1e-2},
+}
+MRI_ACCELERATION = 4
+MRI_NOISE_STD = 2e-3
+#: the brain volumes of the MRI task: (where they come from, file)
+BRAINS = {"validation": "INIA19 macaque T1 (mricron-data)", "test": "MNI ICBM152 2009a sym T1 (nilearn)"}
+
+
+def brain_volume(split: str) -> torch.Tensor:
+    """The MRI task's brain ``(1, 1, 64, 64, 64)``, float64, RAS axes, its brain's 99.9th percentile at 1.
+
+    Cropped to the brain (voxels above 5 % of that percentile), the coronal
+    (x, z) plane to a square around it so that resampling keeps its aspect, then
+    area-averaged to 64³.
+    """
+    import nibabel
+
+    if split == "test":
+        from nilearn.datasets import load_mni152_template
+
+        image = load_mni152_template(resolution=1)
+    else:
+        image = nibabel.load("/usr/share/mricron/templates/inia19-t1-brain.nii.gz")
+    if nibabel.aff2axcodes(image.affine) != ("R", "A", "S"):
+        raise ValueError(f"expected a RAS volume for {BRAINS[split]}, got {nibabel.aff2axcodes(image.affine)}")
+    volume = torch.as_tensor(image.get_fdata(), dtype=torch.float64)
+    level = torch.quantile(volume[volume > 0], 0.999)
+    inside = (volume > 0.05 * level).nonzero()
+    low, high = inside.min(0).values, inside.max(0).values + 1
+    side = int(max(high[0] - low[0], high[2] - low[2]))
+    centre = (low + high) // 2
+    padded = torch.nn.functional.pad(volume, [side] * 6)  # room for the square around the brain
+    starts = [int(centre[0]) - side // 2 + side, int(low[1]) + side, int(centre[2]) - side // 2 + side]
+    stops = [starts[0] + side, int(high[1]) + side, starts[2] + side]
+    cropped = padded[starts[0] : stops[0], starts[1] : stops[1], starts[2] : stops[2]]
+    resampled = torch.nn.functional.interpolate(cropped[None, None], size=(IMAGE,) * 3, mode="area")
+    return (resampled / level).clamp_min(0.0)
+
+
+def make_mri_problem(split: str, seed: int, window_top: float):
+    """Truth, operator, k-space and noise std of the MRI task, all scaled to the prior's window (module docstring)."""
+    from invsolve.mri_prior import window_scale
+    from invsolve.operators import GaussianNoise, RealAsComplex
+    from invsolve.operators.mri import CartesianMRI, poisson_disc_mask
+
+    truth = brain_volume(split)
+    mask = poisson_disc_mask((IMAGE, IMAGE), MRI_ACCELERATION, center_fraction=0.08, seed=seed)
+    operator = CartesianMRI(mask, shape=(IMAGE,) * 3) @ RealAsComplex((1, *(IMAGE,) * 3))
+    y = operator.measured(GaussianNoise(MRI_NOISE_STD)(operator(truth), seed=seed + 1))
+    scale = window_scale(operator.adjoint(y), window_top)
+    return truth * scale, operator, y * scale, MRI_NOISE_STD * scale
 
 
 def make_problem(slices: int, views: int, seed: int):
@@ -102,14 +177,19 @@ class ResidentPeak:
 
 
 def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str, Any]:
-    """One method on the chosen split's first phantom, in this (fresh) process."""
+    """One method on the chosen split's first volume, in this (fresh) process."""
     import invsolve
     from invsolve.metrics import psnr, ssim
+    from invsolve.mri_prior import prior_window
     from invsolve.priors import pretrained
 
     torch.set_num_threads(args.threads)
-    truth, operator, y, noise_std = make_problem(args.slices, args.views, SPLITS[args.split])
-    prior = None if method == "tv-3d" else pretrained("ct-ellipses")
+    task = DEFAULTS[args.task]
+    prior = pretrained(task["prior"])
+    if args.task == "ct":
+        truth, operator, y, noise_std = make_problem(args.slices, args.views, SPLITS[args.split])
+    else:
+        truth, operator, y, noise_std = make_mri_problem(args.split, SPLITS[args.split], prior_window(prior)[1])
     gc.collect()
     with ResidentPeak() as watch:
         at_start = watch.peak_mb
@@ -117,6 +197,8 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
         if method == "tv-3d":
             image = invsolve.tv_reconstruct(y, operator, args.tv3d_weight, iterations=TV_ITERATIONS, progress=False)
             evaluations, settings = 0, {"weight": args.tv3d_weight, "iterations": TV_ITERATIONS}
+        elif method == "zero-filled":
+            image, evaluations, settings = operator.adjoint(y), 0, {}
         else:
             sampler = "mbir" if method == "mbir" else "dds-3d"
             settings = {
@@ -125,6 +207,7 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
                 "rho": args.rho,
                 "cg_iterations": args.cg_iterations if method != "mbir" else 1,
                 "slice_batch": slice_batch,
+                "axis": task["axis"],
             }
             result = invsolve.reconstruct(
                 y, operator, prior, sampler, noise_std=noise_std, seed=0, progress=False, **settings
@@ -133,6 +216,8 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
         seconds = time.perf_counter() - started
     window = float(truth.max() - truth.min())
     return {
+        "task": args.task,
+        "volume": BRAINS[args.split] if args.task == "mri" else f"random ellipsoids, seed {SPLITS[args.split]}",
         "method": method,
         "settings": settings,
         "psnr_db": float(psnr(image, truth, data_range=window)),
@@ -148,7 +233,7 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
 def measure(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str, Any]:
     """:func:`run_method` in a fresh process; raises if it fails."""
     command = [sys.executable, __file__, "--one", method, "--slice-batch", str(slice_batch)]
-    for key in ("slices", "views", "split", "tv_weight", "rho", "cg_iterations", "tv3d_weight", "mbir_steps", "threads"):
+    for key in ("task", "slices", "views", "split", "tv_weight", "rho", "cg_iterations", "tv3d_weight", "mbir_steps", "threads"):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
@@ -158,20 +243,26 @@ def measure(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slices", type=int, default=64, help="slices of the 64×64×S volume (default: %(default)s)")
-    parser.add_argument("--views", type=int, default=8, help="views over 180° (default: %(default)s)")
-    parser.add_argument("--split", choices=sorted(SPLITS), default="test", help="phantom seeds (default: %(default)s)")
+    parser.add_argument("--task", choices=sorted(DEFAULTS), default="ct", help="(default: %(default)s)")
+    parser.add_argument("--slices", type=int, default=64, help="CT: slices of the 64×64×S volume (default: %(default)s)")
+    parser.add_argument("--views", type=int, default=8, help="CT: views over 180° (default: %(default)s)")
+    parser.add_argument("--split", choices=sorted(SPLITS), default="test", help="volumes (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS[:3]), help="(default: %(default)s)")
-    parser.add_argument("--tv-weight", type=float, default=4e-4, help="dds-3d's and mbir's relative λ (default: %(default)s)")
-    parser.add_argument("--rho", type=float, default=5e-3, help="their relative ρ (default: %(default)s)")
-    parser.add_argument("--cg-iterations", type=int, default=5, help="dds-3d's CG iterations (default: %(default)s)")
-    parser.add_argument("--tv3d-weight", type=float, default=3e-3, help="3D TV's weight (default: %(default)s)")
+    parser.add_argument("--tv-weight", type=float, help="dds-3d's and mbir's relative λ (default: the task's DEFAULTS)")
+    parser.add_argument("--rho", type=float, help="their relative ρ (default: the task's DEFAULTS)")
+    parser.add_argument("--cg-iterations", type=int, help="dds-3d's CG iterations (default: the task's DEFAULTS)")
+    parser.add_argument("--tv3d-weight", type=float, help="3D TV's weight (default: the task's DEFAULTS)")
     parser.add_argument("--mbir-steps", type=int, default=1000, help="(default: %(default)s)")
     parser.add_argument("--slice-batch", type=int, nargs="+", default=[16], help="(default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/recon_3d[.<options>].json)")
     parser.add_argument("--one", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for key in ("tv_weight", "rho", "cg_iterations", "tv3d_weight"):
+        if getattr(args, key) is None:
+            setattr(args, key, DEFAULTS[args.task][key])
+    if args.task == "ct" and "zero-filled" in args.methods + [args.one]:
+        parser.error("zero-filled is an MRI baseline (--task mri)")
     if args.one:
         print(json.dumps(run_method(args.one, args, args.slice_batch[0])))
         return

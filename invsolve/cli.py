@@ -86,7 +86,11 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
         "invsolve.command_reconstruct.",
     )
     recon.add_argument("--operator", required=True, help="forward model: ct-parallel or mri")
-    recon.add_argument("--input", required=True, help="the measurement file: sinogram (views, detector) or k-space")
+    recon.add_argument(
+        "--input", required=True,
+        help="the measurement file: sinogram (views, detector) or k-space (coils, H, W); for a slice-augmented "
+        "sampler (dds-3d, mbir) sinograms (slices, views, detector) or 3D k-space (coils, D, H, W)",
+    )
     recon.add_argument("--out", required=True, help="output file: .nii, .nii.gz, .h5, .hdf5 or .npy")
     recon.add_argument(
         "--prior", help="embedded prior name or checkpoint path (default: ct-ellipses for ct-parallel, mri-brain for mri)"
@@ -122,7 +126,11 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     ct.add_argument("--incident-flux", type=float, help="photons per detector pixel and view; sets the noise std")
     ct.add_argument("--hu", action="store_true", help="write Hounsfield units instead of the prior's 1/mm")
     mri = recon.add_argument_group("mri")
-    mri.add_argument("--mask", help="sampling mask file, or random:R:C / equispaced:R:C (default: the file's mask)")
+    mri.add_argument(
+        "--mask",
+        help="sampling mask file, or random:R:C / equispaced:R:C (2D columns), poisson:R:C (3D phase-encode plane) "
+        "(default: the file's mask, else the non-zero k-space)",
+    )
     mri.add_argument(
         "--resize", action="store_true", help="crop larger k-space to the prior's size (a lower-resolution image)"
     )

@@ -58,7 +58,11 @@ DEFAULT_PRIORS = {"ct-parallel": "ct-ellipses", "mri": "mri-brain"}
 #: output formats, by the end of the ``--out`` file name
 #: millimetres per length unit of attenuation priors (unit "1/mm", "1/cm", "1/m")
 _MM_PER_LENGTH = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
-_MASK_SPEC = re.compile(r"(random|equispaced):([0-9.]+):([0-9.]+)")
+_FASTMRI_IS_2D = (
+    "2D multi-slice k-space, each slice Fourier-encoded on its own, not a 3D acquisition; reconstruct its slices "
+    "with a 2D sampler (--slice N), or give the k-space of a 3D acquisition, (coils, D, H, W)"
+)
+_MASK_SPEC = re.compile(r"(random|equispaced|poisson):([0-9.]+):([0-9.]+)")
 
 
 def load_prior_option(value: str) -> tuple[Any, str]:
@@ -318,13 +322,20 @@ def prepare_ct(
     return Prepared(y, operator, sigma, finish, "HU" if hu else unit, pixel_spacing, details)
 
 
-def _mask_option(value: str, shape: tuple[int, int], seed: int) -> tuple[torch.Tensor, str]:
-    """``--mask``: a mask file, or ``random:R:C`` / ``equispaced:R:C`` (acceleration R, centre fraction C)."""
-    from invsolve.operators.mri import equispaced_fraction_mask, random_mask
+def _mask_option(value: str, shape: tuple[int, ...], seed: int) -> tuple[torch.Tensor, str]:
+    """``--mask``: a mask file, or ``random:R:C`` / ``equispaced:R:C`` (2D: acceleration R, centre fraction C)
+    or ``poisson:R:C`` (3D k-space ``shape = (D, H, W)``: a Poisson-disc phase-encode plane)."""
+    from invsolve.operators.mri import equispaced_fraction_mask, poisson_disc_mask, random_mask
 
     match = _MASK_SPEC.fullmatch(value.strip())
     if match:
         kind, acceleration, centre = match.group(1), float(match.group(2)), float(match.group(3))
+        if (kind == "poisson") != (len(shape) == 3):
+            wanted = "poisson:R:C (a phase-encode plane)" if len(shape) == 3 else "random:R:C or equispaced:R:C (columns)"
+            raise ValueError(f"--mask {value} does not fit {len(shape)}D k-space: use {wanted}, or a mask file")
+        if kind == "poisson":
+            plane = poisson_disc_mask(shape[1:], acceleration, center_fraction=centre, seed=seed)
+            return plane, f"Poisson disc on the phase-encode plane, {acceleration:g}x, centre {centre:g}"
         function = random_mask if kind == "random" else equispaced_fraction_mask
         return function(shape[1], centre, acceleration, seed=seed), f"{kind} columns, {acceleration:g}x, centre {centre:g}"
     mask = read_array(value, "--mask", allow_fastmri=False).data
@@ -337,6 +348,29 @@ def _mask_option(value: str, shape: tuple[int, int], seed: int) -> tuple[torch.T
     return mask.to(torch.bool), f"from {value}"
 
 
+def _kspace_volume(measurement: ArrayFile, slice_index: int | None, resize: bool) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The ``(coils, D, H, W)`` complex64 k-space of a 3D acquisition and its spatial shape, or one clear error."""
+    source = measurement.source
+    if slice_index is not None:
+        raise ValueError(f"--slice picks one slice for a 2D sampler; a slice-augmented sampler reconstructs all of {source}")
+    if resize:
+        raise ValueError(
+            "--resize crops 2D k-space; for a volume, give k-space whose slices along the sampler's axis are the "
+            "prior's image size"
+        )
+    data = measurement.data
+    while data.dim() > 4 and data.shape[0] == 1:
+        data = data[0]
+    if data.dim() == 3:
+        data = data[None]
+    if data.dim() != 4:
+        raise ValueError(
+            f"{source} holds an array of shape {tuple(measurement.data.shape)}; a slice-augmented sampler needs the "
+            "k-space of a 3D acquisition, (coils, D, H, W) or (D, H, W) for one coil"
+        )
+    return data.to(torch.complex64), tuple(data.shape[1:])
+
+
 def prepare_mri(
     measurement: ArrayFile,
     prior: Any,
@@ -347,8 +381,9 @@ def prepare_mri(
     noise_std: float | None = None,
     seed: int = 0,
     slice_index: int | None = None,
+    slice_axis: int | None = None,
 ) -> Prepared:
-    """Cartesian multi-coil MRI at the prior's image size.
+    """Cartesian multi-coil MRI at the prior's image size; with ``slice_axis``, a 3D acquisition.
 
     The measurement is complex k-space ``(coils, H, W)`` (``(H, W)`` is one
     coil; ``(slices, coils, H, W)`` needs ``slice_index``), ``H`` the read-out
@@ -369,6 +404,21 @@ def prepare_mri(
     ``RealAsComplex`` with the phase of the calibration lines, a two-channel
     prior through ``ComplexAsChannels``.  The written image is the magnitude
     of the mean, in the k-space's units; the std that of the sample magnitudes.
+
+    With ``slice_axis`` (the ``axis`` of a slice-augmented sampler such as
+    ``dds-3d``, along which the prior sees the volume's slices) the
+    measurement is the k-space of a 3D Cartesian acquisition, ``(coils, D, H,
+    W)`` (``(D, H, W)`` is one coil), Fourier-encoded along all three axes: the
+    read-out ``D`` fully sampled, the phase-encode plane ``(H, W)``
+    undersampled.  The mask is ``mask`` (a file with ``(H, W)`` or ``(D, H, W)``
+    0/1 values, or ``poisson:R:C`` to undersample fully sampled data with a
+    variable-density Poisson-disc mask, :func:`~invsolve.operators.mri.poisson_disc_mask`),
+    else the file's ``mask``, else the non-zero k-space.  Coil maps are the
+    low-resolution maps of the calibration box
+    (:func:`~invsolve.operators.mri.estimate_coil_maps`; ESPIRiT here is 2D);
+    the volume must already be the prior's slice size along the sampler's
+    ``axis`` (no ``resize``).  fastMRI files hold 2D multi-slice k-space (each
+    slice encoded on its own) and are refused: they are not 3D acquisitions.
     """
     from invsolve.mri_prior import (
         calibrated_coil_maps,
@@ -377,29 +427,47 @@ def prepare_mri(
         prior_view,
         prior_window,
     )
-    from invsolve.operators.mri import CartesianMRI
+    from invsolve.operators.mri import CartesianMRI, estimate_coil_maps
 
     size = _image_size(prior, prior_name, (1, 2), "mri")
     data = measurement.data
     if not data.is_complex():
         raise ValueError(f"{measurement.source}: --operator mri needs complex k-space, found real data ({data.dtype})")
-    if data.dim() == 2:
-        data = data[None]
-    kspace = select_plane(data, 3, measurement.source, None if measurement.fastmri else slice_index,
-                    not measurement.fastmri, "(coils, H, W) k-space")
-    kspace = kspace.to(torch.complex64)
-    full = tuple(kspace.shape[-2:])
+    volume = slice_axis is not None
+    if volume:
+        kspace, full = _kspace_volume(measurement, slice_index, resize)
+        slices = tuple(n for axis, n in enumerate(full) if axis != slice_axis)
+        if slices != size:
+            raise ValueError(
+                f"the k-space volume {'×'.join(map(str, full))} has slices of {slices[0]}×{slices[1]} along axis "
+                f"{slice_axis}, but prior {prior_name} reconstructs {size[0]}×{size[1]} images; set the sampler's axis "
+                "(--set axis=N) to the axis whose slices the prior knows, or give k-space of the prior's size"
+            )
+        size = full
+    else:
+        if data.dim() == 2:
+            data = data[None]
+        kspace = select_plane(data, 3, measurement.source, None if measurement.fastmri else slice_index,
+                        not measurement.fastmri, "(coils, H, W) k-space")
+        kspace = kspace.to(torch.complex64)
+        full = tuple(kspace.shape[-2:])
 
     if mask is not None:
         sampling, mask_source = _mask_option(mask, full, seed)
     elif measurement.mask is not None:
         sampling, mask_source = measurement.mask.to(torch.bool), "the file's mask"
+    elif volume:
+        sampling, mask_source = (kspace != 0).any(dim=0), "the non-zero k-space"
+        if bool((sampling == sampling[:1]).all()):  # the same plane at every read-out position
+            sampling, mask_source = sampling[0], "the non-zero k-space (phase-encode plane)"
     else:
         sampling, mask_source = (kspace != 0).any(dim=0).any(dim=0), "the non-zero k-space columns"
-    if tuple(sampling.shape) not in ((full[1],), full):
+    allowed = (full[1:], full) if volume else ((full[1],), full)
+    if tuple(sampling.shape) not in allowed:
+        layouts = " or ".join(str(shape) for shape in allowed)
         raise ValueError(
-            f"the sampling mask ({mask_source}) has shape {tuple(sampling.shape)}, but the k-space {full[0]}×{full[1]} "
-            f"needs ({full[1]},) columns or {full}"
+            f"the sampling mask ({mask_source}) has shape {tuple(sampling.shape)}, but the k-space "
+            f"{'×'.join(map(str, full))} needs {layouts}"
         )
     if not bool(sampling.any()):
         raise ValueError(f"the sampling mask ({mask_source}) samples nothing")
@@ -421,6 +489,8 @@ def prepare_mri(
         noise_source = "k-space corners (median absolute deviation)"
 
     spacing = measurement.spacing
+    if spacing is not None and len(spacing) != len(full):
+        spacing = None
     if full != size:
         if not resize:
             raise ValueError(
@@ -443,6 +513,8 @@ def prepare_mri(
     coils = kspace.shape[0]
     if coils == 1:
         maps, maps_method = None, "single coil"
+    elif volume:
+        maps, maps_method = estimate_coil_maps(kspace, sampling), "low-resolution (calibration box, 3D)"
     else:
         maps, maps_method = calibrated_coil_maps(kspace, sampling)
     operator = CartesianMRI(sampling, maps, shape=size)
@@ -629,30 +701,26 @@ def reconstruct_files(
 
     prior_name = prior if prior is not None else DEFAULT_PRIORS[operator]
     model, prior_name = load_prior_option(prior_name)
-    measurement = read_array(input, "--input", dataset=dataset, slice_index=slice_index, allow_fastmri=operator == "mri")
+    measurement = read_array(
+        input, "--input", dataset=dataset, slice_index=slice_index, allow_fastmri=operator == "mri",
+        refuse_fastmri=_FASTMRI_IS_2D if chosen.volumetric else None,
+    )
     if operator == "ct-parallel":
         prepared = prepare_ct(
             measurement, model, prior_name, views=views, angles_file=angles_file, angle_range=angle_range,
             pixel_mm=pixel_mm, noise_std=noise_std, incident_flux=incident_flux, hu=hu, slice_index=slice_index,
             volume=chosen.volumetric,
         )
-    elif chosen.volumetric:
-        raise ValueError(
-            f"--sampler {sampler} reconstructs volumes, which --operator {operator} does not provide yet; "
-            "use --operator ct-parallel with a (slices, views, detector) sinogram, or a 2D sampler"
-        )
     else:
         prepared = prepare_mri(
             measurement, model, prior_name, mask=mask, resize=resize, noise_std=noise_std, seed=seed,
-            slice_index=slice_index,
+            slice_index=slice_index, slice_axis=chosen.axis if chosen.volumetric else None,
         )
     if preset is not None:
         preset_samples = preset_settings(preset, sampler, prepared.operator)["n_samples"]
         samples = preset_samples if samples is None else samples
     samples = 1 if samples is None else samples
-    image_shape = tuple(model.image_shape[-2:])
-    if chosen.volumetric:
-        image_shape = (prepared.operator.in_shape[1], *image_shape)
+    image_shape = tuple(prepared.operator.in_shape[1:]) if chosen.volumetric else tuple(model.image_shape[-2:])
     truth, data_range = None, None
     if reference is not None:
         loaded = read_array(reference, "--reference", prefer=REFERENCE_DATASETS, allow_fastmri=False)

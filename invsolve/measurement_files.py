@@ -77,6 +77,7 @@ def read_array(
     slice_index: int | None = None,
     prefer: Sequence[str] = (),
     allow_fastmri: bool = True,
+    refuse_fastmri: str | None = None,
 ) -> ArrayFile:
     """Read one array from a file chosen by its extension.
 
@@ -97,6 +98,8 @@ def read_array(
         HDF5 datasets to pick, in order, when ``dataset`` is not given.
     allow_fastmri : bool
         Read an HDF5 file holding ``kspace`` as a fastMRI file.
+    refuse_fastmri : str, optional
+        With ``allow_fastmri``: refuse such a file instead, with this reason.
 
     Returns
     -------
@@ -123,7 +126,7 @@ def read_array(
     elif name.endswith(".npy"):
         result = ArrayFile(_as_tensor(read_npy(path, what), path, what), str(path))
     elif name.endswith((".h5", ".hdf5")):
-        result = _read_hdf5(path, what, dataset, slice_index, tuple(prefer), allow_fastmri)
+        result = _read_hdf5(path, what, dataset, slice_index, tuple(prefer), allow_fastmri, refuse_fastmri)
     elif name.endswith((".nii", ".nii.gz")):
         result = _read_nifti(path, what)
     else:
@@ -154,7 +157,13 @@ def _as_tensor(array: Any, path: Path, what: str) -> torch.Tensor:
 
 
 def _read_hdf5(
-    path: Path, what: str, dataset: str | None, slice_index: int | None, prefer: tuple[str, ...], allow_fastmri: bool
+    path: Path,
+    what: str,
+    dataset: str | None,
+    slice_index: int | None,
+    prefer: tuple[str, ...],
+    allow_fastmri: bool,
+    refuse_fastmri: str | None,
 ) -> ArrayFile:
     import h5py
 
@@ -182,6 +191,8 @@ def _read_hdf5(
             data = _as_tensor(item[()], path, what)
             spacing = _spacing_attribute(item.attrs) or _spacing_attribute(file.attrs)
             return ArrayFile(data, f"{path}:{dataset}", spacing)
+    if refuse_fastmri is not None:
+        raise ValueError(f"{what} {path} is a fastMRI file: {refuse_fastmri}")
     return _read_fastmri(path, what, slice_index)
 
 

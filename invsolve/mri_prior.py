@@ -149,23 +149,23 @@ def calibration_phase(
     Parameters
     ----------
     kspace : torch.Tensor
-        Complex k-space ``(B, coils, H, W)`` (the measurement ``y``; only its
-        calibration lines are used).
+        Complex k-space ``(B, coils, H, W)`` or ``(B, coils, D, H, W)`` (the
+        measurement ``y``; only its calibration lines are used).
     mask : torch.Tensor
-        Its sampling mask, e.g. ``(W,)`` columns.
+        Its sampling mask, e.g. ``(W,)`` columns or an ``(H, W)`` phase-encode plane.
     coil_maps : torch.Tensor or None
-        Complex ``(coils, H, W)``; ``None`` for single-coil data.
+        Complex ``(coils, *spatial)``; ``None`` for single-coil data.
     iterations : int
         CG-SENSE iterations.
 
     Returns
     -------
     torch.Tensor
-        Real ``(1, H, W)`` phase in radians, of the first item of the batch.
+        Real ``(1, *spatial)`` phase in radians, of the first item of the batch.
     """
     check_tensor(kspace, "kspace")
     lines = calibration_lines(mask)
-    operator = CartesianMRI(lines, coil_maps, shape=tuple(kspace.shape[-2:]))
+    operator = CartesianMRI(lines, coil_maps, shape=tuple(kspace.shape[2:]))
     return torch.angle(cg_sense(kspace * lines, operator, iterations=iterations))[0]
 
 
@@ -215,8 +215,9 @@ def estimate_kspace_noise(kspace: torch.Tensor, mask: torch.Tensor, fraction: fl
     Far from the centre k-space holds little signal, so its sampled entries
     are mostly noise.  The corners are the entries in the outer ``fraction``
     of rows (both ends of the read-out axis ``H``) *and* of columns (both
-    ends of ``W``) that the mask samples; if the mask samples no column
-    there, all its sampled columns in those rows are used.  The estimate is
+    ends of ``W``) that the mask samples — of every axis for a volume
+    ``(D, H, W)`` —; if the mask samples none there, all its sampled entries
+    in the outer rows (the first spatial axis) are used.  The estimate is
     the median absolute value of their real and imaginary parts divided by
     0.6745 (the median of ``|N(0, 1)|``), which a few signal entries barely
     move.  Exact zeros (padding, unsampled entries) are ignored.
@@ -224,9 +225,9 @@ def estimate_kspace_noise(kspace: torch.Tensor, mask: torch.Tensor, fraction: fl
     Parameters
     ----------
     kspace : torch.Tensor
-        Complex ``(coils, H, W)``.
+        Complex ``(coils, H, W)`` or ``(coils, D, H, W)``.
     mask : torch.Tensor
-        Sampling mask broadcastable to ``(H, W)``.
+        Sampling mask broadcastable to the spatial shape.
     fraction : float
         Width of each border, as a fraction of the axis, in ``(0, 0.5)``.
 
@@ -241,24 +242,29 @@ def estimate_kspace_noise(kspace: torch.Tensor, mask: torch.Tensor, fraction: fl
         If fewer than 64 corner values are available.
     """
     check_tensor(kspace, "kspace")
-    if kspace.dim() != 3 or not kspace.is_complex():
-        raise ValueError(f"kspace must be complex and shaped (coils, H, W), got {kspace.dtype} {tuple(kspace.shape)}")
+    if kspace.dim() not in (3, 4) or not kspace.is_complex():
+        raise ValueError(
+            f"kspace must be complex and shaped (coils, H, W) or (coils, D, H, W), got {kspace.dtype} {tuple(kspace.shape)}"
+        )
     if not 0 < fraction < 0.5:
         raise ValueError(f"fraction must be in (0, 0.5), got {fraction!r}")
-    height, width = kspace.shape[-2:]
-    plane = torch.broadcast_to(mask.to(torch.bool).to(kspace.device), (height, width))
+    spatial = tuple(kspace.shape[1:])
+    sampled = torch.broadcast_to(mask.to(torch.bool).to(kspace.device), spatial)
 
-    def border(n: int) -> torch.Tensor:
+    def border(axis: int) -> torch.Tensor:
+        n = spatial[axis]
         edge = max(1, int(n * fraction))
         keep = torch.zeros(n, dtype=torch.bool, device=kspace.device)
         keep[:edge] = True
         keep[n - edge :] = True
-        return keep
+        return keep.reshape((n,) + (1,) * (len(spatial) - axis - 1))
 
-    rows, columns = border(height), border(width)
-    corners = plane & rows[:, None] & columns[None, :]
+    rows = sampled & border(0)
+    corners = rows
+    for axis in range(1, len(spatial)):
+        corners = corners & border(axis)
     if not bool(corners.any()):
-        corners = plane & rows[:, None]
+        corners = rows
     values = kspace[:, corners]
     values = values[values != 0]
     parts = torch.cat([values.real, values.imag]).abs().to(torch.float64)

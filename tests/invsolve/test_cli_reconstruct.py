@@ -168,6 +168,66 @@ def test_a_volume_of_sinograms_with_a_slice_augmented_sampler(ct_files, tmp_path
     assert code == 2 and "needs the sinograms of a volume, (slices, views, detector)" in stderr
 
 
+def _kspace_volume(coils: int = 2, slices: int = 6, size: int = 16) -> torch.Tensor:
+    """Noisy 3D Cartesian k-space ``(coils, slices, size, size)`` of a smooth real blob seen by smooth coils."""
+    axis = torch.linspace(-1, 1, size, dtype=torch.float64)
+    depth = torch.linspace(-1, 1, slices, dtype=torch.float64)
+    zz, yy, xx = torch.meshgrid(depth, axis, axis, indexing="ij")
+    image = torch.exp(-(xx**2 + (yy / 0.8) ** 2 + zz**2) / 0.3)
+    maps = torch.stack([torch.exp(-((xx - 1.2 * s) ** 2 + yy**2) / 2.0) * torch.exp(1j * 0.3 * s * yy) for s in (1, -1)][:coils])
+    maps = maps / maps.abs().pow(2).sum(0).sqrt().amax()
+    return GaussianNoise(MRI_NOISE)(fft_centered(maps * image, 3), seed=2).to(torch.complex64)
+
+
+def test_mri_k_space_of_a_3d_acquisition_with_a_slice_augmented_sampler(mri_files, tmp_path, capsys):
+    """(coils, D, H, W) k-space, a Poisson-disc plane drawn by --mask poisson:R:C, --sampler dds-3d: a volume with a std."""
+    np.save(tmp_path / "kspace3d.npy", _kspace_volume().numpy())
+    out = tmp_path / "out" / "volume.h5"
+    code, stdout, stderr = _run(
+        ["--operator", "mri", "--prior", mri_files / "magnitude16.pt", "--input", tmp_path / "kspace3d.npy",
+         "--mask", "poisson:2:0.25", "--out", out, "--steps", 4, "--sampler", "dds-3d", "--samples", 2],
+        capsys,
+    )
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["coils"] == 2 and summary["kspace"] == [6, 16, 16]
+    assert summary["mask"].startswith("Poisson disc on the phase-encode plane, 2x")
+    assert summary["coil_maps"] == "low-resolution (calibration box, 3D)"
+    assert summary["acceleration"] > 1.5
+    with h5py.File(out) as mean, h5py.File(tmp_path / "out" / "volume_std.h5") as std:
+        assert mean["reconstruction"].shape == std["std"].shape == (6, 16, 16)
+        assert float(np.asarray(std["std"]).max()) > 0
+    # the slices must be the prior's size along the sampler's axis, checked before any work
+    np.save(tmp_path / "wide.npy", _kspace_volume(slices=16, size=16)[:, :, :, :12].numpy())
+    code, _, stderr = _run(
+        ["--operator", "mri", "--prior", mri_files / "magnitude16.pt", "--input", tmp_path / "wide.npy",
+         "--mask", "poisson:2:0.25", "--out", tmp_path / "w.h5", "--sampler", "dds-3d", "--set", "axis=1"],
+        capsys,
+    )
+    assert code == 2 and "has slices of 16×12 along axis 1, but prior" in stderr
+    # 2D multi-slice fastMRI k-space is not a 3D acquisition
+    code, _, stderr = _run(
+        ["--operator", "mri", "--prior", mri_files / "magnitude16.pt", "--input", mri_files / "scan.h5",
+         "--out", tmp_path / "f.h5", "--sampler", "dds-3d"],
+        capsys,
+    )
+    assert code == 2 and "is a fastMRI file: 2D multi-slice k-space" in stderr
+    assert not list(tmp_path.glob("[wf].*"))
+
+
+def test_the_noise_of_3d_k_space_is_estimated_from_its_corners():
+    from invsolve.mri_prior import estimate_kspace_noise
+    from invsolve.operators.mri import poisson_disc_mask
+
+    kspace = _kspace_volume(slices=16, size=32)
+    plane = poisson_disc_mask((32, 32), 2, center_fraction=0.2, seed=0, crop_corners=False)
+    assert estimate_kspace_noise(kspace * plane, plane) == pytest.approx(MRI_NOISE, rel=0.15)
+    # a mask that samples no corner falls back to the outer read-out planes
+    centre = torch.zeros(32, 32, dtype=torch.bool)
+    centre[8:24, 8:24] = True
+    assert estimate_kspace_noise(kspace * centre, centre) > 0
+
+
 def _preview_panels(path):
     from PIL import Image
 
