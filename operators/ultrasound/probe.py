@@ -1,0 +1,142 @@
+"""The ultrasound probe and pulse that every other ultrasound module reads.
+
+A :class:`Probe` holds what sets the sampling and the resolution of RF data:
+centre frequency, fractional bandwidth, RF sampling rate, speed of sound,
+number of elements and their pitch.  Presets copy the values of the MUST
+toolbox's ``getparam`` (Garcia, "SIMUS: an open-source simulator for medical
+ultrasound imaging", Comput. Methods Programs Biomed. 218, 2022), so that the
+torch models here and ``pymust`` (the toolbox's Python port, an optional
+extra) describe the same transducer; :meth:`Probe.from_pymust` reads any
+probe ``pymust.getparam`` knows.
+
+RF frames are tensors ``(B, C, n_axial, n_lateral)``: fast time (depth) along
+the rows, image lines along the columns.  Axial sample ``k`` lies at depth
+``k · c / (2 f_s)`` (two-way travel).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from invsolve._checks import check_int, check_positive
+
+__all__ = ["Probe", "PROBES"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An ultrasound transducer and its RF sampling.
+
+    Parameters
+    ----------
+    centre_frequency : float
+        Centre frequency ``f_c`` of the pulse, Hz.
+    fractional_bandwidth : float
+        Pulse-echo −6 dB bandwidth as a fraction of ``f_c`` (0.74 for 74 %), in ``(0, 2)``.
+    sampling_frequency : float
+        RF sampling rate ``f_s``, Hz; at least twice the highest frequency of
+        the pulse, ``f_c (1 + bandwidth/2)``.
+    sound_speed : float
+        Speed of sound ``c``, m/s (1540 in soft tissue).
+    elements : int
+        Number of elements.
+    pitch : float
+        Element pitch, m.
+    name : str
+        How the probe is named in messages and files.
+    """
+
+    centre_frequency: float
+    fractional_bandwidth: float
+    sampling_frequency: float
+    sound_speed: float = 1540.0
+    elements: int = 64
+    pitch: float = 3e-4
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        check_positive(self.centre_frequency, "centre_frequency")
+        check_positive(self.fractional_bandwidth, "fractional_bandwidth")
+        if not self.fractional_bandwidth < 2:
+            raise ValueError(f"fractional_bandwidth must be in (0, 2) (a fraction of f_c), got {self.fractional_bandwidth!r}")
+        check_positive(self.sampling_frequency, "sampling_frequency")
+        check_positive(self.sound_speed, "sound_speed")
+        check_int(self.elements, "elements")
+        check_positive(self.pitch, "pitch")
+        highest = self.centre_frequency * (1 + self.fractional_bandwidth / 2)
+        if self.sampling_frequency < 2 * highest:
+            raise ValueError(
+                f"sampling_frequency {self.sampling_frequency:g} Hz is below twice the pulse's highest frequency "
+                f"{highest:g} Hz (f_c (1 + bandwidth/2)): the RF would alias"
+            )
+
+    @classmethod
+    def from_pymust(cls, name: str, sampling_factor: float = 4.0) -> Probe:
+        """The probe ``pymust.getparam(name)`` describes, sampled at ``sampling_factor · f_c``.
+
+        Needs the optional ``pymust``; MUST's own default rate is 4 ``f_c``.
+        """
+        try:
+            import pymust
+        except ImportError:  # pragma: no cover - depends on the installation
+            raise ImportError("Probe.from_pymust needs pymust (pip install pymust)") from None
+        param = pymust.getparam(name)
+        return cls(
+            centre_frequency=float(param.fc),
+            fractional_bandwidth=float(param.bandwidth) / 100,
+            sampling_frequency=check_positive(sampling_factor, "sampling_factor") * float(param.fc),
+            sound_speed=float(getattr(param, "c", None) or 1540.0),
+            elements=int(param.Nelements),
+            pitch=float(param.pitch),
+            name=name,
+        )
+
+    @property
+    def wavelength(self) -> float:
+        """``c / f_c``, m."""
+        return self.sound_speed / self.centre_frequency
+
+    @property
+    def axial_spacing(self) -> float:
+        """Depth between two RF samples, ``c / (2 f_s)``, m."""
+        return self.sound_speed / (2 * self.sampling_frequency)
+
+    @property
+    def aperture(self) -> float:
+        """Width of the array, ``elements · pitch``, m."""
+        return self.elements * self.pitch
+
+    def pulse_echo(self, samples: int | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """The two-way pulse sampled at ``f_s``: a cosine at ``f_c`` under a Gaussian envelope.
+
+        The envelope's −6 dB width in frequency is ``fractional_bandwidth · f_c``
+        (a Gaussian spectrum of standard deviation ``B f_c / (2 √(2 ln 2))``
+        in amplitude, i.e. −6 dB at ``± B f_c / 2``), so in time its standard
+        deviation is ``1 / (2π σ_f)``.  ``samples`` defaults to ± 3 standard
+        deviations; the peak is at the centre sample, and the result has unit
+        maximum.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(samples,)``.
+        """
+        sigma_f = self.fractional_bandwidth * self.centre_frequency / (2 * math.sqrt(2 * math.log(2)))
+        sigma_t = 1 / (2 * math.pi * sigma_f)
+        if samples is None:
+            samples = 2 * math.ceil(3 * sigma_t * self.sampling_frequency) + 1
+        samples = check_int(samples, "samples")
+        t = (torch.arange(samples, dtype=dtype) - (samples - 1) / 2) / self.sampling_frequency
+        return torch.exp(-0.5 * (t / sigma_t) ** 2) * torch.cos(2 * math.pi * self.centre_frequency * t)
+
+
+#: probes of MUST's ``getparam`` (values copied; ``Probe.from_pymust`` reads them from pymust itself)
+PROBES = {
+    # cardiac phased array (Verasonics P4-2v): the haze of the dehazing study is cardiac
+    "P4-2v": Probe(2.72e6, 0.74, 4 * 2.72e6, 1540.0, 64, 3.0e-4, "P4-2v"),
+    # linear array (Verasonics L11-5v)
+    "L11-5v": Probe(7.6e6, 0.77, 4 * 7.6e6, 1540.0, 128, 3.0e-4, "L11-5v"),
+}

@@ -1,0 +1,194 @@
+"""Ultrasound probe, RF signal processing and haze (operators/ultrasound, issue 13 point 1)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from invsolve.operators import dot_test
+from invsolve.operators.ultrasound import (
+    MU_LAW,
+    PROBES,
+    HazyMeasurement,
+    Probe,
+    analytic_signal,
+    bmode,
+    envelope,
+    log_compress,
+    mu_law_compress,
+    mu_law_expand,
+    normalize_rf,
+    simulate_haze,
+    time_gain_compensation,
+)
+
+P4 = PROBES["P4-2v"]
+
+
+# -- probe ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_the_pulse_has_the_probe_s_frequency_and_bandwidth(name):
+    probe = PROBES[name]
+    pulse = probe.pulse_echo(samples=1025)  # long enough for a fine spectrum
+    spectrum = torch.fft.rfft(pulse).abs()
+    frequencies = torch.fft.rfftfreq(1025, d=1 / probe.sampling_frequency)
+    peak = int(spectrum.argmax())
+    assert float(frequencies[peak]) == pytest.approx(probe.centre_frequency, rel=0.02)
+    above = frequencies[spectrum >= spectrum[peak] / 2]  # −6 dB in amplitude
+    assert float(above.max() - above.min()) == pytest.approx(probe.fractional_bandwidth * probe.centre_frequency, rel=0.03)
+    assert float(pulse.abs().max()) == pytest.approx(1.0)
+
+
+def test_probe_geometry_and_its_checks():
+    assert P4.axial_spacing == pytest.approx(1540 / (2 * 4 * 2.72e6))
+    assert P4.wavelength == pytest.approx(1540 / 2.72e6)
+    assert P4.aperture == pytest.approx(64 * 3e-4)
+    with pytest.raises(ValueError, match="below twice the pulse's highest frequency"):
+        Probe(5e6, 0.6, 12e6)
+    with pytest.raises(ValueError, match=r"fractional_bandwidth must be in \(0, 2\)"):
+        Probe(5e6, 2.5, 50e6)
+    with pytest.raises(ValueError, match="centre_frequency must be a finite number > 0"):
+        Probe(-1.0, 0.5, 50e6)
+
+
+def test_the_presets_are_pymust_s_probes():
+    pytest.importorskip("pymust")
+    for name, probe in PROBES.items():
+        assert Probe.from_pymust(name) == probe
+
+
+# -- companding, envelope, B-mode, TGC -----------------------------------------------------
+def test_mu_law_is_g711_s_curve_and_expand_inverts_it():
+    x = torch.linspace(-1, 1, 2001, dtype=torch.float64)
+    y = mu_law_compress(x)
+    assert float(mu_law_compress(torch.tensor([0.5], dtype=torch.float64))) == pytest.approx(math.log(1 + 127.5) / math.log(256))
+    assert torch.allclose(y[[0, 1000, -1]], torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64), atol=1e-12)
+    assert bool((y.diff() > 0).all())  # increasing
+    assert torch.allclose(mu_law_expand(y), x, atol=1e-12)
+    assert torch.equal(mu_law_expand(torch.tensor([1.5, -2.0])), torch.tensor([1.0, -1.0]))  # clipped first
+    assert MU_LAW == 255
+    with pytest.raises(ValueError, match="normalised to \\[-1, 1\\] before companding"):
+        mu_law_compress(torch.tensor([0.5, 1.2]))
+    with pytest.raises(ValueError, match="rf must be finite, got 1 NaN"):
+        mu_law_compress(torch.tensor([0.5, float("nan")]))
+
+
+def test_normalize_rf_scales_each_frame_to_unit_peak():
+    rf = torch.randn(3, 1, 20, 10, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 5.0, 0.1])[:, None, None, None]
+    normalised, scale = normalize_rf(rf)
+    assert torch.allclose(normalised.abs().amax(dim=(1, 2, 3)), torch.ones(3))
+    assert torch.allclose(normalised * scale, rf)
+    rf[1] = 0
+    with pytest.raises(ValueError, match=r"frame\(s\) \[1\] of rf are all zeros"):
+        normalize_rf(rf)
+
+
+@pytest.mark.parametrize("length", [64, 65])
+def test_the_analytic_signal_is_scipy_s(length):
+    from scipy.signal import hilbert
+
+    rf = torch.randn(2, 1, length, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(length))
+    expected = hilbert(rf.numpy(), axis=-2)
+    assert np.allclose(analytic_signal(rf).numpy(), expected, atol=1e-12)
+    assert np.allclose(analytic_signal(rf, dim=-1).numpy(), hilbert(rf.numpy(), axis=-1), atol=1e-12)
+
+
+def test_the_envelope_of_a_pulse_is_its_gaussian():
+    probe = PROBES["L11-5v"]
+    pulse = probe.pulse_echo(samples=257)
+    sigma_f = probe.fractional_bandwidth * probe.centre_frequency / (2 * math.sqrt(2 * math.log(2)))
+    t = (torch.arange(257, dtype=torch.float64) - 128) / probe.sampling_frequency
+    gaussian = torch.exp(-0.5 * (t * 2 * math.pi * sigma_f) ** 2)
+    found = envelope(pulse[None, None, :, None])[0, 0, :, 0]
+    # equal up to the part of the pulse's spectrum below zero frequency (Bedrosian's theorem): 0.22 % of the peak here
+    assert torch.allclose(found, gaussian, atol=3e-3)
+    assert float((found - gaussian).abs().max()) > 1e-4  # and not by construction
+
+
+def test_log_compression_spans_the_dynamic_range():
+    amplitude = torch.tensor([[[[1.0, 0.1], [0.01, 1e-6]]]], dtype=torch.float64)
+    image = log_compress(amplitude, dynamic_range=50)
+    assert torch.allclose(image, torch.tensor([[[[0.0, -20.0], [-40.0, -50.0]]]], dtype=torch.float64))
+    assert torch.allclose(log_compress(amplitude, 60, reference=10.0)[0, 0, 0], torch.tensor([-20.0, -40.0], dtype=torch.float64))
+    rf = torch.randn(2, 1, 64, 16, generator=torch.Generator().manual_seed(1))
+    b = bmode(rf, dynamic_range=40)
+    assert b.shape == rf.shape and float(b.max()) == 0.0 and float(b.min()) >= -40
+    with pytest.raises(ValueError, match="amplitude must be non-negative"):
+        log_compress(-amplitude)
+    with pytest.raises(ValueError, match="a frame holds no signal"):
+        log_compress(torch.zeros(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="dynamic_range must be a finite number > 0"):
+        log_compress(amplitude, dynamic_range=0)
+
+
+def test_time_gain_compensation_undoes_tissue_attenuation():
+    depth = torch.arange(200, dtype=torch.float64) * P4.axial_spacing  # m
+    alpha, f = 0.5, P4.centre_frequency
+    attenuated = 10 ** (-2 * alpha * (f / 1e6) * depth * 100 / 20)
+    rf = attenuated[None, None, :, None].expand(1, 1, 200, 3)
+    compensated = time_gain_compensation(rf, f, P4.axial_spacing, attenuation=alpha)
+    assert torch.allclose(compensated, torch.ones_like(rf))
+    assert torch.equal(time_gain_compensation(rf, f, P4.axial_spacing, attenuation=0.0), rf)
+    with pytest.raises(ValueError, match="attenuation must be a number >= 0"):
+        time_gain_compensation(rf, f, P4.axial_spacing, attenuation=-1)
+
+
+# -- haze ----------------------------------------------------------------------------------
+def test_the_hazy_measurement_adds_gamma_times_the_haze_with_an_exact_adjoint():
+    operator = HazyMeasurement((1, 8, 6), 0.3)
+    assert operator.in_shape == (2, 8, 6) and operator.out_shape == (1, 8, 6)
+    pair = torch.randn(2, 2, 8, 6, dtype=torch.float64)
+    assert torch.allclose(operator(pair), pair[:, :1] + 0.3 * pair[:, 1:])
+    assert dot_test(operator) < 1e-14
+    assert dot_test(HazyMeasurement((3, 4, 4), 1.0)) < 1e-14
+    for gamma in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="gamma must be"):
+            HazyMeasurement((1, 8, 6), gamma)
+
+
+def test_reverberation_repeats_a_superficial_echo_at_multiples_of_its_depth():
+    tissue = torch.zeros(1, 1, 100, 8, dtype=torch.float64)
+    tissue[0, 0, 5, 3] = 1.0  # a bright reflector in the superficial fifth
+    tissue[0, 0, 60, 3] = 1.0  # a deep one, which does not reverberate
+    haze = simulate_haze(tissue, P4, superficial_depth=0.2, orders=3, decay=0.5, lateral_spread=0, clutter_weight=0, seed=0)
+    rows = haze[0, 0, :, 3].nonzero().flatten().tolist()
+    assert rows == [25, 45, 65]  # 5 + k · 20
+    amplitudes = haze[0, 0, rows, 3]
+    assert torch.allclose(amplitudes[1:] / amplitudes[:-1], torch.full((2,), 0.5, dtype=torch.float64))
+
+
+def test_haze_is_at_the_tissue_s_level_reproducible_and_in_the_probe_s_band():
+    tissue = torch.randn(2, 1, 256, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 0.2
+    haze = simulate_haze(tissue, P4, seed=7)
+    assert torch.allclose(haze.square().mean(dim=(2, 3)).sqrt(), tissue.square().mean(dim=(2, 3)).sqrt())
+    assert torch.equal(haze, simulate_haze(tissue, P4, seed=7))
+    assert not torch.equal(haze, simulate_haze(tissue, P4, seed=8))
+    # clutter alone (no superficial echoes to reverberate): centred on the probe's frequency
+    quiet = tissue.clone()
+    quiet[..., :60, :] = 0
+    clutter = simulate_haze(quiet, P4, superficial_depth=0.2, seed=1)
+    power = torch.fft.rfft(clutter, dim=2).abs().square().mean(dim=(0, 1, 3))
+    frequencies = torch.fft.rfftfreq(256, d=1 / P4.sampling_frequency)
+    centroid = float((power * frequencies).sum() / power.sum())
+    assert centroid == pytest.approx(P4.centre_frequency, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    "tissue, kwargs, error, message",
+    [
+        (torch.zeros(8, 8), {}, ValueError, r"tissue must be RF frames \(B, C, n_axial, n_lateral\)"),
+        (torch.zeros(1, 1, 8, 8), {}, ValueError, "a tissue frame is all zeros"),
+        (torch.ones(1, 1, 8, 8), {"superficial_depth": 1.0}, ValueError, r"superficial_depth must be in \(0, 1\)"),
+        (torch.ones(1, 1, 8, 8), {"decay": 1.5}, ValueError, "decay must be"),
+        (torch.ones(1, 1, 8, 8), {"orders": 0}, ValueError, "orders must be an int >= 1"),
+        (torch.ones(1, 1, 8, 8), {"clutter_correlation": 0.0}, ValueError, r"clutter_correlation must be in \(0, 1\]"),
+        (torch.ones(1, 1, 8, 8), {"probe": "P4-2v"}, TypeError, "probe must be an invsolve Probe"),
+    ],
+)
+def test_bad_haze_arguments(tissue, kwargs, error, message):
+    arguments = {"probe": P4, **kwargs}
+    with pytest.raises(error, match=message):
+        simulate_haze(tissue, **arguments)
