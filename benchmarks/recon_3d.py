@@ -78,7 +78,7 @@ TV_ITERATIONS = 300
 #: per task: the prior, the slice axis and the validation sweep's choices
 DEFAULTS = {
     "ct": {"prior": "ct-ellipses", "axis": 0, "tv_weight": 4e-4, "rho": 5e-3, "cg_iterations": 5, "tv3d_weight": 3e-3},
-    "mri": {"prior": "mri-brain", "axis": 1, "tv_weight": 1e-2, "rho": 1e-2, "cg_iterations": 5, "tv3d_weight": 1e-2},
+    "mri": {"prior": "mri-brain", "axis": 1, "tv_weight": 1e-3, "rho": 1e-1, "cg_iterations": 5, "tv3d_weight": 3e-3},
 }
 MRI_ACCELERATION = 4
 MRI_NOISE_STD = 2e-3
