@@ -258,6 +258,7 @@ def main() -> None:
     parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/recon_3d[.<options>].json)")
     parser.add_argument("--one", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    path = results_path("recon_3d", parser, args)  # named by the options given, before the task's defaults fill in
     for key in ("tv_weight", "rho", "cg_iterations", "tv3d_weight"):
         if getattr(args, key) is None:
             setattr(args, key, DEFAULTS[args.task][key])
@@ -266,7 +267,6 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_method(args.one, args, args.slice_batch[0])))
         return
-    path = results_path("recon_3d", parser, args)
     metadata = run_metadata()
     records = []
     for method in args.methods:
