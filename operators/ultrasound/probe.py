@@ -45,6 +45,8 @@ class Probe:
         Number of elements.
     pitch : float
         Element pitch, m.
+    excitation_cycles : float
+        Length of the transmitted sine burst in periods of ``f_c`` (MUST's ``TXnow``, default 1).
     name : str
         How the probe is named in messages and files.
     """
@@ -55,6 +57,7 @@ class Probe:
     sound_speed: float = 1540.0
     elements: int = 64
     pitch: float = 3e-4
+    excitation_cycles: float = 1.0
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -66,6 +69,7 @@ class Probe:
         check_positive(self.sound_speed, "sound_speed")
         check_int(self.elements, "elements")
         check_positive(self.pitch, "pitch")
+        check_positive(self.excitation_cycles, "excitation_cycles")
         highest = self.centre_frequency * (1 + self.fractional_bandwidth / 2)
         if self.sampling_frequency < 2 * highest:
             raise ValueError(
@@ -91,6 +95,7 @@ class Probe:
             sound_speed=float(getattr(param, "c", None) or 1540.0),
             elements=int(param.Nelements),
             pitch=float(param.pitch),
+            excitation_cycles=float(getattr(param, "TXnow", None) or 1.0),
             name=name,
         )
 
@@ -110,33 +115,64 @@ class Probe:
         return self.elements * self.pitch
 
     def pulse_echo(self, samples: int | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """The two-way pulse sampled at ``f_s``: a cosine at ``f_c`` under a Gaussian envelope.
+        """The two-way (pulse-echo) waveform sampled at ``f_s``, MUST's model, unit peak.
 
-        The envelope's −6 dB width in frequency is ``fractional_bandwidth · f_c``
-        (a Gaussian spectrum of standard deviation ``B f_c / (2 √(2 ln 2))``
-        in amplitude, i.e. −6 dB at ``± B f_c / 2``), so in time its standard
-        deviation is ``1 / (2π σ_f)``.  ``samples`` defaults to ± 3 standard
-        deviations; the peak is at the centre sample, and the result has unit
-        maximum.
+        As in MUST's ``getpulse`` (Garcia 2022), the spectrum is the excitation —
+        a sine of :attr:`excitation_cycles` periods at ``f_c``, whose spectrum is
+        ``i[sinc(T(ω − ω_c)/2) − sinc(T(ω + ω_c)/2)]`` with ``T = cycles/f_c`` —
+        times the probe's pulse-echo response, a generalised normal window
+        ``exp(−(|ω − ω_c| / (ω_B / 2 / (ln 2)^{1/p}))^p)``, ``ω_B = B ω_c``,
+        ``p = ln 126 / ln(2ω_c/ω_B)``, which is −6 dB at ``ω_c ± ω_B/2``.  It is
+        synthesised on a fine frequency grid (FFT of 64× the pulse's length) and
+        sampled at ``f_s``; ``samples`` defaults to where the waveform exceeds
+        1/1023 of its peak (MUST's cut), centred on the peak of its envelope.
 
         Returns
         -------
         torch.Tensor
             ``(samples,)``.
         """
-        sigma_f = self.fractional_bandwidth * self.centre_frequency / (2 * math.sqrt(2 * math.log(2)))
-        sigma_t = 1 / (2 * math.pi * sigma_f)
+        fc, fs = self.centre_frequency, self.sampling_frequency
+        duration = self.excitation_cycles / fc + 16 / (self.fractional_bandwidth * fc)
+        length = 64 * max(64, math.ceil(duration * fs))
+        frequency = torch.fft.rfftfreq(length, d=1 / fs, dtype=torch.float64)
+        omega, omega_c = 2 * math.pi * frequency, 2 * math.pi * fc
+        period = self.excitation_cycles / fc
+        excitation = torch.sinc(period * (omega - omega_c) / (2 * math.pi)) - torch.sinc(period * (omega + omega_c) / (2 * math.pi))
+        omega_b = self.fractional_bandwidth * omega_c
+        power = math.log(126) / math.log(2 * omega_c / omega_b)
+        response = torch.exp(-(((omega - omega_c).abs() / (omega_b / 2 / math.log(2) ** (1 / power))) ** power))
+        # time-reversed, as MUST's getpulse reads it out
+        waveform = torch.fft.fftshift(torch.fft.irfft(1j * excitation * response, n=length)).flip(0)
+        waveform = waveform / waveform.abs().max()
+        centre = int(torch.fft.ifft(torch.fft.fft(waveform) * _analytic_weights(length)).abs().argmax())
         if samples is None:
-            samples = 2 * math.ceil(3 * sigma_t * self.sampling_frequency) + 1
+            significant = (waveform.abs() > 1 / 1023).nonzero().flatten()
+            half = int(max(centre - significant[0], significant[-1] - centre))
+            samples = 2 * half + 1
         samples = check_int(samples, "samples")
-        t = (torch.arange(samples, dtype=dtype) - (samples - 1) / 2) / self.sampling_frequency
-        return torch.exp(-0.5 * (t / sigma_t) ** 2) * torch.cos(2 * math.pi * self.centre_frequency * t)
+        start = centre - (samples - 1) // 2
+        index = torch.arange(start, start + samples)
+        inside = (index >= 0) & (index < length)
+        pulse = torch.zeros(samples, dtype=torch.float64)
+        pulse[inside] = waveform[index[inside]]
+        return pulse.to(dtype)
+
+
+def _analytic_weights(n: int) -> torch.Tensor:
+    """Weights that turn an FFT into that of the analytic signal (positive frequencies doubled)."""
+    weights = torch.zeros(n, dtype=torch.complex128)
+    weights[0] = 1
+    weights[1 : (n + 1) // 2] = 2
+    if n % 2 == 0:
+        weights[n // 2] = 1
+    return weights
 
 
 #: probes of MUST's ``getparam`` (values copied; ``Probe.from_pymust`` reads them from pymust itself)
 PROBES = {
     # cardiac phased array (Verasonics P4-2v): the haze of the dehazing study is cardiac
-    "P4-2v": Probe(2.72e6, 0.74, 4 * 2.72e6, 1540.0, 64, 3.0e-4, "P4-2v"),
+    "P4-2v": Probe(2.72e6, 0.74, 4 * 2.72e6, 1540.0, 64, 3.0e-4, name="P4-2v"),
     # linear array (Verasonics L11-5v)
-    "L11-5v": Probe(7.6e6, 0.77, 4 * 7.6e6, 1540.0, 128, 3.0e-4, "L11-5v"),
+    "L11-5v": Probe(7.6e6, 0.77, 4 * 7.6e6, 1540.0, 128, 3.0e-4, name="L11-5v"),
 }
