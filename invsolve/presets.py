@@ -119,6 +119,24 @@ PRESETS: dict[str, Preset] = {
             "2 000 000, slice-stacked parallel beam, 10^5 photons, prior ct-ellipses, best PSNR"
         ),
     ),
+    "mri-cartesian-3d": Preset(
+        name="mri-cartesian-3d",
+        task=(
+            "3D Cartesian MRI at 4x (a Poisson-disc phase-encode plane, fully sampled read-out), a 2D magnitude prior "
+            "on the slices, data scaled into the prior's window"
+        ),
+        instruments=("CartesianMRI",),
+        samplers={
+            # λ 1e-4..1e-1 × ρ 0.01/0.1/1 × CG 1/2/5 (13 runs): best 40.59 dB; 3D TV's best 45.16 dB, zero-filled 37.13 dB
+            # (docs/benchmarks/sweep_recon_3d_mri.jsonl)
+            "dds-3d": {"steps": 50, "n_samples": 1, "tv_weight": 1e-3, "rho": 0.1, "cg_iterations": 5},
+        },
+        source=(
+            "benchmarks/recon_3d.py --task mri --split validation: the INIA19 macaque T1 template at 64^3 (not the test "
+            "brain, not the prior's training brain), 4x Poisson disc, single coil, prior mri-brain on coronal slices, "
+            "best PSNR"
+        ),
+    ),
     "inpainting": Preset(
         name="inpainting",
         task="inpainting: 60 % of the pixels and a box hidden, noise of 10 HU",

@@ -154,3 +154,15 @@ def test_the_3d_preset_takes_a_stack_of_ray_transforms():
     assert settings == {"steps": 50, "n_samples": 1, "tv_weight": 4e-4, "rho": 5e-3, "cg_iterations": 5}
     with pytest.raises(ValueError, match="tuned for"):
         preset_settings("ct-sparse-3d", "dds-3d", SliceStack(Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)), 3))
+
+
+def test_the_3d_mri_preset_takes_a_3d_cartesian_acquisition_of_real_volumes():
+    from invsolve.operators import RealAsComplex
+    from invsolve.operators.mri import CartesianMRI, poisson_disc_mask
+    from invsolve.presets import preset_settings
+
+    operator = CartesianMRI(poisson_disc_mask((8, 8), 2, seed=0), shape=(4, 8, 8)) @ RealAsComplex((1, 4, 8, 8))
+    settings = preset_settings("mri-cartesian-3d", "dds-3d", operator)
+    assert settings == {"steps": 50, "n_samples": 1, "tv_weight": 1e-3, "rho": 0.1, "cg_iterations": 5}
+    with pytest.raises(ValueError, match="preset 'mri-cartesian-3d' has no validated settings for sampler 'mbir'"):
+        preset_settings("mri-cartesian-3d", "mbir", operator)
