@@ -212,7 +212,23 @@ def test_mri_k_space_of_a_3d_acquisition_with_a_slice_augmented_sampler(mri_file
         capsys,
     )
     assert code == 2 and "is a fastMRI file: 2D multi-slice k-space" in stderr
-    assert not list(tmp_path.glob("[wf].*"))
+    volume = ["--operator", "mri", "--prior", mri_files / "magnitude16.pt", "--input", tmp_path / "kspace3d.npy",
+              "--out", tmp_path / "v.h5", "--sampler", "dds-3d"]
+    refusals = {
+        "--mask random:2:0.25 does not fit 3D k-space: use poisson:R:C": ["--mask", "random:2:0.25"],
+        "--slice picks one slice for a 2D sampler": ["--slice", "1"],
+        "--resize crops 2D k-space": ["--resize"],
+    }
+    for message, extra in refusals.items():
+        code, _, stderr = _run(volume + extra, capsys)
+        assert code == 2 and message in stderr, stderr
+    code, _, stderr = _run(
+        ["--operator", "mri", "--prior", mri_files / "magnitude16.pt", "--input", mri_files / "small.npy",
+         "--out", tmp_path / "p.h5", "--mask", "poisson:2:0.25"],
+        capsys,
+    )
+    assert code == 2 and "does not fit 2D k-space: use random:R:C or equispaced:R:C" in stderr
+    assert not list(tmp_path.glob("[wfvp].*"))
 
 
 def test_the_noise_of_3d_k_space_is_estimated_from_its_corners():
