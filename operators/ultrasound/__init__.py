@@ -1,14 +1,18 @@
-"""Ultrasound: the probe, RF signal processing and haze.
+"""Ultrasound: the probe, RF simulation, signal processing and haze.
 
 :mod:`.probe` holds the transducer and its pulse (:class:`Probe`, presets
-copied from the MUST toolbox), :mod:`.signal` μ-law companding, envelope
-detection, log-compressed B-mode and time-gain compensation, :mod:`.haze`
-the chest-wall haze model and the measurement ``y = x + γ·h`` on the
-stacked pair of tissue and haze (Stevens et al., IEEE TMI 2024).  RF frames
-are ``(B, C, n_axial, n_lateral)``: depth along the rows.
+copied from the MUST toolbox), :mod:`.simulation` beamformed RF of scatterer
+scenes (pymust as the reference, a torch convolution model for volume),
+:mod:`.phantoms` echogenicity scenes (layers, cysts, lesions, a beating
+cavity), :mod:`.signal` μ-law companding, envelope detection, log-compressed
+B-mode and time-gain compensation, :mod:`.haze` the chest-wall haze model and
+the measurement ``y = x + γ·h`` on the stacked pair of tissue and haze
+(Stevens et al., IEEE TMI 2024).  RF frames are ``(B, C, n_axial,
+n_lateral)``: depth along the rows.
 """
 
 from .haze import HazyMeasurement, simulate_haze
+from .phantoms import EchoPhantom, echo_phantom
 from .probe import PROBES, Probe
 from .signal import (
     MU_LAW,
@@ -21,10 +25,18 @@ from .signal import (
     normalize_rf,
     time_gain_compensation,
 )
+from .simulation import ConvolutionSimulator, ImagingGrid, Scatterers, scatterers_from_map, simulate_rf_pymust
 
 __all__ = [
     "Probe",
     "PROBES",
+    "ImagingGrid",
+    "Scatterers",
+    "scatterers_from_map",
+    "simulate_rf_pymust",
+    "ConvolutionSimulator",
+    "EchoPhantom",
+    "echo_phantom",
     "HazyMeasurement",
     "simulate_haze",
     "MU_LAW",

@@ -47,6 +47,8 @@ class Probe:
         Element pitch, m.
     excitation_cycles : float
         Length of the transmitted sine burst in periods of ``f_c`` (MUST's ``TXnow``, default 1).
+    element_width : float, optional
+        Width of one element, m (pitch minus kerf; sets its directivity); default the pitch.
     name : str
         How the probe is named in messages and files.
     """
@@ -58,6 +60,7 @@ class Probe:
     elements: int = 64
     pitch: float = 3e-4
     excitation_cycles: float = 1.0
+    element_width: float | None = None
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -70,6 +73,8 @@ class Probe:
         check_int(self.elements, "elements")
         check_positive(self.pitch, "pitch")
         check_positive(self.excitation_cycles, "excitation_cycles")
+        if self.element_width is not None and not 0 < check_positive(self.element_width, "element_width") <= self.pitch:
+            raise ValueError(f"element_width must be in (0, pitch = {self.pitch:g}] m, got {self.element_width!r}")
         highest = self.centre_frequency * (1 + self.fractional_bandwidth / 2)
         if self.sampling_frequency < 2 * highest:
             raise ValueError(
@@ -96,6 +101,7 @@ class Probe:
             elements=int(param.Nelements),
             pitch=float(param.pitch),
             excitation_cycles=float(getattr(param, "TXnow", None) or 1.0),
+            element_width=float(param.width),
             name=name,
         )
 
@@ -108,6 +114,11 @@ class Probe:
     def axial_spacing(self) -> float:
         """Depth between two RF samples, ``c / (2 f_s)``, m."""
         return self.sound_speed / (2 * self.sampling_frequency)
+
+    @property
+    def width_of_element(self) -> float:
+        """:attr:`element_width`, or the pitch where it is not given, m."""
+        return self.element_width if self.element_width is not None else self.pitch
 
     @property
     def aperture(self) -> float:
@@ -172,7 +183,7 @@ def _analytic_weights(n: int) -> torch.Tensor:
 #: probes of MUST's ``getparam`` (values copied; ``Probe.from_pymust`` reads them from pymust itself)
 PROBES = {
     # cardiac phased array (Verasonics P4-2v): the haze of the dehazing study is cardiac
-    "P4-2v": Probe(2.72e6, 0.74, 4 * 2.72e6, 1540.0, 64, 3.0e-4, name="P4-2v"),
+    "P4-2v": Probe(2.72e6, 0.74, 4 * 2.72e6, 1540.0, 64, 3.0e-4, element_width=2.5e-4, name="P4-2v"),
     # linear array (Verasonics L11-5v)
-    "L11-5v": Probe(7.6e6, 0.77, 4 * 7.6e6, 1540.0, 128, 3.0e-4, name="L11-5v"),
+    "L11-5v": Probe(7.6e6, 0.77, 4 * 7.6e6, 1540.0, 128, 3.0e-4, element_width=2.7e-4, name="L11-5v"),
 }
