@@ -16,6 +16,7 @@ from .base import PREDICTION_TYPES, DiffusionPrior, Normalization
 from .checkpoint import CheckpointError, load_prior, read_metadata, save_prior
 from .gaussian import GaussianPrior
 from .gaussian_fit import LowRankGaussian
+from .stacked import StackedPrior
 from .embedded import available_pretrained, pretrained
 from .schedule import DiscreteVPSchedule, EDMSchedule, NoiseSchedule, VESchedule, schedule_from_config
 from .recipe import fit_gaussian_from_config
@@ -27,6 +28,7 @@ __all__ = [
     "DiffusionPrior",
     "Normalization",
     "GaussianPrior",
+    "StackedPrior",
     "LowRankGaussian",
     "UNetPrior",
     "Conditioning",
