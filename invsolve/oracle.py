@@ -12,13 +12,14 @@ import torch
 
 from invsolve._checks import check_batched_shape, check_finite, check_positive, check_tensor
 from invsolve.operators import LinearOperator, SliceStack
-from invsolve.priors import GaussianPrior, NoiseSchedule
+from invsolve.priors import DiffusionPrior, GaussianPrior, NoiseSchedule, StackedPrior
 
 __all__ = [
     "gaussian_posterior",
     "OracleProblem",
     "ORACLE_PROBLEMS",
     "ORACLE_SETTINGS",
+    "oracle_problems_for",
     "oracle_problem",
     "oracle_moments",
     "run_oracle",
@@ -153,7 +154,17 @@ def _realify(matrix: torch.Tensor) -> torch.Tensor:
 
 
 #: names accepted by :func:`oracle_problem`
-ORACLE_PROBLEMS = ("mask", "ct", "mri")
+ORACLE_PROBLEMS = ("mask", "ct", "mri", "haze")
+#: the two-prior problem, for the two-prior sampler only
+_TWO_PRIOR_PROBLEMS = ("haze",)
+_TWO_PRIOR_SAMPLERS = ("joint-dehaze",)
+
+
+def oracle_problems_for(sampler: str) -> tuple[str, ...]:
+    """The oracle problems ``sampler`` runs on: the two-prior one for ``"joint-dehaze"``, the others otherwise."""
+    if sampler in _TWO_PRIOR_SAMPLERS:
+        return _TWO_PRIOR_PROBLEMS
+    return tuple(name for name in ORACLE_PROBLEMS if name not in _TWO_PRIOR_PROBLEMS)
 
 
 @dataclass(frozen=True)
@@ -164,8 +175,9 @@ class OracleProblem:
     ----------
     name : str
         One of :data:`ORACLE_PROBLEMS`.
-    prior : GaussianPrior
-        The prior the truth was drawn from.
+    prior : GaussianPrior or StackedPrior
+        The prior the truth was drawn from (for ``"haze"`` two Gaussian parts;
+        its closed form is ``prior.as_gaussian()``).
     operator : LinearOperator
         The forward model.
     y : torch.Tensor
@@ -179,7 +191,7 @@ class OracleProblem:
     """
 
     name: str
-    prior: GaussianPrior
+    prior: DiffusionPrior
     operator: LinearOperator
     y: torch.Tensor
     noise_std: float
@@ -207,6 +219,13 @@ def oracle_problem(name: str, schedule: NoiseSchedule | None = None) -> OraclePr
       (``CartesianMRI @ ComplexAsChannels``), ``σ = 0.1`` per real
       component: complex data from real unknowns, where a missing conjugate
       or a dropped imaginary part shows.
+    * ``"haze"`` — two unknowns from their sum: an 8×8 "tissue" (correlation
+      length 0.7 px, std 1) and an 8×8 "haze" (3 px, std 0.8) with
+      independent Gaussian priors (:class:`~invsolve.priors.StackedPrior`),
+      ``y = x + 0.5 h + n``
+      (:class:`~invsolve.operators.ultrasound.HazyMeasurement`), ``σ = 0.1``:
+      the joint posterior separates them only through their different
+      smoothness.
 
     Parameters
     ----------
@@ -231,13 +250,22 @@ def oracle_problem(name: str, schedule: NoiseSchedule | None = None) -> OraclePr
         transform = RayTransform(ParallelBeam2D((8, 8), sparse_view_angles(12))).double()
         operator = MatrixOperator(transform.to_dense(), transform.in_shape, transform.out_shape)
         noise_std = 0.1
-    else:
+    elif name == "mri":
         prior = GaussianPrior.squared_exponential((2, 8, 8), length_scale=1.5, std=1.0, mean=0.0, schedule=schedule)
         operator = CartesianMRI(torch.ones(8, dtype=torch.bool), shape=(8, 8)) @ ComplexAsChannels((1, 8, 8))
         noise_std = 0.1
-    truth = prior.sample_exact(1, seed=1)
+    else:
+        from invsolve.operators.ultrasound import HazyMeasurement
+
+        tissue = GaussianPrior.squared_exponential((1, 8, 8), length_scale=0.7, std=1.0, schedule=schedule)
+        haze = GaussianPrior.squared_exponential((1, 8, 8), length_scale=3.0, std=0.8, schedule=schedule)
+        prior = StackedPrior([tissue, haze])
+        operator = HazyMeasurement((1, 8, 8), 0.5).double()
+        noise_std = 0.1
+    exact = prior.as_gaussian() if isinstance(prior, StackedPrior) else prior
+    truth = exact.sample_exact(1, seed=1)
     y = GaussianNoise(noise_std)(operator(truth), seed=2)
-    mean, cov = gaussian_posterior(prior, operator, y, noise_std)
+    mean, cov = gaussian_posterior(exact, operator, y, noise_std)
     return OracleProblem(name, prior, operator, y, noise_std, mean, cov)
 
 
@@ -255,6 +283,8 @@ ORACLE_SETTINGS: dict[str, tuple[dict[str, Any], int]] = {
     # volumetric samplers: n volumes of ORACLE_VOLUME_SLICES slices, each slice a draw (run_oracle)
     "dds-3d": ({"steps": 50, "tv_weight": 0.0}, 128),
     "mbir": ({"steps": 200, "tv_weight": 0.0}, 128),
+    # on the two-prior problem only (oracle_problems_for)
+    "joint-dehaze": ({"steps": 200}, 256),
 }
 #: slices of the volumes the slice-augmented samplers reconstruct on an oracle problem
 ORACLE_VOLUME_SLICES = 4
@@ -315,6 +345,10 @@ def run_oracle(sampler: str, problem_name: str, seed: int = 0) -> dict[str, Any]
 
     if sampler not in ORACLE_SETTINGS:
         raise ValueError(f"no oracle settings for sampler {sampler!r}; known: {', '.join(ORACLE_SETTINGS)}")
+    if problem_name not in oracle_problems_for(sampler):
+        raise ValueError(
+            f"sampler {sampler!r} runs on the oracle problems {', '.join(oracle_problems_for(sampler))}, not {problem_name!r}"
+        )
     settings, n = ORACLE_SETTINGS[sampler]
     settings = dict(settings)
     schedule = None

@@ -3,8 +3,9 @@
 Every sampler shares one interface (:class:`Sampler`, :class:`Problem`,
 :class:`SamplerResult`; docs/design.md): RED-Diff and DPS, the CG-based DDS
 and DiffPIR, the plug-and-play point estimator DPIR, the annealed DAPS, the
-asymptotically exact split Gibbs sampler PnP-DM, and for volumes with a 2D
-prior the slice-augmented DiffusionMBIR ("mbir") and DDS-3D ("dds-3d").
+asymptotically exact split Gibbs sampler PnP-DM, for volumes with a 2D
+prior the slice-augmented DiffusionMBIR ("mbir") and DDS-3D ("dds-3d"), and
+for two unknowns with two priors (tissue and haze) "joint-dehaze".
 """
 
 from .base import Sampler, SamplerResult, SamplerStep, available_samplers, get_sampler, register_sampler
@@ -13,6 +14,7 @@ from .dds import DDS
 from .diffpir import DiffPIR
 from .dpir import DPIR
 from .dps import DPS
+from .joint_dehaze import JointDehaze
 from .pnp_dm import PnPDM
 from .problem import Problem
 from .red_diff import RedDiff
@@ -36,4 +38,5 @@ __all__ = [
     "SliceAugmented3D",
     "DiffusionMBIR",
     "DDS3D",
+    "JointDehaze",
 ]

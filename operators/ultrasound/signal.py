@@ -69,7 +69,7 @@ def mu_law_compress(rf: torch.Tensor, mu: float = MU_LAW) -> torch.Tensor:
     rf = _check_real(rf, "rf")
     mu = _check_mu(mu)
     check_finite(rf, "rf")
-    largest = float(rf.abs().max()) if rf.numel() else 0.0
+    largest = float(rf.detach().abs().max()) if rf.numel() else 0.0
     if largest > 1 + 1e-6:
         raise ValueError(f"rf must be normalised to [-1, 1] before companding (normalize_rf), its largest |value| is {largest:.4g}")
     return torch.sign(rf) * torch.log1p(mu * rf.abs()) / math.log1p(mu)

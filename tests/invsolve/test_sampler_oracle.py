@@ -62,6 +62,8 @@ MEASURED = {
     ("mbir", "mask"): (0.876, 1.435),
     ("mbir", "ct"): (0.408, 0.386),
     ("mbir", "mri"): (0.770, 0.000),
+    # two Gaussian priors (tissue, haze) on y = x + 0.5 h + n: PiGDM guidance, λ = κ = 1
+    ("joint-dehaze", "haze"): (0.519, 0.901),
 }
 
 
@@ -116,3 +118,14 @@ def test_dps_without_guidance_samples_the_prior():
     # Monte Carlo std of these estimates is about 0.016 (mean) and 0.02 (cov)
     assert torch.allclose(samples.mean(0), torch.full((16,), 0.3, dtype=torch.float64), atol=0.07)
     assert torch.allclose(torch.cov(samples.T), prior.cov, atol=0.1)
+
+
+def test_each_sampler_runs_on_its_own_oracle_problems():
+    from invsolve.oracle import oracle_problems_for
+
+    assert oracle_problems_for("joint-dehaze") == ("haze",)
+    assert oracle_problems_for("dds") == ("mask", "ct", "mri")
+    with pytest.raises(ValueError, match="sampler 'dds' runs on the oracle problems mask, ct, mri, not 'haze'"):
+        run_oracle("dds", "haze")
+    problem = oracle_problem("haze")
+    assert problem.mean.shape == (1, 2, 8, 8) and problem.cov.shape == (128, 128)
