@@ -58,7 +58,9 @@ def test_an_oracle_problem_takes_the_schedule_and_refuses_unknown_names():
     schedule = EDMSchedule()
     for name in ("mask", "ct", "mri"):
         assert oracle_problem(name, schedule).prior.schedule is schedule
-    with pytest.raises(ValueError, match=r"^unknown oracle problem 'cone'; known: mask, ct, mri$"):
+    # the two-prior problem hands the schedule to both parts
+    assert all(part.schedule is schedule for part in oracle_problem("haze", schedule).prior.parts)
+    with pytest.raises(ValueError, match=r"^unknown oracle problem 'cone'; known: mask, ct, mri, haze$"):
         oracle_problem("cone")
 
 

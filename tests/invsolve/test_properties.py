@@ -92,8 +92,9 @@ def _problem(data, mri: bool = False):
 
 # -- reconstruct --------------------------------------------------------------------------------
 
-#: the samplers of 2D images (the slice-augmented 3D ones have their own tests, test_slice3d.py)
-PLANAR_SAMPLERS = [name for name in available_samplers() if not get_sampler(name).volumetric]
+#: the samplers of 2D images with one prior (the slice-augmented 3D ones have their own tests,
+#: test_slice3d.py, and so has the two-prior "joint-dehaze", test_joint_dehaze.py)
+PLANAR_SAMPLERS = [name for name in available_samplers() if not get_sampler(name).volumetric and name != "joint-dehaze"]
 
 
 def _sampler_call(data):

@@ -34,7 +34,8 @@ def setup():
 
 
 def test_every_sampler_is_registered():
-    assert invsolve.available_samplers() == sorted([*SAMPLERS, "dds-3d", "mbir"])  # 3D ones: test_slice3d.py
+    # the 3D ones are tested in test_slice3d.py, the two-prior one in test_joint_dehaze.py
+    assert invsolve.available_samplers() == sorted([*SAMPLERS, "dds-3d", "mbir", "joint-dehaze"])
     assert get_sampler("dds", eta=0.5).eta == 0.5
 
 
@@ -208,7 +209,7 @@ def test_conditional_priors_take_a_condition():
         (dict(y=torch.zeros(1, 1, 6, 6, dtype=torch.int32)), TypeError, "y must be a floating-point or complex tensor"),
         (dict(noise_std=-0.1), ValueError, "noise_std must be a finite number >= 0, got -0.1"),
         (dict(noise_std=float("nan")), ValueError, "noise_std must be a finite number >= 0"),
-        (dict(sampler="ddrm"), ValueError, "unknown sampler 'ddrm'; known samplers: daps, dds, dds-3d, diffpir, dpir, dps, mbir, pnp-dm, red-diff"),
+        (dict(sampler="ddrm"), ValueError, "unknown sampler 'ddrm'; known samplers: daps, dds, dds-3d, diffpir, dpir, dps, joint-dehaze, mbir, pnp-dm, red-diff"),
         (dict(learning_rate=0.1), ValueError, "unknown hyperparameter.*learning_rate.*its hyperparameters are: lr, regularization"),
         (dict(lr=-1.0), ValueError, "lr must be a finite number > 0"),
         (dict(weighting="cubic"), ValueError, "weighting must be one of linear"),
