@@ -38,7 +38,6 @@ Units: the weights act in the priors' network range; the measurement and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -133,10 +132,12 @@ class JointDehaze(Sampler):
         return mu_law_expand(companded, self.mu)
 
     def _slope(self, companded: torch.Tensor) -> torch.Tensor | float:
-        """``d expand / d companded`` at ``companded``: ``ln(1 + μ)/μ · (1 + μ)^|c|`` (1 without companding)."""
+        """``d expand / d companded`` at ``companded`` (1 without companding)."""
         if self.mu is None:
             return 1.0
-        return math.log1p(self.mu) / self.mu * torch.exp(companded.abs().clamp(max=1.0) * math.log1p(self.mu))
+        from invsolve.operators.ultrasound import mu_law_slope
+
+        return mu_law_slope(companded, self.mu)
 
     def _start(self, problem: Problem, prior: StackedPrior, generator: torch.Generator | None) -> torch.Tensor:
         """The state at ``τ``: noise, or the measurement diffused forward (tissue) beside noise (haze)."""

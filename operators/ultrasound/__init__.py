@@ -22,6 +22,7 @@ from .signal import (
     log_compress,
     mu_law_compress,
     mu_law_expand,
+    mu_law_slope,
     normalize_rf,
     time_gain_compensation,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "MU_LAW",
     "mu_law_compress",
     "mu_law_expand",
+    "mu_law_slope",
     "normalize_rf",
     "analytic_signal",
     "envelope",

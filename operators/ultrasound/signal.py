@@ -31,6 +31,7 @@ __all__ = [
     "MU_LAW",
     "mu_law_compress",
     "mu_law_expand",
+    "mu_law_slope",
     "normalize_rf",
     "analytic_signal",
     "envelope",
@@ -85,6 +86,18 @@ def mu_law_expand(companded: torch.Tensor, mu: float = MU_LAW) -> torch.Tensor:
     mu = _check_mu(mu)
     clipped = companded.clamp(-1.0, 1.0)
     return torch.sign(clipped) * torch.expm1(clipped.abs() * math.log1p(mu)) / mu
+
+
+def mu_law_slope(companded: torch.Tensor, mu: float = MU_LAW) -> torch.Tensor:
+    """``d/dy`` of :func:`mu_law_expand` at ``companded``: ``ln(1 + μ)/μ · (1 + μ)^|y|`` (``|y|`` clipped to 1).
+
+    How much an RF value moves per unit of companded value: 0.022 at 0 and
+    5.5 at ±1 for μ = 255 — the scale on which a companded estimate's
+    uncertainty is seen in RF.
+    """
+    companded = _check_real(companded, "companded")
+    mu = _check_mu(mu)
+    return math.log1p(mu) / mu * torch.exp(companded.abs().clamp(max=1.0) * math.log1p(mu))
 
 
 def normalize_rf(rf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,6 +20,7 @@ from invsolve.operators.ultrasound import (
     log_compress,
     mu_law_compress,
     mu_law_expand,
+    mu_law_slope,
     normalize_rf,
     simulate_haze,
     time_gain_compensation,
@@ -89,6 +90,10 @@ def test_mu_law_is_g711_s_curve_and_expand_inverts_it():
     assert torch.allclose(mu_law_expand(y), x, atol=1e-12)
     assert torch.equal(mu_law_expand(torch.tensor([1.5, -2.0])), torch.tensor([1.0, -1.0]))  # clipped first
     assert MU_LAW == 255
+    # the slope is the derivative of the expansion
+    inside = torch.linspace(-0.99, 0.99, 11, dtype=torch.float64, requires_grad=True)
+    (derivative,) = torch.autograd.grad(mu_law_expand(inside).sum(), inside)
+    assert torch.allclose(mu_law_slope(inside.detach()), derivative)
     with pytest.raises(ValueError, match="normalised to \\[-1, 1\\] before companding"):
         mu_law_compress(torch.tensor([0.5, 1.2]))
     with pytest.raises(ValueError, match="rf must be finite, got 1 NaN"):
