@@ -15,6 +15,7 @@ from invsolve.oracle import gaussian_posterior
 from invsolve.presets import available_presets
 from invsolve.reconstruct import Reconstruction, reconstruct
 from invsolve.samplers import Problem, Sampler, SamplerResult, available_samplers, get_sampler, register_sampler
+from invsolve.dehazing import Dehazed, dehaze
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,8 @@ __all__ = [
     "gaussian_posterior",
     "cg_sense",
     "tv_reconstruct",
+    "dehaze",
+    "Dehazed",
     "Sampler",
     "SamplerResult",
     "Problem",
