@@ -1,7 +1,8 @@
 """Readers and writers for the file formats of the applications (installed as ``invsolve.datasets.io``).
 
 * :mod:`.fastmri` — fastMRI HDF5 k-space files, slice datasets and submission files.
-* :mod:`.ultrasound` — B-mode DICOM frames and cines, and HDF5 results with provenance.
+* :mod:`.ultrasound` — PICMUS and zea channel data, B-mode DICOM frames and cines, and HDF5
+  results with provenance.
 * :mod:`.checks` — checked openers and build-time integrity checks of DICOM, NIfTI,
   HDF5, FITS and ``.npy`` files, shared by the training datasets and ``invsolve reconstruct``.
 
@@ -22,11 +23,13 @@ __all__ = [
     "read_fastmri_volume",
     "write_fastmri_volume",
     "write_fastmri_reconstruction",
+    "UltrasoundAcquisition",
+    "read_ultrasound_hdf5",
     "BModeCine",
     "read_bmode_dicom",
     "write_ultrasound_hdf5",
 ]
-_ULTRASOUND = ("BModeCine", "read_bmode_dicom", "write_ultrasound_hdf5")
+_ULTRASOUND = ("UltrasoundAcquisition", "read_ultrasound_hdf5", "BModeCine", "read_bmode_dicom", "write_ultrasound_hdf5")
 
 
 def __getattr__(name: str) -> Any:

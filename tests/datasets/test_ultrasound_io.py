@@ -11,7 +11,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
 
-from invsolve.datasets.io.ultrasound import read_bmode_dicom, write_ultrasound_hdf5
+from invsolve.datasets.io.ultrasound import read_bmode_dicom, read_ultrasound_hdf5, write_ultrasound_hdf5
 
 
 def test_pydicom_s_echo_cine_reads_as_grey_frames():
@@ -85,3 +85,91 @@ def test_results_are_written_atomically_with_provenance(tmp_path, monkeypatch):
     with pytest.raises(TypeError):
         write_ultrasound_hdf5(tmp_path / "broken.h5", {"x": np.zeros(2)}, {"bad": object()})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def _write_picmus(path, transmits=3, elements=4, samples=10, iq=True, drop=None):
+    generator = np.random.default_rng(0)
+    with h5py.File(path, "w") as file:
+        group = file.create_group("US/US_DATASET0000")
+        fields = {
+            "data/real": generator.standard_normal((transmits, elements, samples)),
+            "data/imag": generator.standard_normal((transmits, elements, samples)) if iq else np.zeros((transmits, elements, samples)),
+            "angles": np.linspace(-0.1, 0.1, transmits),
+            "probe_geometry": np.stack([np.linspace(-1e-3, 1e-3, elements), np.zeros(elements), np.zeros(elements)]),
+            "sampling_frequency": np.array([20.8e6]),
+            "sound_speed": np.array([1540.0]),
+            "modulation_frequency": np.array([5.208e6]),
+            "initial_time": np.array([1e-6]),
+        }
+        for key, value in fields.items():
+            if key != drop:
+                group.create_dataset(key, data=value)
+    return fields
+
+
+def test_a_picmus_file_reads_as_channel_data_with_its_parameters(tmp_path):
+    fields = _write_picmus(tmp_path / "picmus.hdf5")
+    acquisition = read_ultrasound_hdf5(tmp_path / "picmus.hdf5")
+    assert acquisition.layout == "picmus" and acquisition.channel_data.shape == (1, 3, 10, 4)  # (frames, tx, ax, el)
+    assert acquisition.channel_data.is_complex()
+    expected = fields["data/real"][1, 2, 7] + 1j * fields["data/imag"][1, 2, 7]
+    assert complex(acquisition.channel_data[0, 1, 7, 2]) == pytest.approx(expected)
+    assert acquisition.sampling_frequency == 20.8e6 and acquisition.center_frequency == 5.208e6
+    assert acquisition.probe_geometry.shape == (4, 3) and float(acquisition.probe_geometry[-1, 0]) == pytest.approx(1e-3)
+    assert torch.allclose(acquisition.initial_times, torch.full((3,), 1e-6, dtype=torch.float64))
+    _write_picmus(tmp_path / "rf.hdf5", iq=False)
+    assert not read_ultrasound_hdf5(tmp_path / "rf.hdf5").channel_data.is_complex()  # a zero quadrature part: RF
+
+
+def test_a_zea_file_reads_as_channel_data_and_images(tmp_path):
+    with h5py.File(tmp_path / "zea.hdf5", "w") as file:
+        file.create_dataset("data/raw_data", data=np.arange(2 * 3 * 5 * 4 * 2, dtype=np.float32).reshape(2, 3, 5, 4, 2))
+        file.create_dataset("data/image", data=np.ones((2, 6, 7)))
+        file.create_dataset("scan/probe_geometry", data=np.zeros((4, 3)))
+        file.create_dataset("scan/sampling_frequency", data=np.float32(40e6))
+        file.create_dataset("scan/center_frequency", data=np.float32(7e6))
+        file.create_dataset("scan/polar_angles", data=np.array([-0.1, 0.0, 0.1]))
+    acquisition = read_ultrasound_hdf5(tmp_path / "zea.hdf5")
+    assert acquisition.layout == "zea" and acquisition.channel_data.shape == (2, 3, 5, 4) and acquisition.image.shape == (2, 6, 7)
+    assert complex(acquisition.channel_data[0, 0, 0, 1]) == complex(2, 3)  # I and Q of element 1
+    assert acquisition.sound_speed == 1540.0 and acquisition.center_frequency == 7e6
+    assert torch.equal(acquisition.initial_times, torch.zeros(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "drop, message",
+    [
+        ("probe_geometry", "lacks the dataset /US/US_DATASET0000/probe_geometry"),
+        ("sampling_frequency", "lacks the dataset /US/US_DATASET0000/sampling_frequency"),
+        ("data/real", "lacks the dataset /US/US_DATASET0000/data/real"),
+    ],
+)
+def test_an_hdf5_file_missing_a_required_dataset_is_refused(tmp_path, drop, message):
+    _write_picmus(tmp_path / "broken.hdf5", drop=drop)
+    with pytest.raises(ValueError, match=message):
+        read_ultrasound_hdf5(tmp_path / "broken.hdf5", "--input")
+
+
+def test_files_of_neither_layout_are_refused(tmp_path):
+    with h5py.File(tmp_path / "other.h5", "w") as file:
+        file.create_dataset("kspace", data=np.zeros(3))
+    with pytest.raises(ValueError, match="neither a PICMUS file .* nor a zea file .*; it holds: kspace"):
+        read_ultrasound_hdf5(tmp_path / "other.h5")
+    with h5py.File(tmp_path / "tracks.h5", "w") as file:
+        file.create_dataset("tracks/track_0/data/raw_data", data=np.zeros((1, 1, 2, 2, 1)))
+    with pytest.raises(ValueError, match="multi-track zea file"):
+        read_ultrasound_hdf5(tmp_path / "tracks.h5")
+    with h5py.File(tmp_path / "empty_zea.h5", "w") as file:
+        file.create_group("data")
+        file.create_dataset("scan/probe_geometry", data=np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="lacks data/raw_data and data/image"):
+        read_ultrasound_hdf5(tmp_path / "empty_zea.h5")
+    _write_picmus(tmp_path / "mismatch.hdf5", transmits=3)
+    with h5py.File(tmp_path / "mismatch.hdf5", "a") as file:
+        del file["US/US_DATASET0000/angles"]
+        file["US/US_DATASET0000/angles"] = np.zeros(5)
+    with pytest.raises(ValueError, match=r"data/real must be \(transmits, elements, samples\) with 5 transmits"):
+        read_ultrasound_hdf5(tmp_path / "mismatch.hdf5")
+    (tmp_path / "corrupt.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="not a readable HDF5 file"):
+        read_ultrasound_hdf5(tmp_path / "corrupt.h5")
