@@ -185,7 +185,9 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
 
     torch.set_num_threads(args.threads)
     task = DEFAULTS[args.task]
-    prior = pretrained(task["prior"])
+    # the samplers use the prior; on MRI data the baselines need its window (the data's scale) as well
+    needs_prior = args.task == "mri" or method not in ("tv-3d", "zero-filled")
+    prior = pretrained(task["prior"]) if needs_prior else None
     if args.task == "ct":
         truth, operator, y, noise_std = make_problem(args.slices, args.views, SPLITS[args.split])
     else:

@@ -249,14 +249,7 @@ def prepare_ct(
     if measurement.data.is_complex():
         raise ValueError(f"{measurement.source}: a CT sinogram must be real, found complex data")
     if volume:
-        if slice_index is not None:
-            raise ValueError(
-                f"--slice picks one slice for a 2D sampler; a slice-augmented sampler reconstructs all of "
-                f"{measurement.source}"
-            )
-        data = measurement.data
-        while data.dim() > 3 and data.shape[0] == 1:
-            data = data[0]
+        data = _whole_measurement(measurement, slice_index, 3)
         if data.dim() != 3:
             raise ValueError(
                 f"{measurement.source} holds an array of shape {tuple(data.shape)}; a slice-augmented sampler needs "
@@ -348,19 +341,31 @@ def _mask_option(value: str, shape: tuple[int, ...], seed: int) -> tuple[torch.T
     return mask.to(torch.bool), f"from {value}"
 
 
+def _drop_leading_ones(array: torch.Tensor, ndim: int) -> torch.Tensor:
+    """``array`` without its leading axes of length 1, down to ``ndim`` axes (a volume stored with batch axes)."""
+    while array.dim() > ndim and array.shape[0] == 1:
+        array = array[0]
+    return array
+
+
+def _whole_measurement(measurement: ArrayFile, slice_index: int | None, ndim: int) -> torch.Tensor:
+    """All of a measurement for a slice-augmented sampler (``--slice`` refused), down to ``ndim`` axes."""
+    if slice_index is not None:
+        raise ValueError(
+            f"--slice picks one slice for a 2D sampler; a slice-augmented sampler reconstructs all of {measurement.source}"
+        )
+    return _drop_leading_ones(measurement.data, ndim)
+
+
 def _kspace_volume(measurement: ArrayFile, slice_index: int | None, resize: bool) -> tuple[torch.Tensor, tuple[int, ...]]:
     """The ``(coils, D, H, W)`` complex64 k-space of a 3D acquisition and its spatial shape, or one clear error."""
     source = measurement.source
-    if slice_index is not None:
-        raise ValueError(f"--slice picks one slice for a 2D sampler; a slice-augmented sampler reconstructs all of {source}")
+    data = _whole_measurement(measurement, slice_index, 4)
     if resize:
         raise ValueError(
             "--resize crops 2D k-space; for a volume, give k-space whose slices along the sampler's axis are the "
             "prior's image size"
         )
-    data = measurement.data
-    while data.dim() > 4 and data.shape[0] == 1:
-        data = data[0]
     if data.dim() == 3:
         data = data[None]
     if data.dim() != 4:
@@ -725,10 +730,8 @@ def reconstruct_files(
     if reference is not None:
         loaded = read_array(reference, "--reference", prefer=REFERENCE_DATASETS, allow_fastmri=False)
         values = loaded.data.abs() if loaded.data.is_complex() else loaded.data
-        if chosen.volumetric:  # the whole reference volume, leading axes of length 1 dropped
-            truth = values
-            while truth.dim() > 3 and truth.shape[0] == 1:
-                truth = truth[0]
+        if chosen.volumetric:  # the whole reference volume
+            truth = _drop_leading_ones(values, 3)
         else:
             truth = select_plane(values, 2, loaded.source, slice_index, False, "(H, W) image")
         if tuple(truth.shape) != image_shape:

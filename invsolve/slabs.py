@@ -46,8 +46,8 @@ import torch.distributed as dist
 
 from invsolve._checks import check_int, check_nonnegative
 from invsolve._random import randn_like
-from invsolve.operators import LinearOperator, cg
-from invsolve.operators.base import power_iteration
+from invsolve.operators import LinearOperator
+from invsolve.operators.base import conjugate_gradient_pinv, power_iteration
 
 __all__ = ["Slab", "SummedOverSlabs"]
 
@@ -233,7 +233,7 @@ class SummedOverSlabs(LinearOperator):
         return self.operator.measured(y)
 
     def _pinv(self, y: torch.Tensor) -> torch.Tensor:
-        return cg(self._normal, self._adjoint(y), iterations=100, tol=1e-6, reduce=self.slab.sum_over_ranks)
+        return conjugate_gradient_pinv(self, y, reduce=self.slab.sum_over_ranks)
 
     def norm(self, iterations: int = 200, tol: float = 1e-7, seed: int = 0) -> float:
         """The volume operator's ``‖A‖₂`` on every rank (power iteration with norms summed over the ranks; cached).

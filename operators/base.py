@@ -627,7 +627,12 @@ def power_iteration(
 
 
 def conjugate_gradient_pinv(
-    op: LinearOperator, y: torch.Tensor, iterations: int = 100, tol: float = 1e-6, damping: float = 0.0
+    op: LinearOperator,
+    y: torch.Tensor,
+    iterations: int = 100,
+    tol: float = 1e-6,
+    damping: float = 0.0,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Solve ``(AᴴA + δI) x = Aᴴy`` by conjugate gradients (:func:`~.cg.cg`), started at zero.
 
@@ -647,7 +652,10 @@ def conjugate_gradient_pinv(
         Relative residual at which an item stops.
     damping : float
         ``δ >= 0``.
+    reduce : callable, optional
+        Sums the inner products over processes (:func:`~.cg.cg`'s ``reduce``)
+        for an operator whose image is split over them.
     """
     if damping:
-        return cg(lambda v: op._normal(v) + damping * v, op._adjoint(y), iterations=iterations, tol=tol)
-    return cg(op._normal, op._adjoint(y), iterations=iterations, tol=tol)
+        return cg(lambda v: op._normal(v) + damping * v, op._adjoint(y), iterations=iterations, tol=tol, reduce=reduce)
+    return cg(op._normal, op._adjoint(y), iterations=iterations, tol=tol, reduce=reduce)

@@ -141,10 +141,10 @@ class JointDehaze(Sampler):
 
     def _start(self, problem: Problem, prior: StackedPrior, generator: torch.Generator | None) -> torch.Tensor:
         """The state at ``τ``: noise, or the measurement diffused forward (tissue) beside noise (haze)."""
+        if self.tau == 1:
+            return prior.initial_noise(problem.batch_size, generator)
         shape = (problem.batch_size, *prior.image_shape)
         noise = randn_like(torch.empty(shape, dtype=prior.dtype, device=prior.device), generator)
-        if self.tau == 1:
-            return prior.schedule.alpha_sigma(torch.tensor(1.0, dtype=torch.float64))[1].item() * noise
         tissue = problem.y.to(prior.dtype)
         if self.mu is not None:
             from invsolve.operators.ultrasound import mu_law_compress
