@@ -35,6 +35,10 @@ Sources
     Synthetic CT body cross-sections (:func:`~invsolve.datasets.synthetic_ct_slices`)
     generated on the fly, item ``i`` the slice of index ``i`` of seed ``seed``,
     in the attenuation units of the ``"phantoms"`` CT recipe (1 a.u. = 2·μ_water).
+``"ultrasound-rf"`` (:class:`UltrasoundRFDataset`)
+    Random patches of simulated beamformed RF (tissue or haze,
+    :func:`~invsolve.operators.ultrasound.random_hazy_scene`), μ-law
+    companded, for the dehazing priors.
 
 Common options
 --------------
@@ -109,6 +113,7 @@ from .arrays import FastMRITargetDataset, FITSCutoutDataset, HDF5ArrayDataset
 from .base import EpochSampler, TrainingDataset
 from .generated import PhantomDataset, SyntheticCTDataset
 from .images import ImageFolderDataset, VolumeSliceDataset
+from .ultrasound import UltrasoundRFDataset
 
 __all__ = [
     "TRAINING_SOURCES",
@@ -120,6 +125,7 @@ __all__ = [
     "HDF5ArrayDataset",
     "PhantomDataset",
     "SyntheticCTDataset",
+    "UltrasoundRFDataset",
     "EpochSampler",
     "training_dataset",
 ]
@@ -134,6 +140,7 @@ _SOURCES: dict[str, type[TrainingDataset]] = {
         HDF5ArrayDataset,
         PhantomDataset,
         SyntheticCTDataset,
+        UltrasoundRFDataset,
     )
 }
 TRAINING_SOURCES: tuple[str, ...] = tuple(_SOURCES)

@@ -7,13 +7,15 @@ scenes (pymust as the reference, a torch convolution model for volume),
 cavity), :mod:`.signal` μ-law companding, envelope detection, log-compressed
 B-mode and time-gain compensation, :mod:`.haze` the chest-wall haze model and
 the measurement ``y = x + γ·h`` on the stacked pair of tissue and haze
-(Stevens et al., IEEE TMI 2024).  RF frames are ``(B, C, n_axial,
+(Stevens et al., IEEE TMI 2024), :mod:`.scenes` random hazy scenes for
+training, tuning and evaluation.  RF frames are ``(B, C, n_axial,
 n_lateral)``: depth along the rows.
 """
 
 from .haze import HazyMeasurement, simulate_haze
 from .phantoms import EchoPhantom, echo_phantom
 from .probe import PROBES, Probe
+from .scenes import HazyScene, random_hazy_scene
 from .signal import (
     MU_LAW,
     analytic_signal,
@@ -40,6 +42,8 @@ __all__ = [
     "echo_phantom",
     "HazyMeasurement",
     "simulate_haze",
+    "HazyScene",
+    "random_hazy_scene",
     "MU_LAW",
     "mu_law_compress",
     "mu_law_expand",

@@ -1,0 +1,118 @@
+"""Random hazy scenes: tissue RF and its haze, drawn from one seed.
+
+One function, :func:`random_hazy_scene`, draws the scenes that the dehazing
+priors are trained on (``invsolve.datasets.training``, source
+``"ultrasound-rf"``), that their hyperparameters are tuned on and that the
+example and the benchmark evaluate: a random echogenicity phantom
+(:func:`~.phantoms.echo_phantom`: superficial layers, cysts, lesions and, in
+half of the scenes, a cardiac cavity at a random phase) simulated with the
+convolution model (:class:`~.simulation.ConvolutionSimulator`), and chest-wall
+haze for it (:func:`~.haze.simulate_haze`) with randomly drawn reverberation
+and clutter settings.  Scenes of different seeds are independent, so seed
+ranges make disjoint training, validation and test splits.
+
+Ranges drawn (uniform): 1–4 layers, 0–3 cysts, 0–2 lesions (fewer if they do
+not fit the grid), a cavity with probability ½ at phase in ``[0, 1]``;
+reverberating depth 0.15–0.25 of the frame (the phantom's layers fill its top
+fifth), 2–4 orders decaying by 0.4–0.8, lateral smear 1–4 lines, clutter weight
+0.3–1.5 with correlation length 0.05–0.3 of the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from invsolve._checks import check_int
+from invsolve._random import make_generator
+
+from .haze import simulate_haze
+from .phantoms import EchoPhantom, echo_phantom
+from .simulation import ConvolutionSimulator
+
+__all__ = ["HazyScene", "random_hazy_scene"]
+
+
+@dataclass(frozen=True)
+class HazyScene:
+    """A simulated frame, its haze and the phantom it came from.
+
+    Attributes
+    ----------
+    tissue : torch.Tensor
+        Clean beamformed RF ``(1, 1, n_axial, n_lateral)`` float64, arbitrary units.
+    haze : torch.Tensor
+        Haze ``h`` of the same shape at the tissue's RMS: ``tissue + γ·haze`` is the hazy frame at level ``γ``.
+    phantom : EchoPhantom
+        The echogenicity map and the regions of the contrast metrics.
+    """
+
+    tissue: torch.Tensor
+    haze: torch.Tensor
+    phantom: EchoPhantom
+
+    def hazy(self, gamma: float) -> torch.Tensor:
+        """The hazy frame ``tissue + γ·haze``."""
+        return self.tissue + gamma * self.haze
+
+
+def _integer(generator: torch.Generator, low: int, high: int) -> int:
+    """Uniform integer in ``[low, high]``."""
+    return int(torch.randint(low, high + 1, (), generator=generator))
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand((), dtype=torch.float64, generator=generator))
+
+
+def random_hazy_scene(simulator: ConvolutionSimulator, seed: int) -> HazyScene:
+    """The scene of ``seed`` on the simulator's grid (module docstring).
+
+    Parameters
+    ----------
+    simulator : ConvolutionSimulator
+        Sets the probe and the grid.
+    seed : int
+        ``>= 0``; the same seed gives the same scene on every machine.
+
+    Returns
+    -------
+    HazyScene
+    """
+    if not isinstance(simulator, ConvolutionSimulator):
+        raise TypeError(f"simulator must be a ConvolutionSimulator, got {type(simulator).__name__}")
+    seed = check_int(seed, "seed", minimum=0)
+    generator = make_generator(seed, "cpu")
+    layers, cysts, lesions = _integer(generator, 1, 4), _integer(generator, 0, 3), _integer(generator, 0, 2)
+    cavity = bool(torch.rand((), generator=generator) < 0.5)
+    phase = _uniform(generator, 0.0, 1.0)
+    phantom_seed, speckle_seed, haze_seed = (int(value) for value in torch.randint(0, 2**62, (3,), generator=generator))
+    while True:
+        try:
+            phantom = echo_phantom(
+                simulator.grid, layers=layers, cysts=cysts, lesions=lesions, cavity=cavity, cardiac_phase=phase, seed=phantom_seed
+            )
+            break
+        except ValueError:  # the regions do not fit the grid: drop a lesion, then a cyst, then the cavity
+            if lesions:
+                lesions -= 1
+            elif cysts:
+                cysts -= 1
+            elif cavity:
+                cavity = False
+            else:
+                raise
+    tissue = simulator.from_map(phantom.echogenicity[None, None], seed=speckle_seed)
+    haze = simulate_haze(
+        tissue,
+        simulator.grid.probe,
+        superficial_depth=_uniform(generator, 0.15, 0.25),
+        orders=_integer(generator, 2, 4),
+        decay=_uniform(generator, 0.4, 0.8),
+        lateral_spread=_uniform(generator, 1.0, 4.0),
+        clutter_weight=_uniform(generator, 0.3, 1.5),
+        clutter_correlation=_uniform(generator, 0.05, 0.3),
+        seed=haze_seed,
+    )
+    return HazyScene(tissue, haze, phantom)
