@@ -10,7 +10,7 @@ with diffusion models as priors.
 >>> result = invsolve.reconstruct(y, A, prior, sampler="red-diff", progress=False)
 """
 
-from invsolve.baselines import cg_sense, tv_reconstruct
+from invsolve.baselines import cg_sense, nlm_bmode, tv_reconstruct
 from invsolve.oracle import gaussian_posterior
 from invsolve.presets import available_presets
 from invsolve.reconstruct import Reconstruction, reconstruct
@@ -25,6 +25,7 @@ __all__ = [
     "gaussian_posterior",
     "cg_sense",
     "tv_reconstruct",
+    "nlm_bmode",
     "dehaze",
     "Dehazed",
     "Sampler",

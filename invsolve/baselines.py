@@ -12,6 +12,9 @@ imaging", J. Math. Imaging Vis. 40:120–145, 2011 (Algorithm 1, θ = 1), with
 the primal weight (the ratio of the primal and dual steps) re-estimated as in
 PDLP: Applegate et al., "Practical large-scale linear programming using
 primal-dual hybrid gradient", NeurIPS 2021, Sec. 3.3.
+
+:func:`nlm_bmode` is the classical baseline of ultrasound dehazing:
+non-local means on the log-compressed B-mode image.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from invsolve._checks import (
 from invsolve.operators import FiniteDifference, LinearOperator
 from invsolve.operators.base import conjugate_gradient_pinv
 
-__all__ = ["cg_sense", "tv_reconstruct"]
+__all__ = ["cg_sense", "tv_reconstruct", "nlm_bmode"]
 
 # Fraction of the largest stable step: τσ‖K‖² = STEP_SAFETY² < 1 leaves room
 # for the power-iteration estimate of ‖A‖, which approaches it from below.
@@ -325,3 +328,69 @@ def _objective(
     data = 0.5 * (ax - y).abs().square().reshape(y.shape[0], -1).sum(dim=1)
     tv = torch.linalg.vector_norm(diff._forward(x), dim=1).reshape(x.shape[0], -1).sum(dim=1)
     return (data + lam * tv).to(torch.float64)
+
+
+def nlm_bmode(
+    rf: torch.Tensor,
+    strength: float,
+    *,
+    dynamic_range: float = 60.0,
+    reference: torch.Tensor | float | None = None,
+    patch_size: int = 5,
+    patch_distance: int = 6,
+) -> torch.Tensor:
+    """Non-local means of the B-mode image of RF frames, dB.
+
+    Buades, Coll & Morel, "A non-local algorithm for image denoising", CVPR
+    2005: each pixel becomes a weighted mean of pixels whose surrounding
+    patches look alike.  On the log-compressed image, speckle and the haze's
+    texture act as additive noise; the filter is scikit-image's
+    ``denoise_nl_means`` (fast mode), run per frame on the CPU — the
+    baseline is evaluated, not differentiated, so its output leaves torch.
+
+    Parameters
+    ----------
+    rf : torch.Tensor
+        Beamformed RF ``(B, 1, n_axial, n_lateral)``, depth along the rows.
+    strength : float
+        The filter's ``h``, dB (``>= 0``; 0 returns the B-mode image unfiltered).
+    dynamic_range : float
+        Displayed range, dB.
+    reference : torch.Tensor or float, optional
+        The 0 dB envelope level (:func:`~invsolve.operators.ultrasound.log_compress`);
+        default each frame's maximum.
+    patch_size, patch_distance : int
+        Patch side and search radius, pixels.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, 1, n_axial, n_lateral)`` float64 B-mode in ``[−dynamic_range, 0]`` dB.
+
+    Raises
+    ------
+    ImportError
+        Without scikit-image (the ``ultrasound`` extra).
+    ValueError
+        For RF that is not ``(B, 1, H, W)`` or not finite, or a negative strength.
+    """
+    from invsolve.operators.ultrasound import envelope, log_compress
+
+    rf = check_tensor(rf, "rf", allow_complex=False)
+    if rf.dim() != 4 or rf.shape[1] != 1:
+        raise ValueError(f"rf must be frames (B, 1, H, W), got shape {tuple(rf.shape)}")
+    check_finite(rf, "rf")
+    strength = check_nonnegative(strength, "strength")
+    patch_size, patch_distance = check_int(patch_size, "patch_size"), check_int(patch_distance, "patch_distance")
+    image = log_compress(envelope(rf.double()), dynamic_range, reference)
+    if strength == 0:
+        return image
+    try:
+        from skimage.restoration import denoise_nl_means
+    except ImportError as error:  # pragma: no cover - scikit-image is in the ultrasound extra
+        raise ImportError("nlm_bmode needs scikit-image: pip install 'invsolve[ultrasound]'") from error
+    frames = [
+        denoise_nl_means(frame, h=strength, patch_size=patch_size, patch_distance=patch_distance, fast_mode=True)
+        for frame in image[:, 0].cpu().numpy()
+    ]
+    return torch.stack([torch.from_numpy(frame) for frame in frames])[:, None].to(image.device).clamp(-dynamic_range, 0.0)

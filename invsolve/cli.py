@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -70,7 +71,36 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     fitting.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_reconstruct(commands)
+    _add_dehaze(commands)
     return parser
+
+
+def _add_dehaze(commands: argparse._SubParsersAction) -> None:
+    """The ``dehaze`` subcommand's arguments (the work is in invsolve.command_dehaze)."""
+    dehaze = commands.add_parser(
+        "dehaze",
+        help="separate tissue from haze in beamformed ultrasound RF frames with two diffusion priors; writes HDF5 + PNG",
+        description="Dehaze beamformed RF frames (.npy, or an HDF5 dataset: zea's data/beamformed_data or --dataset; "
+        "(H, W) or (frames, H, W), depth along H) with the joint two-prior sampler and write OUT (.h5/.hdf5: tissue, "
+        "haze, with --samples > 1 tissue_std; provenance attributes) and <stem>.png.  Nothing is written if anything "
+        "fails.  See invsolve.command_dehaze.",
+    )
+    dehaze.add_argument("input", help="the RF file (.npy, .h5/.hdf5)")
+    dehaze.add_argument("--out", required=True, help="output HDF5 file (.h5 or .hdf5)")
+    dehaze.add_argument("--gamma", type=float, required=True, help="haze level gamma in [0, 1] of y = x + gamma*h")
+    dehaze.add_argument("--dataset", help="HDF5 input: the dataset of RF frames")
+    dehaze.add_argument("--frames", help="frame K or frames START:STOP (from 0; default: all)")
+    dehaze.add_argument("--tissue-prior", default="us-tissue", help="embedded name or checkpoint (default: %(default)s)")
+    dehaze.add_argument("--haze-prior", default="us-haze", help="embedded name or checkpoint (default: %(default)s)")
+    dehaze.add_argument("--steps", type=int, help="sampler steps (default: preset us-dehaze's)")
+    dehaze.add_argument("--samples", type=int, help="posterior samples; > 1 writes tissue_std (default: the preset's)")
+    dehaze.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+        help="joint-dehaze hyperparameter, repeatable (tissue_weight, haze_weight, guidance, tau)",
+    )
+    dehaze.add_argument("--noise-std", type=float, help="noise of the peak-normalised RF (default: the preset's)")
+    dehaze.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    dehaze.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
@@ -134,6 +164,19 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     mri.add_argument(
         "--resize", action="store_true", help="crop larger k-space to the prior's size (a lower-resolution image)"
     )
+
+
+def _run_file_command(name: str, function: Callable[..., dict[str, Any]], args: argparse.Namespace) -> int:
+    """Run a command that reads and writes files: its options as keywords, its summary as JSON, errors as one line."""
+    options = {key: value for key, value in vars(args).items() if key not in ("command", "no_progress")}
+    try:
+        summary = function(**options, progress=not args.no_progress)
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
+        print(f"invsolve {name}: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {', '.join(summary['files'])}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,14 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "reconstruct":
         from invsolve.command_reconstruct import reconstruct_files
 
-        options = {name: value for name, value in vars(args).items() if name not in ("command", "no_progress")}
-        try:
-            summary = reconstruct_files(**options, progress=not args.no_progress)
-        except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as error:
-            print(f"invsolve reconstruct: error: {error}", file=sys.stderr)
-            return 2
-        print(json.dumps(summary, indent=2))
-        print(f"wrote {', '.join(summary['files'])}", file=sys.stderr)
+        return _run_file_command("reconstruct", reconstruct_files, args)
+    elif args.command == "dehaze":
+        from invsolve.command_dehaze import dehaze_file
+
+        return _run_file_command("dehaze", dehaze_file, args)
     return 0
 
 

@@ -26,12 +26,21 @@ from typing import Any
 import torch
 
 from invsolve._checks import check_finite, check_int, check_tensor
-from invsolve.operators.ultrasound import MU_LAW, HazyMeasurement, mu_law_expand, normalize_rf
+from invsolve.metrics import gcnr, psnr
+from invsolve.operators.ultrasound import (
+    MU_LAW,
+    HazyMeasurement,
+    HazyScene,
+    envelope,
+    log_compress,
+    mu_law_expand,
+    normalize_rf,
+)
 from invsolve.patches import extract_patches, stitch_patches
 from invsolve.priors import DiffusionPrior, StackedPrior
 from invsolve.reconstruct import reconstruct
 
-__all__ = ["Dehazed", "dehaze"]
+__all__ = ["Dehazed", "dehaze", "bmode_against", "dehazing_scores"]
 
 
 @dataclass
@@ -61,7 +70,7 @@ def dehaze(
     gamma: float,
     *,
     noise_std: float = 1e-3,
-    overlap: int = 16,
+    overlap: int | None = None,
     n_samples: int = 1,
     steps: int | None = None,
     mu: float | None = MU_LAW,
@@ -84,8 +93,9 @@ def dehaze(
         Haze level ``γ`` in ``[0, 1]`` of the model ``y = x + γh``.
     noise_std : float
         Noise of the normalised RF (each frame's peak is 1).
-    overlap : int
-        Minimum overlap of neighbouring patches, pixels.
+    overlap : int, optional
+        Minimum overlap of neighbouring patches, pixels; default a quarter of
+        the patch's shorter side (16 for the 64×64 patches of ``us-tissue``).
     n_samples : int
         Posterior samples per patch; > 1 gives :attr:`Dehazed.tissue_std`.
     steps, seed, max_batch, progress
@@ -115,6 +125,8 @@ def dehaze(
     if channels != 1 or prior.image_shape[0] != 2:
         raise ValueError(f"the priors must see one-channel patches (1, h, w); got {tissue_prior.image_shape} and {haze_prior.image_shape}")
     operator = HazyMeasurement((1, *patch), gamma)
+    if overlap is None:
+        overlap = min(patch) // 4
     n_samples = check_int(n_samples, "n_samples")
     normalised, scale = normalize_rf(rf)
     patches, grid = extract_patches(normalised, tuple(patch), overlap)
@@ -144,3 +156,40 @@ def dehaze(
         tissue_std=tissue.std(1) if n_samples > 1 else None,
         info=info,
     )
+
+
+def bmode_against(rf: torch.Tensor, clean: torch.Tensor, dynamic_range: float = 60.0) -> torch.Tensor:
+    """B-mode of ``rf`` in dB relative to the peak envelope of the ``clean`` frame, ``[−dynamic_range, 0]``.
+
+    One 0 dB level for every method's output of a scene, so that a method that
+    only rescales the image is not rewarded: ``(B, 1, H, W)`` float64.
+    """
+    reference = envelope(clean.double()).amax(dim=(-3, -2, -1), keepdim=True)
+    return log_compress(envelope(rf.double()), dynamic_range, reference)
+
+
+def dehazing_scores(bmode: torch.Tensor, scene: HazyScene, dynamic_range: float = 60.0) -> dict[str, float]:
+    """PSNR and gCNR of one B-mode image of a simulated scene.
+
+    Parameters
+    ----------
+    bmode : torch.Tensor
+        ``(1, 1, H, W)`` dB relative to the clean frame's peak envelope
+        (:func:`bmode_against`), in ``[−dynamic_range, 0]``.
+    scene : HazyScene
+        The clean frame and the regions (:class:`~invsolve.operators.ultrasound.EchoPhantom`).
+    dynamic_range : float
+        The B-mode range, dB: the PSNR's data range.
+
+    Returns
+    -------
+    dict
+        ``psnr_db`` against the clean frame's B-mode; ``gcnr`` of the cysts
+        against the background ring around them (``None`` without cysts).
+    """
+    clean = bmode_against(scene.tissue, scene.tissue, dynamic_range)
+    cysts, ring = scene.phantom.cysts, scene.phantom.background
+    return {
+        "psnr_db": float(psnr(bmode, clean, data_range=dynamic_range)),
+        "gcnr": float(gcnr(bmode, cysts, ring)) if bool(cysts.any()) else None,
+    }

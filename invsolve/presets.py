@@ -137,6 +137,15 @@ PRESETS: dict[str, Preset] = {
             "best PSNR"
         ),
     ),
+    "us-dehaze": Preset(
+        name="us-dehaze",
+        task="ultrasound dehazing of beamformed RF, y = x + gamma*h, with the us-tissue and us-haze priors on 64x64 patches",
+        instruments=("HazyMeasurement",),
+        samplers={
+            "joint-dehaze": {"steps": 50, "n_samples": 2, "tissue_weight": 1.0, "haze_weight": 1.0, "tau": 0.5, "guidance": "pigdm"},
+        },
+        source="PROVISIONAL",
+    ),
     "inpainting": Preset(
         name="inpainting",
         task="inpainting: 60 % of the pixels and a box hidden, noise of 10 HU",

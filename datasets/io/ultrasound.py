@@ -110,7 +110,7 @@ def _scalar(value: np.ndarray, name: str, source: str) -> float:
 
 
 def _tensor(array: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+    return torch.from_numpy(np.array(array, copy=True)).to(dtype)  # a copy: read-only views (broadcasts) stay untouched
 
 
 def read_ultrasound_hdf5(path: str | os.PathLike, what: str | None = None) -> UltrasoundAcquisition:

@@ -3,6 +3,7 @@
 :mod:`.probe` holds the transducer and its pulse (:class:`Probe`, presets
 copied from the MUST toolbox), :mod:`.simulation` beamformed RF of scatterer
 scenes (pymust as the reference, a torch convolution model for volume),
+:mod:`.beamforming` delay-and-sum of plane-wave channel data (pymust),
 :mod:`.phantoms` echogenicity scenes (layers, cysts, lesions, a beating
 cavity), :mod:`.signal` μ-law companding, envelope detection, log-compressed
 B-mode and time-gain compensation, :mod:`.haze` the chest-wall haze model and
@@ -12,10 +13,11 @@ training, tuning and evaluation.  RF frames are ``(B, C, n_axial,
 n_lateral)``: depth along the rows.
 """
 
-from .haze import HazyMeasurement, simulate_haze
+from .beamforming import beamform_plane_waves
+from .haze import HazyMeasurement, add_haze, simulate_haze
 from .phantoms import EchoPhantom, echo_phantom
 from .probe import PROBES, Probe
-from .scenes import HazyScene, random_hazy_scene
+from .scenes import SPLITS, HazyScene, random_hazy_scene, split_seeds
 from .signal import (
     MU_LAW,
     analytic_signal,
@@ -38,12 +40,16 @@ __all__ = [
     "scatterers_from_map",
     "simulate_rf_pymust",
     "ConvolutionSimulator",
+    "beamform_plane_waves",
     "EchoPhantom",
     "echo_phantom",
     "HazyMeasurement",
     "simulate_haze",
+    "add_haze",
     "HazyScene",
     "random_hazy_scene",
+    "SPLITS",
+    "split_seeds",
     "MU_LAW",
     "mu_law_compress",
     "mu_law_expand",

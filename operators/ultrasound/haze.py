@@ -21,7 +21,8 @@ measurement model ``y = x + h`` this module follows with a level ``γ``).
   of a good fraction of the frame;
 
 mixed as ``reverberation + clutter_weight · clutter`` and scaled to the RMS
-of the tissue frame, so that ``γ`` is the haze-to-tissue amplitude ratio.
+of the tissue frame, so that ``γ`` is the haze-to-tissue amplitude ratio;
+:func:`add_haze` mixes given tissue and haze frames at a level ``γ``.
 :class:`HazyMeasurement` is the linear map from the stacked pair
 ``[x, h]`` to ``y``; the two-prior sampler reconstructs both from it.
 """
@@ -38,7 +39,7 @@ from invsolve._random import make_generator
 from ..base import LinearOperator
 from .probe import Probe
 
-__all__ = ["HazyMeasurement", "simulate_haze"]
+__all__ = ["HazyMeasurement", "simulate_haze", "add_haze"]
 
 
 class HazyMeasurement(LinearOperator):
@@ -190,3 +191,28 @@ def _unit_rms(values: torch.Tensor) -> torch.Tensor:
     """``values`` over their RMS per frame and channel (zero stays zero)."""
     rms = _rms(values)
     return torch.where(rms > 0, values / rms.clamp_min(torch.finfo(values.dtype).tiny), values)
+
+
+def add_haze(tissue: torch.Tensor, haze: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The hazy frames ``tissue + γ·haze``.
+
+    Parameters
+    ----------
+    tissue, haze : torch.Tensor
+        Real RF frames of one shape ``(..., n_axial, n_lateral)``, one dtype and device.
+    gamma : float
+        Haze level in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        For frames of different shapes, NaN/Inf values, or ``γ`` outside ``[0, 1]``.
+    """
+    tissue = check_tensor(tissue, "tissue", allow_complex=False)
+    haze = check_tensor(haze, "haze", allow_complex=False)
+    if tissue.shape != haze.shape:
+        raise ValueError(f"tissue and haze must be frames of one shape, got {tuple(tissue.shape)} and {tuple(haze.shape)}")
+    check_finite(tissue, "tissue")
+    check_finite(haze, "haze")
+    gamma = check_unit_interval(gamma, "gamma")
+    return tissue + gamma * haze

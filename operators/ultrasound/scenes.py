@@ -27,11 +27,14 @@ import torch
 from invsolve._checks import check_int
 from invsolve._random import make_generator
 
-from .haze import simulate_haze
+from .haze import add_haze, simulate_haze
 from .phantoms import EchoPhantom, echo_phantom
-from .simulation import ConvolutionSimulator
+from .simulation import ConvolutionSimulator, ImagingGrid
 
-__all__ = ["HazyScene", "random_hazy_scene"]
+__all__ = ["HazyScene", "random_hazy_scene", "SPLITS", "split_seeds"]
+
+#: first seed of each split of scenes
+SPLITS = {"train": 0, "validation": 10_000, "test": 20_000}
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,8 @@ class HazyScene:
     phantom: EchoPhantom
 
     def hazy(self, gamma: float) -> torch.Tensor:
-        """The hazy frame ``tissue + γ·haze``."""
-        return self.tissue + gamma * self.haze
+        """The hazy frame ``tissue + γ·haze`` (:func:`~.haze.add_haze`)."""
+        return add_haze(self.tissue, self.haze, gamma)
 
 
 def _integer(generator: torch.Generator, low: int, high: int) -> int:
@@ -64,6 +67,51 @@ def _integer(generator: torch.Generator, low: int, high: int) -> int:
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand((), dtype=torch.float64, generator=generator))
+
+
+@dataclass(frozen=True)
+class _ScenePlan:
+    """What one seed draws: the phantom, the speckle's seed, the haze's settings and seed."""
+
+    phantom: EchoPhantom
+    speckle_seed: int
+    haze_settings: dict[str, float | int]
+    haze_seed: int
+
+
+def _plan(grid: ImagingGrid, seed: int) -> _ScenePlan:
+    generator = make_generator(seed, "cpu")
+    layers, cysts, lesions = _integer(generator, 1, 4), _integer(generator, 0, 3), _integer(generator, 0, 2)
+    cavity = bool(torch.rand((), generator=generator) < 0.5)
+    phase = _uniform(generator, 0.0, 1.0)
+    phantom_seed, speckle_seed, haze_seed = (int(value) for value in torch.randint(0, 2**62, (3,), generator=generator))
+    haze_settings = {
+        "superficial_depth": _uniform(generator, 0.15, 0.25),
+        "orders": _integer(generator, 2, 4),
+        "decay": _uniform(generator, 0.4, 0.8),
+        "lateral_spread": _uniform(generator, 1.0, 4.0),
+        "clutter_weight": _uniform(generator, 0.3, 1.5),
+        "clutter_correlation": _uniform(generator, 0.05, 0.3),
+    }
+    while True:
+        try:
+            phantom = echo_phantom(grid, layers=layers, cysts=cysts, lesions=lesions, cavity=cavity, cardiac_phase=phase, seed=phantom_seed)
+            return _ScenePlan(phantom, speckle_seed, haze_settings, haze_seed)
+        except ValueError:  # the regions do not fit the grid: drop a lesion, then a cyst, then the cavity
+            if lesions:
+                lesions -= 1
+            elif cysts:
+                cysts -= 1
+            elif cavity:
+                cavity = False
+            else:
+                raise
+
+
+def _check_simulator(simulator: object) -> ConvolutionSimulator:
+    if not isinstance(simulator, ConvolutionSimulator):
+        raise TypeError(f"simulator must be a ConvolutionSimulator, got {type(simulator).__name__}")
+    return simulator
 
 
 def random_hazy_scene(simulator: ConvolutionSimulator, seed: int) -> HazyScene:
@@ -80,39 +128,36 @@ def random_hazy_scene(simulator: ConvolutionSimulator, seed: int) -> HazyScene:
     -------
     HazyScene
     """
-    if not isinstance(simulator, ConvolutionSimulator):
-        raise TypeError(f"simulator must be a ConvolutionSimulator, got {type(simulator).__name__}")
-    seed = check_int(seed, "seed", minimum=0)
-    generator = make_generator(seed, "cpu")
-    layers, cysts, lesions = _integer(generator, 1, 4), _integer(generator, 0, 3), _integer(generator, 0, 2)
-    cavity = bool(torch.rand((), generator=generator) < 0.5)
-    phase = _uniform(generator, 0.0, 1.0)
-    phantom_seed, speckle_seed, haze_seed = (int(value) for value in torch.randint(0, 2**62, (3,), generator=generator))
-    while True:
-        try:
-            phantom = echo_phantom(
-                simulator.grid, layers=layers, cysts=cysts, lesions=lesions, cavity=cavity, cardiac_phase=phase, seed=phantom_seed
-            )
-            break
-        except ValueError:  # the regions do not fit the grid: drop a lesion, then a cyst, then the cavity
-            if lesions:
-                lesions -= 1
-            elif cysts:
-                cysts -= 1
-            elif cavity:
-                cavity = False
-            else:
-                raise
-    tissue = simulator.from_map(phantom.echogenicity[None, None], seed=speckle_seed)
-    haze = simulate_haze(
-        tissue,
-        simulator.grid.probe,
-        superficial_depth=_uniform(generator, 0.15, 0.25),
-        orders=_integer(generator, 2, 4),
-        decay=_uniform(generator, 0.4, 0.8),
-        lateral_spread=_uniform(generator, 1.0, 4.0),
-        clutter_weight=_uniform(generator, 0.3, 1.5),
-        clutter_correlation=_uniform(generator, 0.05, 0.3),
-        seed=haze_seed,
-    )
-    return HazyScene(tissue, haze, phantom)
+    simulator = _check_simulator(simulator)
+    plan = _plan(simulator.grid, check_int(seed, "seed", minimum=0))
+    tissue = simulator.from_map(plan.phantom.echogenicity[None, None], seed=plan.speckle_seed)
+    haze = simulate_haze(tissue, simulator.grid.probe, **plan.haze_settings, seed=plan.haze_seed)
+    return HazyScene(tissue, haze, plan.phantom)
+
+
+def split_seeds(simulator: ConvolutionSimulator, split: str, count: int, *, with_cyst: bool = True) -> list[int]:
+    """The first ``count`` seeds of ``split`` whose scene on the simulator's grid has an anechoic cyst.
+
+    Parameters
+    ----------
+    simulator : ConvolutionSimulator
+    split : {"train", "validation", "test"}
+    count : int
+        ``>= 1``.
+    with_cyst : bool
+        Skip scenes without a cyst (gCNR compares a cyst with its surroundings); ``False`` takes consecutive seeds.
+
+    Returns
+    -------
+    list of int
+    """
+    simulator = _check_simulator(simulator)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))}, got {split!r}")
+    count = check_int(count, "count")
+    seeds, seed = [], SPLITS[split]
+    while len(seeds) < count:
+        if not with_cyst or bool(_plan(simulator.grid, seed).phantom.cysts.any()):
+            seeds.append(seed)
+        seed += 1
+    return seeds

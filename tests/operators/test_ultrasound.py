@@ -14,6 +14,7 @@ from invsolve.operators.ultrasound import (
     PROBES,
     HazyMeasurement,
     Probe,
+    add_haze,
     analytic_signal,
     bmode,
     envelope,
@@ -170,6 +171,23 @@ def test_the_hazy_measurement_adds_gamma_times_the_haze_with_an_exact_adjoint():
     for gamma in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="gamma must be"):
             HazyMeasurement((1, 8, 6), gamma)
+
+
+def test_add_haze_mixes_frames_of_one_shape_at_a_level_in_the_unit_interval():
+    tissue, haze = torch.randn(2, 1, 8, 6, dtype=torch.float64), torch.randn(2, 1, 8, 6, dtype=torch.float64)
+    torch.testing.assert_close(add_haze(tissue, haze, 0.2), tissue + 0.2 * haze)
+    torch.testing.assert_close(add_haze(tissue, haze, 0.2), HazyMeasurement((1, 8, 6), 0.2)(torch.cat([tissue, haze], 1)))
+    with pytest.raises(ValueError, match=r"tissue and haze must be frames of one shape, got \(2, 1, 8, 6\) and \(2, 1, 8, 5\)"):
+        add_haze(tissue, haze[..., :5], 0.2)
+    for gamma in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="gamma must be"):
+            add_haze(tissue, haze, gamma)
+    broken = haze.clone()
+    broken[0, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="haze"):
+        add_haze(tissue, broken, 0.2)
+    with pytest.raises(TypeError, match="tissue"):
+        add_haze(tissue.to(torch.complex128), haze, 0.2)
 
 
 def test_reverberation_repeats_a_superficial_echo_at_multiples_of_its_depth():

@@ -17,6 +17,7 @@ from invsolve.operators.ultrasound import (
     ConvolutionSimulator,
     ImagingGrid,
     Scatterers,
+    beamform_plane_waves,
     echo_phantom,
     envelope,
     scatterers_from_map,
@@ -121,3 +122,53 @@ def test_a_phantom_has_its_structures_and_a_beating_cavity():
         echo_phantom(grid, cysts=40, lesions=0, seed=0)
     with pytest.raises(ValueError, match="cardiac_phase must be"):
         echo_phantom(grid, cardiac_phase=1.5)
+
+
+def _channel_data(probe, x, z, amplitude, angle=0.0):
+    """pymust's element traces (samples, elements) of point scatterers for one plane wave, and its parameters."""
+    import pymust
+
+    param = pymust.getparam(probe.name)
+    param.fs, param.c, param.fnumber, param.TXnow = probe.sampling_frequency, probe.sound_speed, 1.5, probe.excitation_cycles
+    traces, _ = pymust.simus(x, z, amplitude, pymust.txdelay(param, angle), param)
+    return torch.from_numpy(traces), param
+
+
+def test_beamforming_channel_data_is_pymust_s_das_and_finds_the_scatterers():
+    pytest.importorskip("pymust")
+    import numpy as np
+
+    probe = PROBES["P4-2v"]
+    grid = ImagingGrid(probe, (0.010, 0.016), 0.006)
+    scene = Scatterers(torch.tensor([0.0, 0.001]), torch.tensor([0.012, 0.014]), torch.tensor([1.0, 0.5]))
+    traces, param = _channel_data(probe, scene.x.numpy(), scene.z.numpy(), scene.amplitude.numpy())
+    positions = torch.zeros(probe.elements, 3, dtype=torch.float64)
+    positions[:, 0] = (torch.arange(probe.elements, dtype=torch.float64) - (probe.elements - 1) / 2) * probe.pitch
+    common = {
+        "sampling_frequency": param.fs, "centre_frequency": param.fc, "sound_speed": param.c,
+        "element_positions": positions, "depths": grid.depths(), "lateral": grid.lateral(),
+    }
+    frames = beamform_plane_waves(torch.stack([traces, 2 * traces])[:, None], angles=torch.zeros(1), initial_times=torch.zeros(1), **common)
+    reference = simulate_rf_pymust(scene, grid)  # simus + dasmtx in one call
+    assert frames.shape == (2, 1, *grid.shape)
+    torch.testing.assert_close(frames[:1], reference, rtol=0, atol=1e-12 * float(reference.abs().max()))
+    torch.testing.assert_close(frames[1], 2 * frames[0])  # frames are beamformed alike
+    row, column = divmod(int(envelope(frames[:1]).argmax()), grid.shape[1])
+    assert abs(float(grid.depths()[row]) - 0.012) < probe.wavelength and abs(float(grid.lateral()[column])) < probe.wavelength
+    # two plane waves compounded: the sum of each beamformed alone; a later start time shifts the echo earlier
+    tilted, _ = _channel_data(probe, scene.x.numpy(), scene.z.numpy(), scene.amplitude.numpy(), angle=0.1)
+    length = max(traces.shape[0], tilted.shape[0])  # traces end where the last echo ends: pad with silence
+    pair = torch.stack([torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[0])) for t in (traces, tilted)])[None]
+    both = beamform_plane_waves(pair, angles=torch.tensor([0.0, 0.1]), initial_times=torch.zeros(2), **common)
+    alone = beamform_plane_waves(tilted[None, None], angles=torch.tensor([0.1]), initial_times=torch.zeros(1), **common)
+    torch.testing.assert_close(both, frames[:1] + alone)
+    delayed = beamform_plane_waves(traces[None, None, 20:], angles=torch.zeros(1), initial_times=torch.tensor([20 / param.fs]), **common)
+    torch.testing.assert_close(delayed, frames[:1], rtol=0, atol=1e-3 * float(reference.abs().max()))
+    with pytest.raises(ValueError, match="linear array"):
+        beamform_plane_waves(traces[None, None], angles=torch.zeros(1), initial_times=torch.zeros(1),
+                             **{**common, "element_positions": positions.flip(0)})
+    with pytest.raises(ValueError, match="one value per transmit"):
+        beamform_plane_waves(traces[None, None], angles=torch.zeros(2), initial_times=torch.zeros(1), **common)
+    with pytest.raises(TypeError, match="channel_data"):
+        beamform_plane_waves(traces[None, None].to(torch.complex128), angles=torch.zeros(1), initial_times=torch.zeros(1), **common)
+    assert np.isfinite(frames.numpy()).all()

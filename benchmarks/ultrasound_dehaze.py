@@ -1,0 +1,138 @@
+"""Ultrasound dehazing on simulated frames: hazy input, non-local means and joint-dehaze, PSNR and gCNR.
+
+Run by hand::
+
+    python benchmarks/ultrasound_dehaze.py [--split validation|test] [--scenes 4] [--gammas 0.1 0.2 0.3]
+        [--nlm-strength 0 2 4 8] [--tissue-weight 1] [--haze-weight 1] [--tau 0.5] [--guidance pigdm]
+        [--steps 50] [--samples 2] [--tissue-prior us-tissue] [--haze-prior us-haze]
+
+Scenes: :func:`invsolve.operators.ultrasound.random_hazy_scene` on a 283×64 grid of
+the P4-2v probe (depth 5–25 mm at its axial sample spacing, 18 mm at half-wavelength
+lines — the pixel size the priors learnt), the first ``--scenes`` seeds of the split
+whose scene holds a cyst (:func:`~invsolve.operators.ultrasound.split_seeds`):
+``validation`` from seed 10 000 (tune here), ``test`` from 20 000 (report here, never
+tuned on).  The priors were trained on scenes from seed 0.  Each scene's hazy frame is
+``tissue + γ·haze`` with the haze at the tissue's RMS.
+
+Scores (:func:`invsolve.dehazing.dehazing_scores`): PSNR of the B-mode image against
+the clean frame's, both in dB relative to the clean frame's peak envelope over a 60 dB
+range, and gCNR of the cysts against the ring of background around them.
+
+Methods: ``hazy`` (the input), ``nlm`` (:func:`invsolve.nlm_bmode` at each
+``--nlm-strength``) and ``joint-dehaze`` (:func:`invsolve.dehaze` at every combination
+of ``--tissue-weight``, ``--haze-weight``, ``--tau`` and ``--guidance``, ``--samples``
+posterior samples averaged in RF).  Every configuration is one JSON line with the
+scores per scene and their means per γ; the run is recorded in
+``benchmarks/results/ultrasound_dehaze[.<options>].json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+from _recording import pin_threads, results_path, run_metadata, save_run
+
+import invsolve
+from invsolve.command_reconstruct import load_prior_option
+from invsolve.dehazing import bmode_against, dehazing_scores
+from invsolve.operators.ultrasound import (
+    PROBES,
+    ConvolutionSimulator,
+    ImagingGrid,
+    envelope,
+    random_hazy_scene,
+    split_seeds,
+)
+
+#: the frames' grid: depth 5-25 mm, 18 mm wide, half-wavelength lines (the priors' pixel size)
+PROBE = PROBES["P4-2v"]
+GRID = ImagingGrid(PROBE, (0.005, 0.025), 0.018, lateral_spacing=PROBE.wavelength / 2)
+DYNAMIC_RANGE = 60.0
+
+
+def summarise(per_scene: list[dict[str, Any]], gammas: list[float]) -> dict[str, dict[str, float]]:
+    """Mean PSNR and gCNR per haze level."""
+    means = {}
+    for gamma in gammas:
+        rows = [row for row in per_scene if row["gamma"] == gamma]
+        means[str(gamma)] = {
+            "psnr_db": statistics.fmean(row["psnr_db"] for row in rows),
+            "gcnr": statistics.fmean(row["gcnr"] for row in rows),
+        }
+    return means
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("validation", "test"), default="validation", help="(default: %(default)s)")
+    parser.add_argument("--scenes", type=int, default=4, help="scenes with a cyst (default: %(default)s)")
+    parser.add_argument("--gammas", type=float, nargs="+", default=[0.1, 0.2, 0.3], help="(default: %(default)s)")
+    parser.add_argument("--methods", nargs="+", choices=("hazy", "nlm", "joint-dehaze"), default=["hazy", "nlm", "joint-dehaze"])
+    parser.add_argument("--nlm-strength", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0], help="NLM h, dB (default: %(default)s)")
+    parser.add_argument("--tissue-weight", type=float, nargs="+", default=[1.0], help="λ (default: %(default)s)")
+    parser.add_argument("--haze-weight", type=float, nargs="+", default=[1.0], help="κ (default: %(default)s)")
+    parser.add_argument("--tau", type=float, nargs="+", default=[0.5], help="start time (default: %(default)s)")
+    parser.add_argument("--guidance", nargs="+", choices=("pigdm", "dps"), default=["pigdm"], help="(default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=50, help="joint-dehaze steps (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=2, help="posterior samples averaged (default: %(default)s)")
+    parser.add_argument("--tissue-prior", default="us-tissue", help="embedded name or checkpoint (default: %(default)s)")
+    parser.add_argument("--haze-prior", default="us-haze", help="embedded name or checkpoint (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/ultrasound_dehaze[.<options>].json)")
+    args = parser.parse_args()
+    path = results_path("ultrasound_dehaze", parser, args)
+    pin_threads(args.threads)
+    metadata = run_metadata(["scikit-image"])
+    simulator = ConvolutionSimulator(GRID)
+    seeds = split_seeds(simulator, args.split, args.scenes)
+    scenes = {seed: random_hazy_scene(simulator, seed) for seed in seeds}
+
+    def run(method: str, settings: dict[str, Any], restore: Any) -> dict[str, Any]:
+        per_scene, started = [], time.perf_counter()
+        for (seed, scene), gamma in itertools.product(scenes.items(), args.gammas):
+            bmode = restore(scene, gamma)
+            per_scene.append({"seed": seed, "gamma": gamma, **dehazing_scores(bmode, scene, DYNAMIC_RANGE)})
+        record = {
+            "method": method, "settings": settings, "split": args.split, "mean": summarise(per_scene, args.gammas),
+            "per_scene": per_scene, "seconds": time.perf_counter() - started,
+        }
+        print(json.dumps(record), flush=True)
+        return record
+
+    records = []
+
+    def keep(record: dict[str, Any]) -> None:
+        records.append(record)
+        save_run(path, metadata, {"settings": vars(args), "grid": list(GRID.shape), "seeds": seeds, "records": records}, complete=False)
+
+    if "hazy" in args.methods:
+        keep(run("hazy", {}, lambda scene, gamma: bmode_against(scene.hazy(gamma), scene.tissue, DYNAMIC_RANGE)))
+    if "nlm" in args.methods:
+        for strength in args.nlm_strength:
+            keep(run("nlm", {"strength": strength}, lambda scene, gamma, h=strength: invsolve.nlm_bmode(
+                scene.hazy(gamma), h, dynamic_range=DYNAMIC_RANGE, reference=envelope(scene.tissue).amax())))
+    if "joint-dehaze" in args.methods:
+        tissue_prior, _ = load_prior_option(args.tissue_prior)
+        haze_prior, _ = load_prior_option(args.haze_prior)
+        grid = itertools.product(args.tissue_weight, args.haze_weight, args.tau, args.guidance)
+        for tissue_weight, haze_weight, tau, guidance in grid:
+            settings = {"tissue_weight": tissue_weight, "haze_weight": haze_weight, "tau": tau, "guidance": guidance,
+                        "steps": args.steps, "n_samples": args.samples}
+
+            def restore(scene: Any, gamma: float, settings: dict[str, Any] = settings) -> Any:
+                result = invsolve.dehaze(scene.hazy(gamma), tissue_prior, haze_prior, gamma, progress=False, **settings)
+                return bmode_against(result.tissue, scene.tissue, DYNAMIC_RANGE)
+
+            keep(run("joint-dehaze", settings, restore))
+    save_run(path, metadata, {"settings": vars(args), "grid": list(GRID.shape), "seeds": seeds, "records": records})
+    print(f"recorded in {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
