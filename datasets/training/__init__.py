@@ -39,6 +39,9 @@ Sources
     Random patches of simulated beamformed RF (tissue or haze,
     :func:`~invsolve.operators.ultrasound.random_hazy_scene`), μ-law
     companded, for the dehazing priors.
+``"ultrasound-bmode"`` (:class:`UltrasoundBModeDataset`)
+    The same scenes as B-mode grey levels (tissue, or what the haze adds to
+    them), for the dehazing priors of displayed images.
 
 Common options
 --------------
@@ -113,7 +116,7 @@ from .arrays import FastMRITargetDataset, FITSCutoutDataset, HDF5ArrayDataset
 from .base import EpochSampler, TrainingDataset
 from .generated import PhantomDataset, SyntheticCTDataset
 from .images import ImageFolderDataset, VolumeSliceDataset
-from .ultrasound import UltrasoundRFDataset
+from .ultrasound import UltrasoundBModeDataset, UltrasoundRFDataset
 
 __all__ = [
     "TRAINING_SOURCES",
@@ -126,6 +129,7 @@ __all__ = [
     "PhantomDataset",
     "SyntheticCTDataset",
     "UltrasoundRFDataset",
+    "UltrasoundBModeDataset",
     "EpochSampler",
     "training_dataset",
 ]
@@ -141,6 +145,7 @@ _SOURCES: dict[str, type[TrainingDataset]] = {
         PhantomDataset,
         SyntheticCTDataset,
         UltrasoundRFDataset,
+        UltrasoundBModeDataset,
     )
 }
 TRAINING_SOURCES: tuple[str, ...] = tuple(_SOURCES)

@@ -84,7 +84,7 @@ def test_linear_items_without_companding_and_without_mirroring():
 @pytest.mark.parametrize(("config", "error", "match"), [
     ({"component": "bone"}, ValueError, "component must be one of 'tissue', 'haze'"),
     ({"probe": "C5-2"}, ValueError, "probe must be one of 'P4-2v', 'L11-5v'"),
-    ({"size": [128, 16]}, ValueError, r"within the grid's 99×43 pixels"),
+    ({"size": [128, 16]}, ValueError, r"within the frames' 99×43 pixels"),
     ({"mu": -1.0}, ValueError, "mu must be >= 0"),
     ({"mirror": "yes"}, TypeError, "mirror must be true or false"),
     ({"scenes": 0}, ValueError, "scenes must be an int >= 1"),
@@ -94,3 +94,42 @@ def test_linear_items_without_companding_and_without_mirroring():
 def test_bad_config_raises_one_clear_error(config, error, match):
     with pytest.raises(error, match=match):
         training_dataset({"source": "ultrasound-rf", "length": 4, "size": [16, 16], **SMALL, **config})
+
+
+@pytest.mark.parametrize("component", ["tissue", "haze"])
+def test_bmode_items_are_grey_levels_of_the_scenes_and_what_the_haze_adds(component):
+    from invsolve.datasets.training import UltrasoundBModeDataset
+    from invsolve.operators.ultrasound import envelope, log_compress
+
+    config = {"source": "ultrasound-bmode", "length": 6, "size": [16, 16], "component": component, "seed": 3,
+              "axial_decimation": 3, "gamma": [0.2, 0.2], **SMALL}
+    data = training_dataset(config)
+    assert isinstance(data, UltrasoundBModeDataset) and data.describe()["grid_shape"] == [33, 43]
+    scene = random_hazy_scene(small_simulator(), 3)
+
+    def grey(rf):
+        amplitude = torch.nn.functional.avg_pool2d(envelope(rf), (3, 1))
+        reference = torch.nn.functional.avg_pool2d(envelope(scene.tissue), (3, 1)).amax()
+        return 1 + log_compress(amplitude, 60.0, reference) / 60
+
+    expected = grey(scene.tissue) if component == "tissue" else grey(scene.hazy(0.2)) - grey(scene.tissue)
+    error = (windows(expected[0, 0], 16, 16) - data.item(0, 0)[0].double()).abs().amax((-2, -1))
+    assert float(error.min()) < 1e-6
+    low, high = (0.0, 1.0) if component == "tissue" else (-1.0, 1.0)
+    assert low <= float(data[0].min()) and float(data[0].max()) <= high
+    assert "mu" not in data.describe()["config"] and data.describe()["config"]["gamma"] == [0.2, 0.2]
+    rebuilt = training_dataset(data.describe()["config"])
+    assert torch.equal(rebuilt.item(4, 2), data.item(4, 2))
+
+
+@pytest.mark.parametrize(("config", "error", "match"), [
+    ({"gamma": [0.5, 0.1]}, ValueError, "gamma must be a pair"),
+    ({"gamma": [0.1, 1.5]}, ValueError, "gamma must be a pair"),
+    ({"axial_decimation": 0}, ValueError, "axial_decimation must be an int >= 1"),
+    ({"dynamic_range": 0}, ValueError, "dynamic_range"),
+    ({"size": [40, 16]}, ValueError, r"within the frames' 24×43 pixels"),
+    ({"mu": 255.0}, ValueError, "unknown key 'mu'"),
+])
+def test_bmode_bad_config_raises_one_clear_error(config, error, match):
+    with pytest.raises(error, match=match):
+        training_dataset({"source": "ultrasound-bmode", "length": 4, "size": [16, 16], **SMALL, **config})

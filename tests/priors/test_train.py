@@ -415,7 +415,7 @@ def brain_stand_in(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["ct-ellipses", "ct-synthetic", "ct-synthetic-large", "mri-brain", "us-tissue", "us-haze"])
+@pytest.mark.parametrize("name", ["ct-ellipses", "ct-synthetic", "ct-synthetic-large", "mri-brain", "us-tissue", "us-haze", "us-tissue-bmode", "us-haze-bmode"])
 def test_example_configs_train(tmp_path, name):
     """The example configs validate and run (one small step).  The MRI recipe runs as written
     on a stand-in volume (the Colin27 template it names is a Debian package CI need not have)."""
@@ -432,7 +432,8 @@ def test_example_configs_train(tmp_path, name):
     result = train(config, out=tmp_path / "out", progress=False)
     assert result.prior.image_shape == (1, 64, 64) and result.prior.prediction == "v"
     assert result.prior.gaussian_fit.rank == 7  # rank 64 clipped to 8 images - 1
-    units = {"mri-brain": "a.u.", "us-tissue": "companded RF", "us-haze": "companded RF"}
+    units = {"mri-brain": "a.u.", "us-tissue": "companded RF", "us-haze": "companded RF",
+             "us-tissue-bmode": "B-mode grey level", "us-haze-bmode": "B-mode grey level"}
     assert result.prior.normalization.unit == units.get(name, "1/mm")
     parameters = sum(p.numel() for p in result.prior.parameters())
     assert 4.3e6 < parameters < 4.6e6 if name == "ct-synthetic-large" else 1.0e6 < parameters < 1.2e6
