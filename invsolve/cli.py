@@ -79,20 +79,22 @@ def _add_dehaze(commands: argparse._SubParsersAction) -> None:
     """The ``dehaze`` subcommand's arguments (the work is in invsolve.command_dehaze)."""
     dehaze = commands.add_parser(
         "dehaze",
-        help="separate tissue from haze in beamformed ultrasound RF frames with two diffusion priors; writes HDF5 + PNG",
+        help="separate tissue from haze in ultrasound RF frames, channel data or DICOM B-mode with two diffusion "
+        "priors; writes HDF5 + PNG",
         description="Dehaze beamformed RF frames (.npy, or an HDF5 dataset: zea's data/beamformed_data or --dataset; "
-        "(H, W) or (frames, H, W), depth along H) with the joint two-prior sampler and write OUT (.h5/.hdf5: tissue, "
-        "haze, with --samples > 1 tissue_std; provenance attributes) and <stem>.png.  Nothing is written if anything "
-        "fails.  See invsolve.command_dehaze.",
+        "(H, W) or (frames, H, W), depth along H), PICMUS/zea channel data (beamformed first) or an ultrasound DICOM "
+        "(grey levels, B-mode priors) with the joint two-prior sampler and write OUT (.h5/.hdf5: tissue, haze, with "
+        "--samples > 1 tissue_std; provenance attributes) and <stem>.png.  Nothing is written if anything fails.  "
+        "See invsolve.command_dehaze.",
     )
-    dehaze.add_argument("input", help="the RF file (.npy, .h5/.hdf5)")
+    dehaze.add_argument("input", help="the RF or channel-data file (.npy, .h5/.hdf5) or an ultrasound DICOM (.dcm)")
     dehaze.add_argument("--out", required=True, help="output HDF5 file (.h5 or .hdf5)")
-    dehaze.add_argument("--gamma", type=float, required=True, help="haze level gamma in [0, 1] of y = x + gamma*h")
+    dehaze.add_argument("--gamma", type=float, help="RF: haze level gamma in [0, 1] of y = x + gamma*h (required; not for DICOM)")
     dehaze.add_argument("--dataset", help="HDF5 input: the dataset of RF frames")
     dehaze.add_argument("--frames", help="frame K or frames START:STOP (from 0; default: all)")
-    dehaze.add_argument("--tissue-prior", default="us-tissue", help="embedded name or checkpoint (default: %(default)s)")
-    dehaze.add_argument("--haze-prior", default="us-haze", help="embedded name or checkpoint (default: %(default)s)")
-    dehaze.add_argument("--steps", type=int, help="sampler steps (default: preset us-dehaze's)")
+    dehaze.add_argument("--tissue-prior", help="embedded name or checkpoint (default: us-tissue; DICOM: us-tissue-bmode)")
+    dehaze.add_argument("--haze-prior", help="embedded name or checkpoint (default: us-haze; DICOM: us-haze-bmode)")
+    dehaze.add_argument("--steps", type=int, help="sampler steps (default: preset us-dehaze's or us-dehaze-bmode's)")
     dehaze.add_argument("--samples", type=int, help="posterior samples; > 1 writes tissue_std (default: the preset's)")
     dehaze.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",

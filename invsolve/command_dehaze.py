@@ -1,27 +1,35 @@
-"""``invsolve dehaze``: tissue and haze of a user's beamformed RF frames, written as HDF5 with a PNG preview.
+"""``invsolve dehaze``: tissue and haze of a user's ultrasound frames, written as HDF5 with a PNG preview.
 
-The input holds beamformed RF, depth along the rows: ``(H, W)`` or
-``(frames, H, W)`` in a ``.npy`` file or an HDF5 dataset (``--dataset``; by
-default zea's ``data/beamformed_data``, ``(frames, H, W, 1)``, or the file's
-only dataset).  The frames should be sampled like the priors' training data —
-for ``us-tissue``/``us-haze`` an axial sample every eighth of a wavelength
-(``f_s = 4 f_c``) and lateral lines half a wavelength apart — since the
-priors know speckle of that size in pixels.  Channel data — PICMUS files and
-zea files with ``data/raw_data`` (:func:`~invsolve.datasets.io.read_ultrasound_hdf5`)
-— are beamformed first onto exactly that grid (:func:`~invsolve.operators.ultrasound.beamform_plane_waves`,
-pymust's delay-and-sum at F# 1.5, transmits compounded; rows from the first
-recorded depth to the last, lines across the array), and the grid is written
-with the result.  Refused with the reason: I/Q data (RF is needed: the priors
-model the oscillating signal) and B-mode DICOM frames (log-compressed magnitudes).
+Two input domains, each with its pair of priors and its preset (:data:`DOMAINS`):
 
-The work is :func:`invsolve.dehaze` with the settings of preset
-``us-dehaze`` (:mod:`invsolve.presets`) unless ``--steps``, ``--samples`` or
-``--set`` say otherwise.  Written together (staged, then renamed; nothing is
-left if anything fails): ``OUT`` (``.h5``/``.hdf5``: ``tissue``, ``haze``
-and with several samples ``tissue_std``, each ``(frames, H, W)`` in the
-input's units, plus provenance attributes) and ``<stem>.png`` (B-mode images of
-the first frame before and after and of the haze, all relative to the input's
-peak, and the tissue's standard deviation).
+* **RF** — beamformed RF, depth along the rows: ``(H, W)`` or ``(frames, H, W)``
+  in a ``.npy`` file or an HDF5 dataset (``--dataset``; by default zea's
+  ``data/beamformed_data``, ``(frames, H, W, 1)``, or the file's only
+  dataset), dehazed with ``us-tissue``/``us-haze`` as ``y = x + γh`` (``--gamma``
+  required).  The frames should be sampled like the priors' training data —
+  an axial sample every eighth of a wavelength (``f_s = 4 f_c``) and lateral
+  lines half a wavelength apart — since the priors know speckle of that size
+  in pixels.  Channel data — PICMUS files and zea files with
+  ``data/raw_data`` (:func:`~invsolve.datasets.io.read_ultrasound_hdf5`) — are
+  beamformed first onto exactly that grid
+  (:func:`~invsolve.operators.ultrasound.beamform_plane_waves`, pymust's
+  delay-and-sum at F# 1.5, transmits compounded; rows from the first recorded
+  depth to the last, lines across the array), and the grid is written with
+  the result.  I/Q data are refused (the priors model the oscillating signal).
+* **B-mode** — an ultrasound DICOM image or cine (``.dcm``,
+  :func:`~invsolve.datasets.io.read_bmode_dicom`): grey levels in ``[0, 1]``,
+  dehazed at their own pixel size with ``us-tissue-bmode``/``us-haze-bmode`` as
+  ``y = x + h`` (no ``--gamma``: the haze prior learnt what haze adds).
+
+The work is :func:`invsolve.dehaze` with the settings of the domain's preset
+(``us-dehaze``, ``us-dehaze-bmode``; :mod:`invsolve.presets`) unless
+``--steps``, ``--samples`` or ``--set`` say otherwise.  Written together
+(staged, then renamed; nothing is left if anything fails): ``OUT``
+(``.h5``/``.hdf5``: ``tissue``, ``haze`` and with several samples
+``tissue_std``, each ``(frames, H, W)`` in the input's units, plus provenance
+attributes) and ``<stem>.png`` (the first frame before and after and the
+haze — B-mode images relative to the input's peak for RF, grey levels for
+DICOM — and the tissue's standard deviation).
 """
 
 from __future__ import annotations
@@ -43,22 +51,19 @@ __all__ = ["dehaze_file"]
 _RF_DATASETS = ("data/beamformed_data",)
 #: datasets of channel data, which are beamformed before dehazing
 _CHANNEL_DATASETS = ("US/US_DATASET0000/data/real", "data/raw_data")
+#: per input domain: the default priors, the preset of their settings, and the units of the results
+DOMAINS = {
+    "rf": {"priors": ("us-tissue", "us-haze"), "preset": "us-dehaze",
+           "units": "the input's RF units; tissue + gamma * haze explains the input"},
+    "bmode": {"priors": ("us-tissue-bmode", "us-haze-bmode"), "preset": "us-dehaze-bmode",
+              "units": "grey levels in [0, 1] as the input's; tissue + haze explains the input"},
+}
 #: the pixel of us-tissue/us-haze in wavelengths, (axial, lateral): f_s = 4 f_c, lines λ/2 apart
 #: (configs/us-tissue.toml); channel data are beamformed onto it
 PRIOR_PIXEL_WAVELENGTHS = (1 / 8, 1 / 2)
 #: receive F-number of that beamforming (the training data's)
 _FNUMBER = 1.5
 _OUTPUT_SUFFIXES = (".h5", ".hdf5")
-
-
-def _refuse_dicom(path: Path) -> None:
-    name = path.name.lower()
-    if path.is_dir() or name.endswith(".dcm"):
-        raise ValueError(
-            f"--input {path} is DICOM: ultrasound DICOM holds log-compressed B-mode frames, and the dehazing priors "
-            "model beamformed RF (the oscillating echo signal before envelope detection); give the RF frames as "
-            ".npy or HDF5, or the channel data as a PICMUS or zea HDF5 file"
-        )
 
 
 def _holds_channel_data(path: Path, dataset: str | None) -> bool:
@@ -133,15 +138,23 @@ def _frames(data: torch.Tensor, source: str, frames: str | None) -> torch.Tensor
     return data[:, None].to(torch.float64)
 
 
+def _read_dicom(path: Path) -> tuple[torch.Tensor, str]:
+    """Grey frames ``(F, H, W)`` in ``[0, 1]`` of an ultrasound DICOM image or cine."""
+    from invsolve.datasets.io.ultrasound import read_bmode_dicom
+
+    cine = read_bmode_dicom(path, "--input")
+    return cine.frames.reshape(-1, *cine.frames.shape[-2:]), cine.source
+
+
 def dehaze_file(
     input: str,
     out: str,
-    gamma: float,
+    gamma: float | None = None,
     *,
     dataset: str | None = None,
     frames: str | None = None,
-    tissue_prior: str = "us-tissue",
-    haze_prior: str = "us-haze",
+    tissue_prior: str | None = None,
+    haze_prior: str | None = None,
     steps: int | None = None,
     samples: int | None = None,
     settings: Sequence[str] = (),
@@ -150,27 +163,28 @@ def dehaze_file(
     dynamic_range: float = 60.0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Dehaze the RF frames of ``input`` and write ``out`` and its PNG (module docstring).
+    """Dehaze the frames of ``input`` and write ``out`` and its PNG (module docstring).
 
     Parameters
     ----------
     input, out : str
-        The RF file and the HDF5 file to write (``.h5``/``.hdf5``).
-    gamma : float
-        The haze level ``γ`` in ``[0, 1]`` of ``y = x + γh``.
+        The RF, channel-data or DICOM file and the HDF5 file to write (``.h5``/``.hdf5``).
+    gamma : float, optional
+        RF: the haze level ``γ`` in ``[0, 1]`` of ``y = x + γh`` (required).
+        DICOM: not given (the grey-level model is ``y = x + h``).
     dataset, frames : str, optional
         The HDF5 dataset; frames ``K`` or ``START:STOP``.
-    tissue_prior, haze_prior : str
-        Embedded names or checkpoint paths.
+    tissue_prior, haze_prior : str, optional
+        Embedded names or checkpoint paths (default: the domain's pair, :data:`DOMAINS`).
     steps, samples : int, optional
         Override the preset's.
     settings : sequence of str
         ``KEY=VALUE`` hyperparameters of ``"joint-dehaze"``.
     seed : int
     noise_std : float, optional
-        Noise of the peak-normalised RF (default: the preset's).
+        Noise of the normalised frames (default: the preset's).
     dynamic_range : float
-        Of the PNG's B-mode images, dB.
+        Of the PNG's B-mode images of RF, dB.
     progress : bool
 
     Returns
@@ -191,32 +205,45 @@ def dehaze_file(
         raise ValueError(f"--out must be an HDF5 file (.h5 or .hdf5), got {out!r}")
     preview = target.with_suffix(".png")
     check_output_file(preview, "the PNG preview")
-    if not 0 <= gamma <= 1:
-        raise ValueError(f"--gamma must be in [0, 1] (the haze level of y = x + gamma*h), got {gamma!r}")
     source = Path(input)
     if not source.exists():
         raise FileNotFoundError(f"--input {source} does not exist")
-    _refuse_dicom(source)
+    domain = "bmode" if source.is_dir() or source.name.lower().endswith(".dcm") else "rf"
+    if domain == "bmode":
+        if gamma is not None:
+            raise ValueError(
+                "--gamma applies to RF input: B-mode frames (DICOM) are dehazed with the grey-level model y = x + h, "
+                "whose haze prior learnt the haze's level; omit --gamma"
+            )
+        gamma = 1.0
+    elif gamma is None:
+        raise ValueError("--gamma is required for RF input: the haze level gamma in [0, 1] of y = x + gamma*h")
+    elif not 0 <= gamma <= 1:
+        raise ValueError(f"--gamma must be in [0, 1] (the haze level of y = x + gamma*h), got {gamma!r}")
     grid: dict[str, Any] = {}
-    if _holds_channel_data(source, dataset):
+    if domain == "bmode":
+        data, described = _read_dicom(source)
+    elif _holds_channel_data(source, dataset):
         data, grid = _beamformed(source)
         described = f"{source} (beamformed)"
     else:
         read = read_array(source, "--input", dataset=dataset, prefer=_RF_DATASETS, allow_fastmri=False)
         data, described = read.data, read.source
-    rf = _frames(data, described, frames)
-    hyperparameters = {**PRESETS["us-dehaze"].samplers["joint-dehaze"], **parse_hyperparameters(settings)}
+    image = _frames(data, described, frames)
+    choice = DOMAINS[domain]
+    hyperparameters = {**PRESETS[choice["preset"]].samplers["joint-dehaze"], **parse_hyperparameters(settings)}
     chosen_steps = hyperparameters.pop("steps") if steps is None else steps
     chosen_samples = hyperparameters.pop("n_samples") if samples is None else samples
     hyperparameters.pop("steps", None)
     hyperparameters.pop("n_samples", None)
     if noise_std is not None:
         hyperparameters["noise_std"] = noise_std
-    tissue, tissue_name = load_prior_option(tissue_prior)
-    haze, haze_name = load_prior_option(haze_prior)
+    tissue, tissue_name = load_prior_option(tissue_prior or choice["priors"][0])
+    haze, haze_name = load_prior_option(haze_prior or choice["priors"][1])
+    companding = {"mu": None, "normalize": False} if domain == "bmode" else {}
     result = dehaze(
-        rf, tissue, haze, gamma, steps=chosen_steps, n_samples=chosen_samples, seed=seed, progress=progress,
-        **hyperparameters,
+        image, tissue, haze, gamma, steps=chosen_steps, n_samples=chosen_samples, seed=seed, progress=progress,
+        **companding, **hyperparameters,
     )
     used = {"steps": chosen_steps, "n_samples": chosen_samples, **hyperparameters}
     arrays = {"tissue": result.tissue[:, 0], "haze": result.haze[:, 0]}
@@ -232,33 +259,41 @@ def dehaze_file(
         "sampler": "joint-dehaze",
         "settings_json": json.dumps(used, sort_keys=True),
         "seed": seed,
-        "units": "the input's RF units; tissue + gamma * haze explains the input",
+        "units": choice["units"],
     }
-    images = [bmode_against(frame[:1], rf[:1], dynamic_range) for frame in (rf, result.tissue, result.haze)]
-    titles = ["input (hazy)", "dehazed tissue", f"haze h (input = tissue + {gamma:g} h)"]
-    windows: list[tuple[float, float] | None] = [(-dynamic_range, 0.0)] * 3
-    units = ["dB"] * 3
+    parts = (image, result.tissue, result.haze)
+    if domain == "rf":
+        images = [bmode_against(part[:1], image[:1], dynamic_range) for part in parts]
+        windows: list[tuple[float, float] | None] = [(-dynamic_range, 0.0)] * 3
+        units = ["dB"] * 3
+        haze_title = f"haze h (input = tissue + {gamma:g} h)"
+    else:
+        images = [part[:1] for part in parts]
+        windows, units = [(0.0, 1.0), (0.0, 1.0), (-0.5, 0.5)], ["grey level"] * 3
+        haze_title = "haze h (input = tissue + h)"
+    titles = ["input (hazy)", "dehazed tissue", haze_title]
     colormaps = ["gray"] * 3
     if result.tissue_std is not None:
         images.append(result.tissue_std[:1])
         titles.append(f"tissue std ({chosen_samples} samples)")
         windows.append(None)
-        units.append("RF units")
+        units.append("RF units" if domain == "rf" else "grey level")
         colormaps.append("magma")
     staged = StagedFiles()
     try:
         staged.write(target, lambda path: write_ultrasound_hdf5(path, arrays, attrs))
         staged.write(preview, lambda path: save_png(path, images, titles, windows, unit=units, colormap=colormaps,
-                                                  figure_title=f"{source.name}: frame 0 of {rf.shape[0]}"))
+                                                  figure_title=f"{source.name}: frame 0 of {image.shape[0]}"))
         staged.commit()
     except BaseException:
         staged.discard()
         raise
     return {
         "input": described,
+        "domain": domain,
         **({"beamformed": grid["beamformed"]} if grid else {}),
-        "frames": rf.shape[0],
-        "frame_shape": list(rf.shape[-2:]),
+        "frames": image.shape[0],
+        "frame_shape": list(image.shape[-2:]),
         "gamma": gamma,
         "priors": [tissue_name, haze_name],
         "settings": used,

@@ -74,6 +74,7 @@ def dehaze(
     n_samples: int = 1,
     steps: int | None = None,
     mu: float | None = MU_LAW,
+    normalize: bool = True,
     seed: int | torch.Generator | None = 0,
     max_batch: int | None = None,
     progress: bool = True,
@@ -101,7 +102,13 @@ def dehaze(
     steps, seed, max_batch, progress
         As in :func:`invsolve.reconstruct`.
     mu : float or None
-        μ of the priors' companding (``None``: the priors see RF).
+        μ of the priors' companding (``None``: the priors see the frames' own values).
+    normalize : bool
+        Divide each frame by its peak ``|value|`` first (RF of any scale), and
+        multiply the results back.  ``False`` for frames already in the
+        priors' units: B-mode grey levels in ``[0, 1]`` with the image-domain
+        pair ``us-tissue-bmode``/``us-haze-bmode``, which take ``gamma=1``
+        and ``mu=None`` (the haze prior learnt what haze adds to the grey levels).
     **hyperparameters
         Of ``"joint-dehaze"`` (``tissue_weight``, ``haze_weight``, ``guidance``, ``tau``).
 
@@ -128,7 +135,10 @@ def dehaze(
     if overlap is None:
         overlap = min(patch) // 4
     n_samples = check_int(n_samples, "n_samples")
-    normalised, scale = normalize_rf(rf)
+    if normalize:
+        normalised, scale = normalize_rf(rf)
+    else:
+        normalised, scale = rf, torch.ones((rf.shape[0], 1, 1, 1), dtype=rf.dtype, device=rf.device)
     patches, grid = extract_patches(normalised, tuple(patch), overlap)
     result = reconstruct(
         patches.to(prior.dtype),

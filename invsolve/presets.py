@@ -146,6 +146,15 @@ PRESETS: dict[str, Preset] = {
         },
         source="PROVISIONAL",
     ),
+    "us-dehaze-bmode": Preset(
+        name="us-dehaze-bmode",
+        task="ultrasound dehazing of B-mode grey levels, y = x + h, with the us-tissue-bmode and us-haze-bmode priors",
+        instruments=("HazyMeasurement",),
+        samplers={
+            "joint-dehaze": {"steps": 50, "n_samples": 2, "tissue_weight": 1.0, "haze_weight": 1.0, "tau": 0.5, "guidance": "pigdm"},
+        },
+        source="PROVISIONAL",
+    ),
     "inpainting": Preset(
         name="inpainting",
         task="inpainting: 60 % of the pixels and a box hidden, noise of 10 HU",

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import invsolve
 from invsolve.cli import main
 from invsolve.operators.ultrasound import mu_law_expand
 from invsolve.priors import GaussianPrior, Normalization, save_prior
@@ -127,7 +128,9 @@ def test_picmus_channel_data_are_beamformed_onto_the_priors_grid_then_dehazed(fi
         (["IN/cube.npy", "--gamma", "0.3"], "must hold RF frames (H, W) or (frames, H, W)"),
         (["IN/nan.npy", "--gamma", "0.3"], "holds NaN or infinite values"),
         (["IN/picmus.hdf5", "--gamma", "0.3"], "lacks the dataset /US/US_DATASET0000/angles"),
-        (["IN/echo.dcm", "--gamma", "0.3"], "ultrasound DICOM holds log-compressed B-mode frames"),
+        (["IN/echo.dcm", "--gamma", "0.3"], "--gamma applies to RF input"),
+        (["IN/rf.npy"], "--gamma is required for RF input"),
+        (["IN/nopixels.dcm"], "no pixel data"),
         (["IN/rf.npy", "--gamma", "0.3", "--frames", "5:9"], "--frames 5:9 selects no frame of the 2"),
         (["IN/rf.npy", "--gamma", "0.3", "--frames", "a"], "--frames must be K or START:STOP"),
         (["IN/zea.hdf5", "--gamma", "0.3", "--dataset", "data/image"], "has no dataset 'data/image'"),
@@ -147,7 +150,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(files, tmp_path, cap
         file.create_dataset("US/US_DATASET0000/data/real", data=np.zeros((1, 4, 30)))
     import pydicom.data
 
-    os.symlink(pydicom.data.get_testdata_file("examples_ybr_color.dcm"), files / "echo.dcm") if not (files / "echo.dcm").exists() else None
+    echo = pydicom.dcmread(pydicom.data.get_testdata_file("examples_ybr_color.dcm"))
+    echo.save_as(files / "echo.dcm")
+    del echo.PixelData
+    echo.save_as(files / "nopixels.dcm")
     (tmp_path / "out").mkdir()
     resolved = [str(files / a[3:]) if a.startswith("IN/") else a for a in arguments]
     if "--tissue-prior" not in resolved:
@@ -157,6 +163,33 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(files, tmp_path, cap
     assert stderr.startswith("invsolve dehaze: error: ") and stderr.count("\n") == 1, stderr
     assert message in stderr
     assert os.listdir(tmp_path / "out") == []
+
+
+def test_a_dicom_cine_frame_is_dehazed_as_grey_levels(files, tmp_path, capsys):
+    import pydicom.data
+
+    from invsolve.datasets.io.ultrasound import read_bmode_dicom
+
+    echo = pydicom.data.get_testdata_file("examples_ybr_color.dcm")
+    out = tmp_path / "echo.h5"
+    code, stdout, stderr = _run([echo, "--out", out, *_priors(files), "--frames", "3", "--steps", 4, "--samples", 1], capsys)
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["domain"] == "bmode" and summary["gamma"] == 1.0 and summary["frame_shape"] == [240, 320]
+    grey = read_bmode_dicom(echo).frames[3].reshape(240, 320)
+    with h5py.File(out) as file:
+        tissue, haze = torch.from_numpy(file["tissue"][()]), torch.from_numpy(file["haze"][()])
+        assert "grey levels" in file.attrs["units"]
+    assert tissue.shape == haze.shape == (1, 240, 320)
+    # the grey levels as they are (no rescaling), the grey-level model y = x + h, the B-mode preset's settings
+    from invsolve.priors import load_prior
+
+    settings = {key: value for key, value in summary["settings"].items() if key not in ("steps", "n_samples")}
+    expected = invsolve.dehaze(grey[None, None].double(), load_prior(files / "tissue.pt"), load_prior(files / "haze.pt"),
+                               1.0, mu=None, normalize=False, steps=4, n_samples=1, seed=0, progress=False, **settings)
+    torch.testing.assert_close(tissue, expected.tissue[:, 0])
+    torch.testing.assert_close(haze, expected.haze[:, 0])
+    assert (tmp_path / "echo.png").exists()
 
 
 def test_the_output_must_be_hdf5(files, tmp_path, capsys):

@@ -102,3 +102,17 @@ def test_non_local_means_smooths_the_speckle_of_the_bmode_image():
         invsolve.nlm_bmode(scene.tissue[0], 1.0)
     with pytest.raises(ValueError, match="strength"):
         invsolve.nlm_bmode(scene.tissue, -1.0)
+
+
+def test_frames_already_in_the_priors_units_are_not_rescaled():
+    """B-mode grey levels (normalize=False, mu=None): the frames are sampled as given and the parts explain them."""
+    tissue_prior, haze_prior = _priors()
+    generator = torch.Generator().manual_seed(1)
+    grey = 0.4 + 0.1 * torch.randn(1, 1, 12, 20, dtype=torch.float64, generator=generator)
+    result = invsolve.dehaze(grey, tissue_prior, haze_prior, 1.0, mu=None, normalize=False, noise_std=1e-3, overlap=4,
+                             steps=100, progress=False, tau=0.6)
+    assert result.info["frame_scale"] == [1.0]
+    assert float((result.tissue + result.haze - grey).norm()) < 0.05 * float(grey.norm())
+    doubled = invsolve.dehaze(2 * grey, tissue_prior, haze_prior, 1.0, mu=None, normalize=False, noise_std=1e-3,
+                              overlap=4, steps=100, progress=False, tau=0.6)
+    assert not torch.allclose(doubled.tissue, 2 * result.tissue)  # no per-frame scale undoes a change of units
