@@ -2,7 +2,7 @@
 
 Run by hand::
 
-    python benchmarks/ultrasound_dehaze.py [--split validation|test] [--scenes 4] [--gammas 0.1 0.2 0.3]
+    python benchmarks/ultrasound_dehaze.py [--split validation|test] [--domain rf|bmode] [--scenes 4] [--gammas 0.1 0.2 0.3]
         [--nlm-strength 0 2 4 8] [--tissue-weight 1] [--haze-weight 1] [--tau 0.5] [--guidance pigdm]
         [--steps 50] [--samples 2] [--tissue-prior us-tissue] [--haze-prior us-haze]
 
@@ -21,7 +21,14 @@ range, and gCNR of the cysts against the ring of background around them.
 Methods: ``hazy`` (the input), ``nlm`` (:func:`invsolve.nlm_bmode` at each
 ``--nlm-strength``) and ``joint-dehaze`` (:func:`invsolve.dehaze` at every combination
 of ``--tissue-weight``, ``--haze-weight``, ``--tau`` and ``--guidance``, ``--samples``
-posterior samples averaged in RF).  Every configuration is one JSON line with the
+posterior samples averaged).
+
+``--domain rf`` (default): joint-dehaze on the RF with ``us-tissue``/``us-haze``,
+``y = x + γh``, scored at the RF grid's rows.  ``--domain bmode``: every method sees
+the B-mode image as a display shows it — the envelope averaged over 4 rows (0.28 mm
+square pixels), grey levels over 60 dB (:func:`~invsolve.operators.ultrasound.grey_levels`)
+— and joint-dehaze runs on the grey levels with ``us-tissue-bmode``/``us-haze-bmode``,
+``y = x + h``; scores at those rows.  Every configuration is one JSON line with the
 scores per scene and their means per γ; the run is recorded in
 ``benchmarks/results/ultrasound_dehaze[.<options>].json``.
 """
@@ -45,7 +52,8 @@ from invsolve.operators.ultrasound import (
     PROBES,
     ConvolutionSimulator,
     ImagingGrid,
-    envelope,
+    decimated_envelope,
+    grey_levels,
     random_hazy_scene,
     split_seeds,
 )
@@ -54,6 +62,10 @@ from invsolve.operators.ultrasound import (
 PROBE = PROBES["P4-2v"]
 GRID = ImagingGrid(PROBE, (0.005, 0.025), 0.018, lateral_spacing=PROBE.wavelength / 2)
 DYNAMIC_RANGE = 60.0
+#: rows of the RF grid per row of a displayed image (the B-mode priors' training images)
+DISPLAY_DECIMATION = 4
+#: --domain → default (tissue, haze) priors
+PRIORS = {"rf": ("us-tissue", "us-haze"), "bmode": ("us-tissue-bmode", "us-haze-bmode")}
 
 
 def summarise(per_scene: list[dict[str, Any]], gammas: list[float]) -> dict[str, dict[str, float]]:
@@ -71,6 +83,7 @@ def summarise(per_scene: list[dict[str, Any]], gammas: list[float]) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("validation", "test"), default="validation", help="(default: %(default)s)")
+    parser.add_argument("--domain", choices=sorted(PRIORS), default="rf", help="(default: %(default)s)")
     parser.add_argument("--scenes", type=int, default=4, help="scenes with a cyst (default: %(default)s)")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.1, 0.2, 0.3], help="(default: %(default)s)")
     parser.add_argument("--methods", nargs="+", choices=("hazy", "nlm", "joint-dehaze"), default=["hazy", "nlm", "joint-dehaze"])
@@ -81,8 +94,8 @@ def main() -> None:
     parser.add_argument("--guidance", nargs="+", choices=("pigdm", "dps"), default=["pigdm"], help="(default: %(default)s)")
     parser.add_argument("--steps", type=int, default=50, help="joint-dehaze steps (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=2, help="posterior samples averaged (default: %(default)s)")
-    parser.add_argument("--tissue-prior", default="us-tissue", help="embedded name or checkpoint (default: %(default)s)")
-    parser.add_argument("--haze-prior", default="us-haze", help="embedded name or checkpoint (default: %(default)s)")
+    parser.add_argument("--tissue-prior", help="embedded name or checkpoint (default: the domain's, PRIORS)")
+    parser.add_argument("--haze-prior", help="embedded name or checkpoint (default: the domain's, PRIORS)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/ultrasound_dehaze[.<options>].json)")
     args = parser.parse_args()
@@ -93,13 +106,15 @@ def main() -> None:
     seeds = split_seeds(simulator, args.split, args.scenes)
     scenes = {seed: random_hazy_scene(simulator, seed) for seed in seeds}
 
+    decimation = DISPLAY_DECIMATION if args.domain == "bmode" else 1
+
     def run(method: str, settings: dict[str, Any], restore: Any) -> dict[str, Any]:
         per_scene, started = [], time.perf_counter()
         for (seed, scene), gamma in itertools.product(scenes.items(), args.gammas):
             bmode = restore(scene, gamma)
-            per_scene.append({"seed": seed, "gamma": gamma, **dehazing_scores(bmode, scene, DYNAMIC_RANGE)})
+            per_scene.append({"seed": seed, "gamma": gamma, **dehazing_scores(bmode, scene, DYNAMIC_RANGE, decimation)})
         record = {
-            "method": method, "settings": settings, "split": args.split, "mean": summarise(per_scene, args.gammas),
+            "method": method, "settings": settings, "split": args.split, "domain": args.domain, "mean": summarise(per_scene, args.gammas),
             "per_scene": per_scene, "seconds": time.perf_counter() - started,
         }
         print(json.dumps(record), flush=True)
@@ -112,22 +127,28 @@ def main() -> None:
         save_run(path, metadata, {"settings": vars(args), "grid": list(GRID.shape), "seeds": seeds, "records": records}, complete=False)
 
     if "hazy" in args.methods:
-        keep(run("hazy", {}, lambda scene, gamma: bmode_against(scene.hazy(gamma), scene.tissue, DYNAMIC_RANGE)))
+        keep(run("hazy", {}, lambda scene, gamma: bmode_against(scene.hazy(gamma), scene.tissue, DYNAMIC_RANGE, decimation)))
     if "nlm" in args.methods:
         for strength in args.nlm_strength:
             keep(run("nlm", {"strength": strength}, lambda scene, gamma, h=strength: invsolve.nlm_bmode(
-                scene.hazy(gamma), h, dynamic_range=DYNAMIC_RANGE, reference=envelope(scene.tissue).amax())))
+                scene.hazy(gamma), h, dynamic_range=DYNAMIC_RANGE, axial_decimation=decimation,
+                reference=decimated_envelope(scene.tissue, decimation).amax())))
     if "joint-dehaze" in args.methods:
-        tissue_prior, _ = load_prior_option(args.tissue_prior)
-        haze_prior, _ = load_prior_option(args.haze_prior)
+        tissue_prior, _ = load_prior_option(args.tissue_prior or PRIORS[args.domain][0])
+        haze_prior, _ = load_prior_option(args.haze_prior or PRIORS[args.domain][1])
         grid = itertools.product(args.tissue_weight, args.haze_weight, args.tau, args.guidance)
         for tissue_weight, haze_weight, tau, guidance in grid:
             settings = {"tissue_weight": tissue_weight, "haze_weight": haze_weight, "tau": tau, "guidance": guidance,
                         "steps": args.steps, "n_samples": args.samples}
 
             def restore(scene: Any, gamma: float, settings: dict[str, Any] = settings) -> Any:
-                result = invsolve.dehaze(scene.hazy(gamma), tissue_prior, haze_prior, gamma, progress=False, **settings)
-                return bmode_against(result.tissue, scene.tissue, DYNAMIC_RANGE)
+                if args.domain == "rf":
+                    result = invsolve.dehaze(scene.hazy(gamma), tissue_prior, haze_prior, gamma, progress=False, **settings)
+                    return bmode_against(result.tissue, scene.tissue, DYNAMIC_RANGE)
+                reference = decimated_envelope(scene.tissue, decimation).amax()
+                grey = grey_levels(scene.hazy(gamma), DYNAMIC_RANGE, reference, decimation)
+                result = invsolve.dehaze(grey, tissue_prior, haze_prior, 1.0, mu=None, normalize=False, progress=False, **settings)
+                return (result.tissue.clamp(0.0, 1.0) - 1.0) * DYNAMIC_RANGE
 
             keep(run("joint-dehaze", settings, restore))
     save_run(path, metadata, {"settings": vars(args), "grid": list(GRID.shape), "seeds": seeds, "records": records})

@@ -338,6 +338,7 @@ def nlm_bmode(
     reference: torch.Tensor | float | None = None,
     patch_size: int = 5,
     patch_distance: int = 6,
+    axial_decimation: int = 1,
 ) -> torch.Tensor:
     """Non-local means of the B-mode image of RF frames, dB.
 
@@ -361,11 +362,14 @@ def nlm_bmode(
         default each frame's maximum.
     patch_size, patch_distance : int
         Patch side and search radius, pixels.
+    axial_decimation : int
+        Rows of envelope averaged into one row of the image
+        (:func:`~invsolve.operators.ultrasound.decimated_envelope`).
 
     Returns
     -------
     torch.Tensor
-        ``(B, 1, n_axial, n_lateral)`` float64 B-mode in ``[−dynamic_range, 0]`` dB.
+        ``(B, 1, n_axial // axial_decimation, n_lateral)`` float64 B-mode in ``[−dynamic_range, 0]`` dB.
 
     Raises
     ------
@@ -374,7 +378,7 @@ def nlm_bmode(
     ValueError
         For RF that is not ``(B, 1, H, W)`` or not finite, or a negative strength.
     """
-    from invsolve.operators.ultrasound import envelope, log_compress
+    from invsolve.operators.ultrasound import decimated_envelope, log_compress
 
     rf = check_tensor(rf, "rf", allow_complex=False)
     if rf.dim() != 4 or rf.shape[1] != 1:
@@ -382,7 +386,7 @@ def nlm_bmode(
     check_finite(rf, "rf")
     strength = check_nonnegative(strength, "strength")
     patch_size, patch_distance = check_int(patch_size, "patch_size"), check_int(patch_distance, "patch_distance")
-    image = log_compress(envelope(rf.double()), dynamic_range, reference)
+    image = log_compress(decimated_envelope(rf.double(), axial_decimation), dynamic_range, reference)
     if strength == 0:
         return image
     try:

@@ -31,7 +31,7 @@ from invsolve.operators.ultrasound import (
     MU_LAW,
     HazyMeasurement,
     HazyScene,
-    envelope,
+    decimated_envelope,
     log_compress,
     mu_law_expand,
     normalize_rf,
@@ -168,28 +168,41 @@ def dehaze(
     )
 
 
-def bmode_against(rf: torch.Tensor, clean: torch.Tensor, dynamic_range: float = 60.0) -> torch.Tensor:
+def bmode_against(rf: torch.Tensor, clean: torch.Tensor, dynamic_range: float = 60.0, axial_decimation: int = 1) -> torch.Tensor:
     """B-mode of ``rf`` in dB relative to the peak envelope of the ``clean`` frame, ``[−dynamic_range, 0]``.
 
     One 0 dB level for every method's output of a scene, so that a method that
-    only rescales the image is not rewarded: ``(B, 1, H, W)`` float64.
+    only rescales the image is not rewarded: ``(B, 1, H // axial_decimation, W)``
+    float64, the envelope averaged over ``axial_decimation`` rows first
+    (:func:`~invsolve.operators.ultrasound.decimated_envelope`).
     """
-    reference = envelope(clean.double()).amax(dim=(-3, -2, -1), keepdim=True)
-    return log_compress(envelope(rf.double()), dynamic_range, reference)
+    reference = decimated_envelope(clean.double(), axial_decimation).amax(dim=(-3, -2, -1), keepdim=True)
+    return log_compress(decimated_envelope(rf.double(), axial_decimation), dynamic_range, reference)
 
 
-def dehazing_scores(bmode: torch.Tensor, scene: HazyScene, dynamic_range: float = 60.0) -> dict[str, float]:
+def _decimated_mask(mask: torch.Tensor, axial_decimation: int) -> torch.Tensor:
+    """Pixels of the decimated grid whose rows all lie in ``mask`` ``(H, W)``."""
+    rows = mask.shape[0] // axial_decimation
+    return mask[: rows * axial_decimation].reshape(rows, axial_decimation, mask.shape[1]).all(1)
+
+
+def dehazing_scores(
+    bmode: torch.Tensor, scene: HazyScene, dynamic_range: float = 60.0, axial_decimation: int = 1
+) -> dict[str, float | None]:
     """PSNR and gCNR of one B-mode image of a simulated scene.
 
     Parameters
     ----------
     bmode : torch.Tensor
         ``(1, 1, H, W)`` dB relative to the clean frame's peak envelope
-        (:func:`bmode_against`), in ``[−dynamic_range, 0]``.
+        (:func:`bmode_against`), in ``[−dynamic_range, 0]``; images of grey
+        levels ``g`` are ``(g − 1) · dynamic_range``.
     scene : HazyScene
         The clean frame and the regions (:class:`~invsolve.operators.ultrasound.EchoPhantom`).
     dynamic_range : float
         The B-mode range, dB: the PSNR's data range.
+    axial_decimation : int
+        Rows of the scene's grid per row of ``bmode`` (the clean image and the regions follow).
 
     Returns
     -------
@@ -197,8 +210,9 @@ def dehazing_scores(bmode: torch.Tensor, scene: HazyScene, dynamic_range: float 
         ``psnr_db`` against the clean frame's B-mode; ``gcnr`` of the cysts
         against the background ring around them (``None`` without cysts).
     """
-    clean = bmode_against(scene.tissue, scene.tissue, dynamic_range)
-    cysts, ring = scene.phantom.cysts, scene.phantom.background
+    clean = bmode_against(scene.tissue, scene.tissue, dynamic_range, axial_decimation)
+    cysts = _decimated_mask(scene.phantom.cysts, axial_decimation)
+    ring = _decimated_mask(scene.phantom.background, axial_decimation)
     return {
         "psnr_db": float(psnr(bmode, clean, data_range=dynamic_range)),
         "gcnr": float(gcnr(bmode, cysts, ring)) if bool(cysts.any()) else None,

@@ -29,8 +29,8 @@ from invsolve.operators.ultrasound import (
     ConvolutionSimulator,
     HazyScene,
     ImagingGrid,
-    envelope,
-    log_compress,
+    decimated_envelope,
+    grey_levels,
     mu_law_compress,
     random_hazy_scene,
 )
@@ -201,7 +201,8 @@ class UltrasoundBModeDataset(UltrasoundRFDataset):
     scanner displays: the envelope (:func:`~invsolve.operators.ultrasound.envelope`)
     averaged over ``axial_decimation`` rows (B-mode needs no RF sampling
     rate), log-compressed over ``dynamic_range`` dB below the clean tissue's
-    peak, and mapped to grey levels ``1 + dB / dynamic_range`` in ``[0, 1]``.
+    peak, and mapped to grey levels ``1 + dB / dynamic_range`` in ``[0, 1]``
+    (:func:`~invsolve.operators.ultrasound.grey_levels`).
     The tissue items are those grey levels; the haze items are what the haze
     adds to them, ``grey(tissue + γ·haze) − grey(tissue)`` in ``[−1, 1]``, at a
     level ``γ`` drawn per scene from ``gamma`` — so that a frame of grey levels
@@ -251,11 +252,10 @@ class UltrasoundBModeDataset(UltrasoundRFDataset):
         return grid_shape[0] // self._decimation, grid_shape[1]
 
     def _grey(self, rf: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        amplitude = torch.nn.functional.avg_pool2d(envelope(rf), (self._decimation, 1))
-        return 1.0 + log_compress(amplitude, self._dynamic_range, reference) / self._dynamic_range
+        return grey_levels(rf, self._dynamic_range, reference, self._decimation)
 
     def _render(self, scene: HazyScene, seed: int) -> torch.Tensor:
-        reference = torch.nn.functional.avg_pool2d(envelope(scene.tissue), (self._decimation, 1)).amax()
+        reference = decimated_envelope(scene.tissue, self._decimation).amax()
         clean = self._grey(scene.tissue, reference)
         if self._component == "tissue":
             return clean

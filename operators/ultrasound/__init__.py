@@ -22,7 +22,9 @@ from .signal import (
     MU_LAW,
     analytic_signal,
     bmode,
+    decimated_envelope,
     envelope,
+    grey_levels,
     log_compress,
     mu_law_compress,
     mu_law_expand,
@@ -59,5 +61,7 @@ __all__ = [
     "envelope",
     "log_compress",
     "bmode",
+    "grey_levels",
+    "decimated_envelope",
     "time_gain_compensation",
 ]

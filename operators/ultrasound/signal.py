@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from invsolve._checks import check_finite, check_positive, check_tensor
+from invsolve._checks import check_finite, check_int, check_positive, check_tensor
 
 __all__ = [
     "MU_LAW",
@@ -37,6 +37,8 @@ __all__ = [
     "envelope",
     "log_compress",
     "bmode",
+    "grey_levels",
+    "decimated_envelope",
     "time_gain_compensation",
 ]
 
@@ -192,6 +194,36 @@ def log_compress(amplitude: torch.Tensor, dynamic_range: float = 60.0, reference
 def bmode(rf: torch.Tensor, dynamic_range: float = 60.0) -> torch.Tensor:
     """The B-mode image in dB, ``[−dynamic_range, 0]``: :func:`log_compress` of :func:`envelope`."""
     return log_compress(envelope(rf), dynamic_range)
+
+
+def grey_levels(
+    rf: torch.Tensor, dynamic_range: float = 60.0, reference: torch.Tensor | float | None = None, axial_decimation: int = 1
+) -> torch.Tensor:
+    """The B-mode image as a scanner displays it: grey levels ``1 + dB / dynamic_range`` in ``[0, 1]``.
+
+    The envelope is averaged over ``axial_decimation`` rows first (a display
+    needs no RF sampling rate), then log-compressed (:func:`log_compress`,
+    ``reference`` the 0 dB envelope level, default each frame's maximum
+    after averaging).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, ..., n_axial // axial_decimation, n_lateral)``.
+    """
+    return 1.0 + log_compress(decimated_envelope(rf, axial_decimation), dynamic_range, reference) / dynamic_range
+
+
+def decimated_envelope(rf: torch.Tensor, axial_decimation: int) -> torch.Tensor:
+    """:func:`envelope` averaged over blocks of ``axial_decimation`` rows (a last partial block is dropped)."""
+    axial_decimation = check_int(axial_decimation, "axial_decimation")
+    amplitude = envelope(rf)
+    if axial_decimation == 1:
+        return amplitude
+    shape = amplitude.shape
+    rows = shape[-2] // axial_decimation
+    blocks = amplitude[..., : rows * axial_decimation, :].reshape(*shape[:-2], rows, axial_decimation, shape[-1])
+    return blocks.mean(-2)
 
 
 def time_gain_compensation(

@@ -80,6 +80,12 @@ def test_bmode_against_the_clean_peak_and_scores_that_fall_with_the_haze():
     halved = bmode_against(scene.tissue / 2, scene.tissue)
     inside = clean > -50
     torch.testing.assert_close(halved[inside], clean[inside] - 20 * torch.log10(torch.tensor(2.0, dtype=torch.float64)))
+    # on a display's coarser rows: the grey levels of the same frames, in dB
+    from invsolve.operators.ultrasound import grey_levels
+
+    torch.testing.assert_close(bmode_against(scene.tissue, scene.tissue, 60.0, 4), 60 * (grey_levels(scene.tissue, 60.0, None, 4) - 1))
+    coarse = dehazing_scores(bmode_against(scene.hazy(0.3), scene.tissue, 60.0, 4), scene, 60.0, 4)
+    assert coarse["gcnr"] is not None and 10 < coarse["psnr_db"] < 60
     scores = [dehazing_scores(bmode_against(scene.hazy(gamma), scene.tissue), scene) for gamma in (0.1, 0.3, 1.0)]
     assert scores[0]["psnr_db"] > scores[1]["psnr_db"] > scores[2]["psnr_db"]
     assert scores[0]["gcnr"] > scores[2]["gcnr"]  # haze fills the cysts

@@ -15,6 +15,8 @@ from invsolve.operators.ultrasound import (
     HazyMeasurement,
     Probe,
     add_haze,
+    decimated_envelope,
+    grey_levels,
     analytic_signal,
     bmode,
     envelope,
@@ -146,6 +148,19 @@ def test_log_compression_spans_the_dynamic_range():
         log_compress(torch.zeros(1, 1, 4, 4))
     with pytest.raises(ValueError, match="dynamic_range must be a finite number > 0"):
         log_compress(amplitude, dynamic_range=0)
+
+
+def test_grey_levels_are_the_bmode_image_on_a_display_s_scale():
+    rf = torch.randn(2, 1, 40, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(grey_levels(rf), 1 + bmode(rf) / 60)
+    coarse = grey_levels(rf, 40.0, axial_decimation=4)
+    assert coarse.shape == (2, 1, 10, 6) and float(coarse.amax()) == 1.0 and float(coarse.amin()) >= 0.0
+    averaged = envelope(rf).reshape(2, 1, 10, 4, 6).mean(3)
+    torch.testing.assert_close(decimated_envelope(rf, 4), averaged)
+    torch.testing.assert_close(coarse, 1 + log_compress(averaged, 40.0) / 40)
+    assert decimated_envelope(rf[..., :39, :], 4).shape == (2, 1, 9, 6)  # a partial block is dropped
+    with pytest.raises(ValueError, match="axial_decimation must be an int >= 1"):
+        grey_levels(rf, axial_decimation=0)
 
 
 def test_time_gain_compensation_undoes_tissue_attenuation():
