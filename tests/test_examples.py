@@ -107,3 +107,29 @@ def test_ct_3d_cone_writes_volumes_with_their_spacing_and_beats_fdk(tmp_path):
     panels = _panels(out / "orthogonal_slices.png")
     assert len(panels) == 12
     assert {panel["unit"] for panel in panels} == {"HU", "HU (std)"}
+
+
+def test_ultrasound_dehaze_scores_every_method_and_processes_the_echo_frame(tmp_path):
+    """The dehazing example's smoke run (one test scene at γ = 0.2), as a user runs it; the README's
+    tables come from its full run (four scenes, three haze levels: benchmarks/readme_figures.py)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ultrasound-dehaze"
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "ultrasound_dehaze.py"), "--scenes", "1", "--gammas", "0.2",
+         "--no-progress", "--out", str(out)],
+        cwd=tmp_path, check=True, capture_output=True, timeout=900,
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    rf, bmode = metrics["simulated"]["rf"]["gammas"]["0.2"], metrics["simulated"]["bmode"]["gammas"]["0.2"]
+    assert set(rf) == {"hazy", "nlm_psnr", "nlm_gcnr", "joint_dehaze"} and set(bmode) == {"hazy", "joint_dehaze"}
+    for scores in [*rf.values(), *bmode.values()]:
+        assert 10 < scores["psnr_db"] < 60 and 0 <= scores["gcnr"] <= 1
+    assert metrics["simulated"]["scenes"][0] >= 20_000  # the test split
+    echo = metrics["echo_frame"]["cavity_septum_gcnr"]
+    assert set(echo) == {"hazy", "joint_dehaze"} and all(0 <= value <= 1 for value in echo.values())
+    panels = _panels(out / "ultrasound_dehaze.png")
+    assert len(panels) == 5 and [panel["unit"] for panel in panels] == ["dB"] * 4 + ["of the clean peak"]
+    assert all(tuple(panel["window"]) == (-60.0, 0.0) for panel in panels[:4])
+    assert len(_panels(out / "echo_frame.png")) == 4

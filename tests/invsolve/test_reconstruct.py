@@ -311,11 +311,12 @@ def test_every_preset_names_real_instruments_samplers_and_a_sweep(name):
     import invsolve.operators as operators
     import invsolve.operators.ct as ct
     import invsolve.operators.mri as mri
+    import invsolve.operators.ultrasound as ultrasound
     from invsolve.presets import PRESETS
     from invsolve.samplers import get_sampler
 
     preset = PRESETS[name]
-    classes = {getattr(module, name).__name__ for module in (operators, ct, mri) for name in module.__all__
+    classes = {getattr(module, name).__name__ for module in (operators, ct, mri, ultrasound) for name in module.__all__
                if isinstance(getattr(module, name), type)}
     assert set(preset.instruments) <= classes
     assert preset.samplers and "benchmarks/" in preset.source
