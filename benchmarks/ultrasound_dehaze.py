@@ -43,6 +43,8 @@ import sys
 import time
 from typing import Any
 
+import torch
+
 from _recording import pin_threads, results_path, run_metadata, save_run
 
 import invsolve
@@ -104,15 +106,20 @@ def main() -> None:
     metadata = run_metadata(["scikit-image"])
     simulator = ConvolutionSimulator(GRID)
     seeds = split_seeds(simulator, args.split, args.scenes)
-    scenes = {seed: random_hazy_scene(simulator, seed) for seed in seeds}
-
+    scenes = [random_hazy_scene(simulator, seed) for seed in seeds]
     decimation = DISPLAY_DECIMATION if args.domain == "bmode" else 1
+    clean = torch.cat([scene.tissue for scene in scenes])  # (S, 1, H, W): every method sees all scenes at once
+    references = decimated_envelope(clean, decimation).amax(dim=(1, 2, 3), keepdim=True)
+
+    def hazy(gamma: float) -> torch.Tensor:
+        return torch.cat([scene.hazy(gamma) for scene in scenes])
 
     def run(method: str, settings: dict[str, Any], restore: Any) -> dict[str, Any]:
         per_scene, started = [], time.perf_counter()
-        for (seed, scene), gamma in itertools.product(scenes.items(), args.gammas):
-            bmode = restore(scene, gamma)
-            per_scene.append({"seed": seed, "gamma": gamma, **dehazing_scores(bmode, scene, DYNAMIC_RANGE, decimation)})
+        for gamma in args.gammas:
+            images = restore(gamma)
+            for seed, scene, image in zip(seeds, scenes, images):
+                per_scene.append({"seed": seed, "gamma": gamma, **dehazing_scores(image[None], scene, DYNAMIC_RANGE, decimation)})
         record = {
             "method": method, "settings": settings, "split": args.split, "domain": args.domain, "mean": summarise(per_scene, args.gammas),
             "per_scene": per_scene, "seconds": time.perf_counter() - started,
@@ -127,12 +134,11 @@ def main() -> None:
         save_run(path, metadata, {"settings": vars(args), "grid": list(GRID.shape), "seeds": seeds, "records": records}, complete=False)
 
     if "hazy" in args.methods:
-        keep(run("hazy", {}, lambda scene, gamma: bmode_against(scene.hazy(gamma), scene.tissue, DYNAMIC_RANGE, decimation)))
+        keep(run("hazy", {}, lambda gamma: bmode_against(hazy(gamma), clean, DYNAMIC_RANGE, decimation)))
     if "nlm" in args.methods:
         for strength in args.nlm_strength:
-            keep(run("nlm", {"strength": strength}, lambda scene, gamma, h=strength: invsolve.nlm_bmode(
-                scene.hazy(gamma), h, dynamic_range=DYNAMIC_RANGE, axial_decimation=decimation,
-                reference=decimated_envelope(scene.tissue, decimation).amax())))
+            keep(run("nlm", {"strength": strength}, lambda gamma, h=strength: invsolve.nlm_bmode(
+                hazy(gamma), h, dynamic_range=DYNAMIC_RANGE, axial_decimation=decimation, reference=references)))
     if "joint-dehaze" in args.methods:
         tissue_prior, _ = load_prior_option(args.tissue_prior or PRIORS[args.domain][0])
         haze_prior, _ = load_prior_option(args.haze_prior or PRIORS[args.domain][1])
@@ -141,12 +147,11 @@ def main() -> None:
             settings = {"tissue_weight": tissue_weight, "haze_weight": haze_weight, "tau": tau, "guidance": guidance,
                         "steps": args.steps, "n_samples": args.samples}
 
-            def restore(scene: Any, gamma: float, settings: dict[str, Any] = settings) -> Any:
+            def restore(gamma: float, settings: dict[str, Any] = settings) -> torch.Tensor:
                 if args.domain == "rf":
-                    result = invsolve.dehaze(scene.hazy(gamma), tissue_prior, haze_prior, gamma, progress=False, **settings)
-                    return bmode_against(result.tissue, scene.tissue, DYNAMIC_RANGE)
-                reference = decimated_envelope(scene.tissue, decimation).amax()
-                grey = grey_levels(scene.hazy(gamma), DYNAMIC_RANGE, reference, decimation)
+                    result = invsolve.dehaze(hazy(gamma), tissue_prior, haze_prior, gamma, progress=False, **settings)
+                    return bmode_against(result.tissue, clean, DYNAMIC_RANGE)
+                grey = grey_levels(hazy(gamma), DYNAMIC_RANGE, references, decimation)
                 result = invsolve.dehaze(grey, tissue_prior, haze_prior, 1.0, mu=None, normalize=False, progress=False, **settings)
                 return (result.tissue.clamp(0.0, 1.0) - 1.0) * DYNAMIC_RANGE
 
