@@ -48,26 +48,23 @@ import torch
 from _recording import pin_threads, results_path, run_metadata, save_run
 
 import invsolve
+from invsolve.command_dehaze import DOMAINS
 from invsolve.command_reconstruct import load_prior_option
 from invsolve.dehazing import bmode_against, dehazing_scores
 from invsolve.operators.ultrasound import (
-    PROBES,
+    DISPLAY_DECIMATION,
     ConvolutionSimulator,
-    ImagingGrid,
     decimated_envelope,
+    evaluation_grid,
     grey_levels,
     random_hazy_scene,
     split_seeds,
 )
 
-#: the frames' grid: depth 5-25 mm, 18 mm wide, half-wavelength lines (the priors' pixel size)
-PROBE = PROBES["P4-2v"]
-GRID = ImagingGrid(PROBE, (0.005, 0.025), 0.018, lateral_spacing=PROBE.wavelength / 2)
+GRID = evaluation_grid()
 DYNAMIC_RANGE = 60.0
-#: rows of the RF grid per row of a displayed image (the B-mode priors' training images)
-DISPLAY_DECIMATION = 4
 #: --domain → default (tissue, haze) priors
-PRIORS = {"rf": ("us-tissue", "us-haze"), "bmode": ("us-tissue-bmode", "us-haze-bmode")}
+PRIORS = {domain: choice["priors"] for domain, choice in DOMAINS.items()}
 
 
 def summarise(per_scene: list[dict[str, Any]], gammas: list[float]) -> dict[str, dict[str, float]]:

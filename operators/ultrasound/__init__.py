@@ -17,7 +17,7 @@ from .beamforming import beamform_plane_waves
 from .haze import HazyMeasurement, add_haze, simulate_haze
 from .phantoms import EchoPhantom, echo_phantom
 from .probe import PROBES, Probe
-from .scenes import SPLITS, HazyScene, random_hazy_scene, split_seeds
+from .scenes import DISPLAY_DECIMATION, SPLITS, HazyScene, evaluation_grid, random_hazy_scene, split_seeds
 from .signal import (
     MU_LAW,
     analytic_signal,
@@ -52,6 +52,8 @@ __all__ = [
     "random_hazy_scene",
     "SPLITS",
     "split_seeds",
+    "evaluation_grid",
+    "DISPLAY_DECIMATION",
     "MU_LAW",
     "mu_law_compress",
     "mu_law_expand",

@@ -29,12 +29,25 @@ from invsolve._random import make_generator
 
 from .haze import add_haze, simulate_haze
 from .phantoms import EchoPhantom, echo_phantom
+from .probe import PROBES
 from .simulation import ConvolutionSimulator, ImagingGrid
 
-__all__ = ["HazyScene", "random_hazy_scene", "SPLITS", "split_seeds"]
+__all__ = ["HazyScene", "random_hazy_scene", "SPLITS", "split_seeds", "evaluation_grid", "DISPLAY_DECIMATION"]
 
 #: first seed of each split of scenes
 SPLITS = {"train": 0, "validation": 10_000, "test": 20_000}
+#: rows of the RF grid averaged into one displayed row, as the B-mode priors learnt them (configs/us-*-bmode.toml)
+DISPLAY_DECIMATION = 4
+
+
+def evaluation_grid() -> ImagingGrid:
+    """The grid of the tuning and test frames (benchmarks/ultrasound_dehaze.py, examples/ultrasound_dehaze.py).
+
+    P4-2v, depth 5–25 mm at the probe's axial sample spacing, 18 mm wide with
+    lines half a wavelength apart — the pixel size the priors learnt — 283×64.
+    """
+    probe = PROBES["P4-2v"]
+    return ImagingGrid(probe, (0.005, 0.025), 0.018, lateral_spacing=probe.wavelength / 2)
 
 
 @dataclass(frozen=True)
