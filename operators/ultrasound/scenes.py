@@ -1,15 +1,18 @@
 """Random hazy scenes: tissue RF and its haze, drawn from one seed.
 
 One function, :func:`random_hazy_scene`, draws the scenes that the dehazing
-priors are trained on (``invsolve.datasets.training``, source
-``"ultrasound-rf"``), that their hyperparameters are tuned on and that the
+priors are trained on (``invsolve.datasets.training``, sources
+``"ultrasound-rf"`` and ``"ultrasound-bmode"``), that their hyperparameters are tuned on and that the
 example and the benchmark evaluate: a random echogenicity phantom
 (:func:`~.phantoms.echo_phantom`: superficial layers, cysts, lesions and, in
 half of the scenes, a cardiac cavity at a random phase) simulated with the
 convolution model (:class:`~.simulation.ConvolutionSimulator`), and chest-wall
 haze for it (:func:`~.haze.simulate_haze`) with randomly drawn reverberation
 and clutter settings.  Scenes of different seeds are independent, so seed
-ranges make disjoint training, validation and test splits.
+ranges make disjoint splits (:data:`SPLITS`): the priors learn scenes from
+seed 0, settings are tuned on scenes from seed 10 000 and results are
+reported on scenes from seed 20 000 (:func:`split_seeds` picks those with a
+cyst, on :func:`evaluation_grid`).
 
 Ranges drawn (uniform): 1–4 layers, 0–3 cysts, 0–2 lesions (fewer if they do
 not fit the grid), a cavity with probability ½ at phase in ``[0, 1]``;
