@@ -50,7 +50,7 @@ from _recording import pin_threads, results_path, run_metadata, save_run
 import invsolve
 from invsolve.command_dehaze import DOMAINS
 from invsolve.command_reconstruct import load_prior_option
-from invsolve.dehazing import bmode_against, dehazing_scores
+from invsolve.dehazing import bmode_against, bmode_from_grey, dehazing_scores
 from invsolve.operators.ultrasound import (
     DISPLAY_DECIMATION,
     ConvolutionSimulator,
@@ -149,8 +149,8 @@ def main() -> None:
                     result = invsolve.dehaze(hazy(gamma), tissue_prior, haze_prior, gamma, progress=False, **settings)
                     return bmode_against(result.tissue, clean, DYNAMIC_RANGE)
                 grey = grey_levels(hazy(gamma), DYNAMIC_RANGE, references, decimation)
-                result = invsolve.dehaze(grey, tissue_prior, haze_prior, 1.0, mu=None, normalize=False, progress=False, **settings)
-                return (result.tissue.clamp(0.0, 1.0) - 1.0) * DYNAMIC_RANGE
+                result = invsolve.dehaze_grey_levels(grey, tissue_prior, haze_prior, progress=False, **settings)
+                return bmode_from_grey(result.tissue, DYNAMIC_RANGE)
 
             keep(run("joint-dehaze", settings, restore))
     save_run(path, metadata, {"settings": vars(args), "grid": list(GRID.shape), "seeds": seeds, "records": records})

@@ -55,7 +55,7 @@ import torch
 
 import invsolve
 from invsolve.datasets.io.ultrasound import read_bmode_dicom
-from invsolve.dehazing import bmode_against, dehazing_scores
+from invsolve.dehazing import bmode_against, bmode_from_grey, dehazing_scores
 from invsolve.files import save_json, save_png
 from invsolve.metrics import gcnr
 from invsolve.operators.ultrasound import (
@@ -122,9 +122,8 @@ def simulated(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             "joint_dehaze": bmode_against(result.tissue, clean, DYNAMIC_RANGE),
         }
         grey = grey_levels(hazy, DYNAMIC_RANGE, display_peaks, DISPLAY_DECIMATION)
-        displayed = invsolve.dehaze(grey, tissue_bmode, haze_bmode, 1.0, mu=None, normalize=False,
-                                    progress=not args.no_progress, **bmode_settings)
-        bmode_images = {"hazy": (grey - 1) * DYNAMIC_RANGE, "joint_dehaze": (displayed.tissue.clamp(0, 1) - 1) * DYNAMIC_RANGE}
+        displayed = invsolve.dehaze_grey_levels(grey, tissue_bmode, haze_bmode, progress=not args.no_progress, **bmode_settings)
+        bmode_images = {"hazy": bmode_from_grey(grey, DYNAMIC_RANGE), "joint_dehaze": bmode_from_grey(displayed.tissue, DYNAMIC_RANGE)}
         for index, (seed, scene) in enumerate(zip(seeds, scenes)):
             scores = {key: dehazing_scores(image[index : index + 1], scene, DYNAMIC_RANGE) for key, image in images.items()}
             rf_rows.append({"seed": seed, "gamma": gamma, **scores})
@@ -160,8 +159,8 @@ def echo_frame(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     settings = dict(PRESETS["us-dehaze-bmode"].samplers["joint-dehaze"])
     cine = read_bmode_dicom(pydicom.data.get_testdata_file("examples_ybr_color.dcm"))
     grey = cine.frames[0].reshape(cine.frames.shape[-2:])[ECHO_CROP].double()[None, None]
-    result = invsolve.dehaze(grey, pretrained("us-tissue-bmode"), pretrained("us-haze-bmode"), 1.0, mu=None, normalize=False,
-                             seed=0, progress=not args.no_progress, **settings)
+    result = invsolve.dehaze_grey_levels(grey, pretrained("us-tissue-bmode"), pretrained("us-haze-bmode"), seed=0,
+                                         progress=not args.no_progress, **settings)
     masks = {}
     for name, (rows, columns) in ECHO_REGIONS.items():
         masks[name] = torch.zeros(grey.shape[-2:], dtype=torch.bool)

@@ -15,7 +15,7 @@ from invsolve.oracle import gaussian_posterior
 from invsolve.presets import available_presets
 from invsolve.reconstruct import Reconstruction, reconstruct
 from invsolve.samplers import Problem, Sampler, SamplerResult, available_samplers, get_sampler, register_sampler
-from invsolve.dehazing import Dehazed, dehaze
+from invsolve.dehazing import Dehazed, dehaze, dehaze_grey_levels
 
 __version__ = "0.1.0"
 
@@ -27,6 +27,7 @@ __all__ = [
     "tv_reconstruct",
     "nlm_bmode",
     "dehaze",
+    "dehaze_grey_levels",
     "Dehazed",
     "Sampler",
     "SamplerResult",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["make_generator", "randn_like"]
+__all__ = ["make_generator", "randn_like", "uniform_number"]
 
 
 def make_generator(seed: int | torch.Generator | None, device: torch.device | str | None = "cpu") -> torch.Generator:
@@ -34,3 +34,8 @@ def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
         imag = torch.randn(x.shape, dtype=x.real.dtype, device=generator.device, generator=generator)
         return torch.complex(real, imag).to(x.device)
     return torch.randn(x.shape, dtype=x.dtype, device=generator.device, generator=generator).to(x.device)
+
+
+def uniform_number(generator: torch.Generator, low: float, high: float) -> float:
+    """One float64 draw from ``[low, high)`` of ``generator`` (a Python float)."""
+    return low + (high - low) * float(torch.rand((), dtype=torch.float64, generator=generator))

@@ -194,7 +194,7 @@ def dehaze_file(
     """
     from invsolve.command_reconstruct import load_prior_option, parse_hyperparameters
     from invsolve.datasets.io.ultrasound import write_ultrasound_hdf5
-    from invsolve.dehazing import bmode_against, dehaze
+    from invsolve.dehazing import bmode_against, dehaze, dehaze_grey_levels
     from invsolve.files import save_png
     from invsolve.measurement_files import read_array
     from invsolve.output_files import StagedFiles
@@ -232,19 +232,18 @@ def dehaze_file(
     image = _frames(data, described, frames)
     choice = DOMAINS[domain]
     hyperparameters = {**PRESETS[choice["preset"]].samplers["joint-dehaze"], **parse_hyperparameters(settings)}
-    chosen_steps = hyperparameters.pop("steps") if steps is None else steps
-    chosen_samples = hyperparameters.pop("n_samples") if samples is None else samples
-    hyperparameters.pop("steps", None)
-    hyperparameters.pop("n_samples", None)
+    preset_steps, preset_samples = hyperparameters.pop("steps"), hyperparameters.pop("n_samples")
+    chosen_steps = preset_steps if steps is None else steps
+    chosen_samples = preset_samples if samples is None else samples
     if noise_std is not None:
         hyperparameters["noise_std"] = noise_std
     tissue, tissue_name = load_prior_option(tissue_prior or choice["priors"][0])
     haze, haze_name = load_prior_option(haze_prior or choice["priors"][1])
-    companding = {"mu": None, "normalize": False} if domain == "bmode" else {}
-    result = dehaze(
-        image, tissue, haze, gamma, steps=chosen_steps, n_samples=chosen_samples, seed=seed, progress=progress,
-        **companding, **hyperparameters,
-    )
+    options = {"steps": chosen_steps, "n_samples": chosen_samples, "seed": seed, "progress": progress, **hyperparameters}
+    if domain == "bmode":
+        result = dehaze_grey_levels(image, tissue, haze, **options)
+    else:
+        result = dehaze(image, tissue, haze, gamma, **options)
     used = {"steps": chosen_steps, "n_samples": chosen_samples, **hyperparameters}
     arrays = {"tissue": result.tissue[:, 0], "haze": result.haze[:, 0]}
     arrays.update({key: value for key, value in grid.items() if key != "beamformed"})

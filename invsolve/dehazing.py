@@ -40,7 +40,7 @@ from invsolve.patches import extract_patches, stitch_patches
 from invsolve.priors import DiffusionPrior, StackedPrior
 from invsolve.reconstruct import reconstruct
 
-__all__ = ["Dehazed", "dehaze", "bmode_against", "dehazing_scores"]
+__all__ = ["Dehazed", "dehaze", "dehaze_grey_levels", "bmode_against", "bmode_from_grey", "dehazing_scores"]
 
 
 @dataclass
@@ -106,9 +106,7 @@ def dehaze(
     normalize : bool
         Divide each frame by its peak ``|value|`` first (RF of any scale), and
         multiply the results back.  ``False`` for frames already in the
-        priors' units: B-mode grey levels in ``[0, 1]`` with the image-domain
-        pair ``us-tissue-bmode``/``us-haze-bmode``, which take ``gamma=1``
-        and ``mu=None`` (the haze prior learnt what haze adds to the grey levels).
+        priors' units (:func:`dehaze_grey_levels`).
     **hyperparameters
         Of ``"joint-dehaze"`` (``tissue_weight``, ``haze_weight``, ``guidance``, ``tau``).
 
@@ -168,6 +166,40 @@ def dehaze(
     )
 
 
+def dehaze_grey_levels(
+    grey: torch.Tensor, tissue_prior: DiffusionPrior, haze_prior: DiffusionPrior, **options: Any
+) -> Dehazed:
+    """Dehaze displayed B-mode grey levels with a grey-level pair (``us-tissue-bmode``, ``us-haze-bmode``).
+
+    The image-domain model ``y = x + h`` as it is: ``γ = 1`` (the haze prior
+    learnt what haze adds to the grey levels, at its level), no companding and
+    no per-frame rescaling — :func:`dehaze` with ``gamma=1``, ``mu=None``,
+    ``normalize=False``.
+
+    Parameters
+    ----------
+    grey : torch.Tensor
+        Grey levels ``(B, 1, H, W)`` in ``[0, 1]``
+        (:func:`~invsolve.operators.ultrasound.grey_levels`, or a DICOM frame).
+    tissue_prior, haze_prior : DiffusionPrior
+    **options
+        The other keywords of :func:`dehaze` (``steps``, ``n_samples``, ``seed``,
+        ``progress``, the sampler's hyperparameters, ...).
+
+    Returns
+    -------
+    Dehazed
+        In grey levels: ``tissue + haze`` explains ``grey``.
+    """
+    return dehaze(grey, tissue_prior, haze_prior, 1.0, mu=None, normalize=False, **options)
+
+
+def bmode_from_grey(grey: torch.Tensor, dynamic_range: float = 60.0) -> torch.Tensor:
+    """Grey levels ``g`` back to B-mode dB, ``(clamp(g, 0, 1) − 1) · dynamic_range`` (the inverse of
+    :func:`~invsolve.operators.ultrasound.grey_levels`'s mapping), for :func:`dehazing_scores`."""
+    return (grey.clamp(0.0, 1.0) - 1.0) * dynamic_range
+
+
 def bmode_against(rf: torch.Tensor, clean: torch.Tensor, dynamic_range: float = 60.0, axial_decimation: int = 1) -> torch.Tensor:
     """B-mode of ``rf`` in dB relative to the peak envelope of the ``clean`` frame, ``[−dynamic_range, 0]``.
 
@@ -196,7 +228,7 @@ def dehazing_scores(
     bmode : torch.Tensor
         ``(1, 1, H, W)`` dB relative to the clean frame's peak envelope
         (:func:`bmode_against`), in ``[−dynamic_range, 0]``; images of grey
-        levels ``g`` are ``(g − 1) · dynamic_range``.
+        levels through :func:`bmode_from_grey`.
     scene : HazyScene
         The clean frame and the regions (:class:`~invsolve.operators.ultrasound.EchoPhantom`).
     dynamic_range : float

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from invsolve._checks import check_int, check_unit_interval
-from invsolve._random import make_generator
+from invsolve._random import make_generator, uniform_number
 
 from .simulation import ImagingGrid
 
@@ -47,10 +47,6 @@ class EchoPhantom:
     cysts: torch.Tensor
     background: torch.Tensor
     cavity: torch.Tensor
-
-
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), dtype=torch.float64, generator=generator))
 
 
 def echo_phantom(
@@ -109,16 +105,17 @@ def echo_phantom(
     for index in range(layers):
         depth = top + (index + 1) / layers * (layer_bottom - top)
         amplitude = 0.1 * (layer_bottom - top) / max(layers, 1)
-        wave = depth + amplitude * torch.sin(2 * math.pi * x / _uniform(generator, 0.5, 1.5) / (right - left) + _uniform(generator, 0, 6.3))
+        period = uniform_number(generator, 0.5, 1.5)  # of the frame's width
+        wave = depth + amplitude * torch.sin(2 * math.pi * x / period / (right - left) + uniform_number(generator, 0, 6.3))
         band = (z >= upper) & (z < wave)
-        echogenicity[band] = _uniform(generator, 0.3, 2.0)
+        echogenicity[band] = uniform_number(generator, 0.3, 2.0)
         occupied |= band
         upper = wave
     occupied |= z < layer_bottom + 0.05 * side
 
     cavity_mask = torch.zeros(grid.shape, dtype=torch.bool)
     if cavity:
-        centre_z, centre_x = top + 0.7 * (bottom - top), _uniform(generator, -0.1, 0.1) * (right - left)
+        centre_z, centre_x = top + 0.7 * (bottom - top), uniform_number(generator, -0.1, 0.1) * (right - left)
         radius_x, radius_z = 0.25 * (right - left), 0.18 * (bottom - top)
         squeeze = 1 - 0.3 * (1 - math.cos(2 * math.pi * cardiac_phase)) / 2
         inner_x, inner_z = radius_x * squeeze, radius_z * squeeze
@@ -139,9 +136,9 @@ def echo_phantom(
     placed = []
     for kind in ["cyst"] * cysts + ["lesion"] * lesions:
         for _ in range(200):  # rejection sampling of a free spot
-            radius = _uniform(generator, 0.04, 0.09) * side
-            centre_z = _uniform(generator, layer_bottom + 3 * radius, bottom - 2 * radius)
-            centre_x = _uniform(generator, left + 2 * radius, right - 2 * radius)
+            radius = uniform_number(generator, 0.04, 0.09) * side
+            centre_z = uniform_number(generator, layer_bottom + 3 * radius, bottom - 2 * radius)
+            centre_x = uniform_number(generator, left + 2 * radius, right - 2 * radius)
             distance = torch.sqrt((x - centre_x) ** 2 + (z - centre_z) ** 2)
             ring = (distance > 1.5 * radius) & (distance <= 2.5 * radius)
             if not bool((occupied & (distance <= 2.5 * radius)).any()):
@@ -157,9 +154,9 @@ def echo_phantom(
             cyst_mask |= inside
             placed.append(ring)
         else:
-            stretch = _uniform(generator, 0.6, 1.0)
+            stretch = uniform_number(generator, 0.6, 1.0)
             inside = ((x - centre_x) / radius) ** 2 + ((z - centre_z) / (radius * stretch)) ** 2 <= 1
-            echogenicity[inside] = _uniform(generator, 2.0, 4.0)
+            echogenicity[inside] = uniform_number(generator, 2.0, 4.0)
         occupied |= distance <= 2.5 * radius
     for ring in placed:
         background |= ring

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from invsolve._checks import check_int
-from invsolve._random import make_generator
+from invsolve._random import make_generator, uniform_number
 
 from .haze import add_haze, simulate_haze
 from .phantoms import EchoPhantom, echo_phantom
@@ -81,10 +81,6 @@ def _integer(generator: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high + 1, (), generator=generator))
 
 
-def _uniform(generator: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), dtype=torch.float64, generator=generator))
-
-
 @dataclass(frozen=True)
 class _ScenePlan:
     """What one seed draws: the phantom, the speckle's seed, the haze's settings and seed."""
@@ -99,15 +95,15 @@ def _plan(grid: ImagingGrid, seed: int) -> _ScenePlan:
     generator = make_generator(seed, "cpu")
     layers, cysts, lesions = _integer(generator, 1, 4), _integer(generator, 0, 3), _integer(generator, 0, 2)
     cavity = bool(torch.rand((), generator=generator) < 0.5)
-    phase = _uniform(generator, 0.0, 1.0)
+    phase = uniform_number(generator, 0.0, 1.0)
     phantom_seed, speckle_seed, haze_seed = (int(value) for value in torch.randint(0, 2**62, (3,), generator=generator))
     haze_settings = {
-        "superficial_depth": _uniform(generator, 0.15, 0.25),
+        "superficial_depth": uniform_number(generator, 0.15, 0.25),
         "orders": _integer(generator, 2, 4),
-        "decay": _uniform(generator, 0.4, 0.8),
-        "lateral_spread": _uniform(generator, 1.0, 4.0),
-        "clutter_weight": _uniform(generator, 0.3, 1.5),
-        "clutter_correlation": _uniform(generator, 0.05, 0.3),
+        "decay": uniform_number(generator, 0.4, 0.8),
+        "lateral_spread": uniform_number(generator, 1.0, 4.0),
+        "clutter_weight": uniform_number(generator, 0.3, 1.5),
+        "clutter_correlation": uniform_number(generator, 0.05, 0.3),
     }
     while True:
         try:
