@@ -72,7 +72,54 @@ def _build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_reconstruct(commands)
     _add_dehaze(commands)
+    _add_augment(commands)
     return parser
+
+
+def _add_augment(commands: argparse._SubParsersAction) -> None:
+    """The ``augment`` and ``augment-merge`` subcommands (the work is in invsolve.command_augment)."""
+    augment = commands.add_parser(
+        "augment",
+        help="generate galaxies of chosen morphologies with a conditional prior; writes HDF5 (and FITS cutouts)",
+        description="Pick Galaxy Zoo 2 morphology vectors from catalogue rows matching --query (or --oversample "
+        "QUERY:FACTOR per class, or explicit --vector/--vectors) and generate one galaxy each with a conditional "
+        "prior (DDIM, classifier-free guidance).  Shards (--shard K/N) run as separate processes or array tasks "
+        "and are joined by `invsolve augment-merge OUT`; an interrupted run resumes where it stopped when run "
+        "again with the same options.  See invsolve.galaxy.augment for the file layout.",
+    )
+    augment.add_argument("--prior", default="galaxy-cond", help="embedded name or checkpoint (default: %(default)s)")
+    augment.add_argument("--catalog", help="catalogue file or folder (GZ2 Hart16 CSV/FITS, Kaggle CSV, Galaxy10 "
+                         "HDF5, FITS cutouts)")
+    augment.add_argument("--catalog-kind", default="auto", help="hart16, kaggle, galaxy10, fits or auto (default)")
+    augment.add_argument("--mapping", help="hart16: the GZ2 objid -> asset_id mapping CSV")
+    augment.add_argument("--query", help='rows to take conditions from, e.g. "dust_lane>0.5 and odd.yes>0.5"')
+    augment.add_argument("--n", type=int, help="number of galaxies (with --query or --vector/--vectors)")
+    augment.add_argument("--oversample", action="append", metavar="QUERY:FACTOR",
+                         help="every row matching QUERY, FACTOR times (repeatable, one per class)")
+    augment.add_argument("--vector", action="append", metavar="NAME=VALUE,...",
+                         help='an explicit morphology vector, e.g. "smooth=0.9,odd.yes=0.9,dust_lane=0.8" (repeatable)')
+    augment.add_argument("--vectors", help="a .npy file of vectors (M, 37)")
+    augment.add_argument("--out", required=True, help="output HDF5 file (.h5 or .hdf5)")
+    augment.add_argument("--guidance", type=float, help="classifier-free guidance weight (default: the prior's)")
+    augment.add_argument("--steps", type=int, default=50, help="DDIM steps (default: %(default)s)")
+    augment.add_argument("--batch-size", type=int, default=16, help="images per batch (default: %(default)s)")
+    augment.add_argument("--seed", type=int, default=0, help="job seed (default: %(default)s)")
+    augment.add_argument("--shard", metavar="K/N", help="generate only the K-th of N blocks (K from 0)")
+    augment.add_argument("--fits", metavar="DIR", help="also write one FITS cutout per galaxy into DIR")
+    augment.add_argument("--flip", action="store_true", help="random flips of the generated galaxies")
+    augment.add_argument("--rot90", action="store_true", help="random 90-degree rotations of the generated galaxies")
+    augment.add_argument("--append", action="store_true", help="add samples to an existing OUT")
+    augment.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    augment.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    merge = commands.add_parser(
+        "augment-merge",
+        help="join the shard files OUT_STEM.shard-K-of-N.h5 of an augment job into OUT",
+        description="Check that every shard of an `invsolve augment --shard K/N` job is present and from the same "
+        "job, then write them, in sample order, into OUT (atomically).",
+    )
+    merge.add_argument("out", help="the job's --out file")
+    merge.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    merge.add_argument("--no-progress", action="store_true", help=argparse.SUPPRESS)
 
 
 def _add_dehaze(commands: argparse._SubParsersAction) -> None:
@@ -250,6 +297,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from invsolve.command_dehaze import dehaze_file
 
         return _run_file_command("dehaze", dehaze_file, args)
+    elif args.command == "augment":
+        from invsolve.command_augment import augment_files
+
+        return _run_file_command("augment", augment_files, args)
+    elif args.command == "augment-merge":
+        from invsolve.command_augment import merge_files
+
+        return _run_file_command("augment-merge", merge_files, args)
     return 0
 
 

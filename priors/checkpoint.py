@@ -21,6 +21,8 @@ loaded into it:
 ``normalization``  :meth:`Normalization.to_config` (physical ↔ network units)
 ``architecture``   :meth:`UNetPrior.architecture` (UNet only)
 ``conditioning``   :meth:`Conditioning.to_config` or ``null`` (UNet only)
+``guidance_scale`` the conditional prior's classifier-free guidance weight
+                   (UNet only; files written before the key existed load with 0)
 ``gaussian_fit``   ``{"rank": k}`` when the prior carries a :class:`LowRankGaussian`
                    fit of its training data (:attr:`DiffusionPrior.gaussian_fit`;
                    its buffers are in the state dict under
@@ -84,6 +86,7 @@ def _unet_metadata(prior: UNetPrior) -> dict[str, Any]:
     return {
         "architecture": prior.architecture(),
         "conditioning": conditioning.to_config() if conditioning is not None else None,
+        "guidance_scale": prior.guidance_scale,
     }
 
 
@@ -95,12 +98,16 @@ def _build_unet(
 ) -> UNetPrior:
     architecture = _field(metadata, "architecture", dict)
     conditioning = _field(metadata, "conditioning", (dict, type(None)))
+    guidance = metadata.get("guidance_scale", 0.0)
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not guidance >= 0:
+        raise CheckpointError(f"metadata guidance_scale must be a number >= 0, got {guidance!r}")
     return UNetPrior(
         metadata["image_shape"],
         schedule,
         metadata["prediction"],
         normalization,
         conditioning=Conditioning(**conditioning) if conditioning is not None else None,
+        guidance_scale=float(guidance),
         **architecture,
     )
 

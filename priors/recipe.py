@@ -29,7 +29,7 @@ from .base import PREDICTION_TYPES, Normalization
 from .checkpoint import load_prior, read_metadata, save_prior
 from .gaussian_fit import LowRankGaussian
 from .schedule import schedule_from_config
-from .unet import UNetPrior
+from .unet import Conditioning, UNetPrior
 
 __all__ = [
     "TrainSettings",
@@ -40,6 +40,7 @@ __all__ = [
     "resolve_output_dir",
     "build_dataset",
     "build_prior",
+    "parse_conditioning",
     "parse_physical_unit",
     "saved_normalization",
     "fit_size",
@@ -59,6 +60,7 @@ PRIOR_KEYS = (
     "conditioning",
 )
 _SCHEDULE_KEYS = ("name", "params")
+_CONDITIONING_KEYS = ("kind", "drop", "guidance_scale")
 _NORMALIZATION_KEYS = ("low", "high", "unit")
 _PHYSICAL_UNIT_KEYS = ("factor", "unit")
 _ARCHITECTURE_KEYS = (
@@ -343,11 +345,7 @@ def build_dataset(table: Mapping[str, Any], root: Path | None) -> TrainingDatase
 def build_prior(table: Mapping[str, Any], dataset: TrainingDataset) -> UNetPrior:
     """The :class:`UNetPrior` of the ``[prior]`` table for images of ``dataset``."""
     check_keys(table, PRIOR_KEYS, "[prior]")
-    if "conditioning" in table:
-        raise ValueError(
-            "[prior] conditioning is not supported: the training sources yield images without labels or "
-            "conditions, so train-prior trains unconditional priors"
-        )
+    conditioning = parse_conditioning(table.get("conditioning"), dataset)
     shape = list(dataset.shape)
     if table.get("image_shape", shape) != shape:
         raise ValueError(f"[prior] image_shape = {table['image_shape']!r} differs from the data's shape {shape}")
@@ -367,9 +365,46 @@ def build_prior(table: Mapping[str, Any], dataset: TrainingDataset) -> UNetPrior
     architecture = table.get("architecture", {})
     check_keys(architecture, _ARCHITECTURE_KEYS, "[prior.architecture]")
     try:
-        return UNetPrior(shape, schedule, prediction, normalization, **architecture)
+        prior = UNetPrior(
+            shape, schedule, prediction, normalization, **architecture,
+            conditioning=None if conditioning is None else Conditioning(conditioning["kind"], conditioning["size"]),
+        )
+        if conditioning is not None:
+            prior.guidance_scale = conditioning["guidance_scale"]
+        return prior
     except (ValueError, TypeError) as error:
         raise type(error)(f"[prior] {error}") from None
+
+
+def parse_conditioning(value: object, dataset: TrainingDataset) -> dict[str, Any] | None:
+    """The validated ``[prior.conditioning]`` table, or ``None`` for an unconditional prior.
+
+    Returns ``{"kind": "vector", "size": K, "drop": p, "guidance_scale": w}``:
+    the dataset's conditioning vectors of length ``K`` go through an MLP
+    added to the time embedding (:class:`~invsolve.priors.Conditioning`),
+    each training item's condition is replaced by the learned null
+    condition with probability ``p`` (default 0.1), and the saved prior's
+    default classifier-free guidance weight is ``w`` (default 1.0).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"[prior] conditioning must be a table {{kind, drop, guidance_scale}}, got {value!r}")
+    check_keys(value, _CONDITIONING_KEYS, "[prior.conditioning]")
+    kind = value.get("kind", "vector")
+    if kind != "vector":
+        raise ValueError(
+            f"[prior.conditioning] kind must be \"vector\" (the training sources give conditioning vectors), "
+            f"got {kind!r}"
+        )
+    if dataset.condition_size is None:
+        raise ValueError(
+            f"[prior.conditioning] needs a conditional data source, but source {dataset.source!r} yields images "
+            "without conditions (conditional sources: \"galaxy-world\", \"galaxy-catalog\")"
+        )
+    drop = real_number(value.get("drop", 0.1), "[prior.conditioning] drop", 0.0, 1.0, high_open=True)
+    guidance = real_number(value.get("guidance_scale", 1.0), "[prior.conditioning] guidance_scale", 0.0, math.inf)
+    return {"kind": kind, "size": dataset.condition_size, "drop": drop, "guidance_scale": guidance}
 
 
 def build_normalization(value: object, dataset: TrainingDataset) -> Normalization:
@@ -434,7 +469,7 @@ def fit_gaussian(
 ) -> LowRankGaussian:
     """The :class:`LowRankGaussian` of items ``0 … count−1`` (epoch 0) in the network units of ``normalization``."""
     indices = tqdm(range(count), desc="Gaussian fit", unit="image", disable=not progress, leave=False)
-    images = torch.stack([dataset.item(index, 0) for index in indices]).to(torch.float64)
+    images = torch.stack([dataset.image(index, 0) for index in indices]).to(torch.float64)
     return LowRankGaussian.fit(normalization.to_network(images), rank)
 
 

@@ -51,8 +51,14 @@ Sections and defaults
     the same with or without it; default: none, the prior stays in the
     data's units), ``architecture`` (the
     network keyword arguments of :class:`UNetPrior`; its defaults otherwise).
-    ``conditioning`` is refused: the training sources yield images without
-    labels, so the priors trained here are unconditional.
+    ``conditioning`` (a table, for a conditional source such as
+    ``"galaxy-world"``): ``kind = "vector"`` (the only kind: the source's
+    conditioning vectors through an MLP added to the time embedding),
+    ``drop`` (probability of replacing an item's condition by the learned
+    null condition, for classifier-free guidance; 0.1) and
+    ``guidance_scale`` (the saved prior's default guidance weight; 1.0) —
+    see :func:`~invsolve.priors.recipe.parse_conditioning`.  Without it the
+    prior is unconditional and a conditional source's conditions are unused.
 ``[train]``
     ======================  =====================================================
     ``steps``               optimiser steps (required)
@@ -183,6 +189,7 @@ from .recipe import (
     fit_gaussian,
     fit_record,
     fit_size,
+    parse_conditioning,
     parse_physical_unit,
     read_config,
     resolve_output_dir,
@@ -309,6 +316,7 @@ def train(
             "normalization": prior.normalization.to_config(),
             "physical_unit": physical_unit,
             "architecture": prior.architecture(),
+            "conditioning": parse_conditioning(tables.get("prior", {}).get("conditioning"), dataset),
         },
         "train": settings.to_config(),
         # as given (relative to the working directory, usually): no path of this machine in the checkpoint
@@ -415,6 +423,8 @@ class _Trainer:
         self.losses: list[float] = []
         self.log: list[dict[str, Any]] = []
         self.fit_images = 0
+        conditioning = resolved["prior"]["conditioning"]
+        self.condition_drop = None if conditioning is None else conditioning["drop"]
 
     def prepare_saved_prior(
         self, normalization: Normalization, fit: LowRankGaussian | None, fit_images: int
@@ -464,7 +474,7 @@ class _Trainer:
         clock, logged = time.perf_counter(), start
         with bar:
             for step, batch in enumerate(loader, start=start + 1):
-                loss = self._update(step - 1, batch.to(self.device, non_blocking=True))
+                loss = self._update(step - 1, batch)
                 self.losses.append(loss)
                 bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
                 bar.update()
@@ -484,14 +494,29 @@ class _Trainer:
             self.ema, torch.tensor(self.losses, dtype=torch.float64), len(self.losses), self.output_dir
         )
 
-    def _update(self, step: int, local: torch.Tensor) -> float:
-        """One AdamW update (number ``step``, 0-based) on this rank's rows of the global batch."""
+    def _update(self, step: int, local: torch.Tensor | dict[str, torch.Tensor]) -> float:
+        """One AdamW update (number ``step``, 0-based) on this rank's rows of the global batch.
+
+        ``local`` is this rank's rows: images, or ``{"image", "condition"}``
+        from a conditional source.  For a conditional prior the condition
+        dropout mask is drawn for the whole global batch from the run's
+        noise generator (the same on every rank), before ``t`` and ``ε``.
+        """
         settings = self.settings
         low, high = self.rows
+        images = local["image"] if isinstance(local, dict) else local
         x0 = torch.zeros((settings.batch_size, *self.prior.image_shape), dtype=torch.float32, device=self.device)
-        x0[low:high] = self.prior.to_network(local)
+        x0[low:high] = self.prior.to_network(images.to(self.device, non_blocking=True))
+        condition = drop = None
+        if self.condition_drop is not None:
+            size = self.prior.conditioning.size
+            condition = torch.zeros((settings.batch_size, size), dtype=torch.float32, device=self.device)
+            condition[low:high] = local["condition"].to(self.device, non_blocking=True)
+            drop = (torch.rand(settings.batch_size, generator=self.generator) < self.condition_drop).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=settings.bf16):
-            per_item = self.prior.training_loss(x0, self.generator, network=_rows_only(self.network, low, high))
+            per_item = self.prior.training_loss(
+                x0, self.generator, condition, drop, network=_rows_only(self.network, low, high)
+            )
         loss = per_item[low:high].mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -533,11 +558,18 @@ class _Trainer:
         settings = self.settings
         final = step == settings.steps
         if settings.sample_every and (step % settings.sample_every == 0 or final):
+            condition = None
+            if self.condition_drop is not None:  # the conditions of the first items, as a reference
+                count = min(settings.sample_images, len(self.dataset))
+                items = [self.dataset.item(index, 0)["condition"] for index in range(count)]
+                condition = torch.stack(items * math.ceil(settings.sample_images / count))[: settings.sample_images]
+                condition = condition.to(self.device)
             samples = self.ema.sample(
                 settings.sample_images,
                 steps=settings.sample_steps,
                 seed=_stream_seed(settings.seed, _SAMPLES_STREAM),
                 progress=False,
+                condition=condition,
             )
             normalization = self.ema.normalization
             low, high = normalization.offset - normalization.scale, normalization.offset + normalization.scale
@@ -652,7 +684,10 @@ def _rows_only(network: Callable[..., torch.Tensor], low: int, high: int) -> Cal
     def run(
         x_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None, drop: torch.Tensor | None
     ) -> torch.Tensor:
-        output = network(x_t[low:high], t[low:high], condition, drop)
+        rows = slice(low, high)
+        output = network(
+            x_t[rows], t[rows], None if condition is None else condition[rows], None if drop is None else drop[rows]
+        )
         before = output.new_zeros((low, *output.shape[1:]))
         after = output.new_zeros((x_t.shape[0] - high, *output.shape[1:]))
         return torch.cat([before, output, after])

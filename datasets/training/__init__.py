@@ -42,6 +42,24 @@ Sources
 ``"ultrasound-bmode"`` (:class:`UltrasoundBModeDataset`)
     The same scenes as B-mode grey levels (tissue, or what the haze adds to
     them), for the dehazing priors of displayed images.
+``"galaxy-world"`` (:class:`GalaxyWorldDataset`)
+    Rendered galaxies of the synthetic galaxy world
+    (:mod:`invsolve.datasets.galaxy_world`), conditional: each item is
+    ``{"image", "condition"}`` with the galaxy's 37 Galaxy Zoo 2 vote fractions.
+``"galaxy-catalog"`` (:class:`GalaxyCatalogDataset`)
+    The images of a galaxy catalogue (GZ2 with its image mapping, the Kaggle
+    challenge, Galaxy10 DECaLS, FITS cutouts; :mod:`invsolve.datasets.galaxy_zoo`),
+    conditional: the 37 vote fractions, or chosen catalogue columns / FITS
+    header keywords.
+
+Conditional sources
+-------------------
+A source whose :attr:`TrainingDataset.condition_size` is not ``None`` yields
+``{"image": (C, H, W), "condition": (K,)}`` dicts (the default ``DataLoader``
+collate stacks them into a dict of batches); :meth:`TrainingDataset.image`
+gives the image alone.  Flips and rotations change the image, never the
+condition.  A ``[prior.conditioning]`` table in a training config trains a
+conditional prior on them (:mod:`invsolve.priors.trainer`).
 
 Common options
 --------------
@@ -55,7 +73,8 @@ Common options
     Expected channel count; a source whose images have another count is an error.
 ``flip``, ``rot90``, ``seed``
     Random flips of every spatial axis and rotations by multiples of 90° in
-    the ``(H, W)`` plane (which needs ``H == W``).
+    the ``(H, W)`` plane (which needs ``H == W``); :func:`augment_image`
+    applies them to any image.
 ``value_range``
     ``[low, high]`` declared instead of measured (see below).
 ``cache``
@@ -102,6 +121,11 @@ Modules
     ``"fastmri"``, ``"fits"`` and ``"hdf5"``: arrays in HDF5 and FITS files.
 :mod:`.generated`
     ``"phantoms"`` and ``"ct-synthetic"``: images generated on the fly.
+:mod:`.ultrasound`
+    ``"ultrasound-rf"`` and ``"ultrasound-bmode"``: simulated ultrasound scenes.
+:mod:`.galaxies`
+    ``"galaxy-world"`` and ``"galaxy-catalog"``: rendered and catalogued galaxies
+    with their conditions.
 """
 
 from __future__ import annotations
@@ -113,7 +137,8 @@ from pathlib import Path
 from typing import Any
 
 from .arrays import FastMRITargetDataset, FITSCutoutDataset, HDF5ArrayDataset
-from .base import EpochSampler, TrainingDataset
+from .base import EpochSampler, TrainingDataset, augment_image
+from .galaxies import GalaxyCatalogDataset, GalaxyWorldDataset
 from .generated import PhantomDataset, SyntheticCTDataset
 from .images import ImageFolderDataset, VolumeSliceDataset
 from .ultrasound import UltrasoundBModeDataset, UltrasoundRFDataset
@@ -130,7 +155,10 @@ __all__ = [
     "SyntheticCTDataset",
     "UltrasoundRFDataset",
     "UltrasoundBModeDataset",
+    "GalaxyWorldDataset",
+    "GalaxyCatalogDataset",
     "EpochSampler",
+    "augment_image",
     "training_dataset",
 ]
 
@@ -146,6 +174,8 @@ _SOURCES: dict[str, type[TrainingDataset]] = {
         SyntheticCTDataset,
         UltrasoundRFDataset,
         UltrasoundBModeDataset,
+        GalaxyWorldDataset,
+        GalaxyCatalogDataset,
     )
 }
 TRAINING_SOURCES: tuple[str, ...] = tuple(_SOURCES)

@@ -29,6 +29,7 @@ from invsolve._checks import check_finite_number, check_int, check_range, check_
 
 __all__ = [
     "TrainingDataset",
+    "augment_image",
     "EpochSampler",
     "check_number",
     "check_value_range",
@@ -49,6 +50,44 @@ def _item_generator(seed: int, epoch: int, index: int, stream: int) -> torch.Gen
     """A CPU generator seeded from ``SeedSequence((seed, epoch, index, stream))``."""
     high, low = np.random.SeedSequence((seed, epoch, index, stream)).generate_state(2, np.uint32)
     return torch.Generator().manual_seed((int(high) << 32) | int(low))
+
+
+def augment_image(
+    image: torch.Tensor, generator: torch.Generator, *, flip: bool = True, rot90: bool = True
+) -> torch.Tensor:
+    """Random flips of every spatial axis and a rotation by ``k·90°`` in the ``(H, W)`` plane.
+
+    The augmentation of the training sources, reusable elsewhere (``invsolve
+    augment`` applies it to generated galaxies, whose morphology it keeps).
+    The draws are always made, in this order — one flip bit per spatial axis,
+    then ``k`` uniform in 0..3 — so that the same generator state gives the
+    same result whatever is switched off.
+
+    Parameters
+    ----------
+    image : torch.Tensor
+        ``(C, *spatial)``; ``rot90`` needs ``H == W``.
+    generator : torch.Generator
+        CPU generator of the draws.
+    flip, rot90 : bool
+        Which augmentations to apply.
+
+    Returns
+    -------
+    torch.Tensor
+        The augmented image, contiguous, same shape.
+    """
+    ndim = image.dim() - 1
+    flips = torch.randint(0, 2, (ndim,), generator=generator)
+    turns = int(torch.randint(0, 4, (1,), generator=generator))
+    if flip:
+        axes = [1 + axis for axis in range(ndim) if flips[axis]]
+        image = image.flip(axes) if axes else image
+    if rot90:
+        if image.shape[-1] != image.shape[-2]:
+            raise ValueError(f"rot90 needs square images (H == W), got shape {tuple(image.shape)}")
+        image = torch.rot90(image, turns, dims=(-2, -1))
+    return image.contiguous()
 
 
 class TrainingDataset(Dataset, abc.ABC):
@@ -137,14 +176,24 @@ class TrainingDataset(Dataset, abc.ABC):
         """Set the epoch used by ``dataset[i]`` (``>= 0``)."""
         self.epoch = check_int(epoch, "epoch", 0)
 
-    def item(self, index: int, epoch: int) -> torch.Tensor:
+    def item(self, index: int, epoch: int) -> torch.Tensor | dict[str, torch.Tensor]:
         """Item ``index`` as augmented in ``epoch``: a pure function of ``(index, epoch, seed)``.
 
         Returns
         -------
-        torch.Tensor
-            float32 ``(C, H, W)`` or ``(C, D, H, W)``, shape :attr:`shape`.
+        torch.Tensor or dict
+            float32 ``(C, H, W)`` or ``(C, D, H, W)``, shape :attr:`shape`; for a
+            conditional source (:attr:`condition_size` not ``None``) the dict
+            ``{"image": that tensor, "condition": float32 (condition_size,)}``
+            (the condition is not augmented: flips and rotations keep it).
         """
+        image = self.image(index, epoch)
+        if self.condition_size is None:
+            return image
+        return {"image": image, "condition": self._condition(self._check_index(index))}
+
+    def image(self, index: int, epoch: int) -> torch.Tensor:
+        """The image of :meth:`item` alone, float32 ``(C, *spatial)``."""
         index = self._check_index(index)
         epoch = check_int(epoch, "epoch", 0)
         if self._cached is not None:
@@ -152,13 +201,30 @@ class TrainingDataset(Dataset, abc.ABC):
         else:
             generator = _item_generator(self._seed, epoch, index, _SOURCE_STREAM) if self._random_source else None
             image = self._fit(self._load(index, generator), index)
-        return self._augment(image, index, epoch)
+        if not (self._flip or self._rot90):
+            return image
+        return augment_image(image, _item_generator(self._seed, epoch, index, _AUGMENT_STREAM),
+                             flip=self._flip, rot90=self._rot90)
+
+    @property
+    def condition_size(self) -> int | None:
+        """Length of the conditioning vector of every item; ``None`` for an unconditional source."""
+        return None
+
+    @property
+    def condition_names(self) -> list[str] | None:
+        """Names of the conditioning vector's entries (``None`` when unconditional or unnamed)."""
+        return None
+
+    def _condition(self, index: int) -> torch.Tensor:
+        """Conditioning vector of item ``index``, float32 ``(condition_size,)`` (conditional sources)."""
+        raise NotImplementedError(f"source {self.source!r} is unconditional")
 
     @abc.abstractmethod
     def __len__(self) -> int:
         """Number of items."""
 
-    def __getitem__(self, index: int | tuple[int, int]) -> torch.Tensor:
+    def __getitem__(self, index: int | tuple[int, int]) -> torch.Tensor | dict[str, torch.Tensor]:
         """``dataset[i]`` (epoch :attr:`epoch`) or ``dataset[(i, epoch)]``; see :meth:`item`."""
         if isinstance(index, tuple):
             if len(index) != 2:
@@ -185,6 +251,8 @@ class TrainingDataset(Dataset, abc.ABC):
             "num_items": len(self),
             "shape": list(self.shape),
             "value_range": list(self.value_range),
+            **({} if self.condition_size is None else
+               {"condition_size": self.condition_size, "condition_names": self.condition_names}),
             **self._facts(),
         }
 
@@ -321,21 +389,6 @@ class TrainingDataset(Dataset, abc.ABC):
             return F.interpolate(image[None], size=target, mode="area")[0]
         antialias = self._resize == "bilinear"
         return F.interpolate(image[None], size=target, mode=self._resize, align_corners=False, antialias=antialias)[0]
-
-    def _augment(self, image: torch.Tensor, index: int, epoch: int) -> torch.Tensor:
-        """Flips and 90° rotations drawn from the ``(seed, epoch, index)`` generator."""
-        if not (self._flip or self._rot90):
-            return image
-        generator = _item_generator(self._seed, epoch, index, _AUGMENT_STREAM)
-        ndim = image.dim() - 1
-        flips = torch.randint(0, 2, (ndim,), generator=generator)
-        turns = int(torch.randint(0, 4, (1,), generator=generator))
-        if self._flip:
-            axes = [1 + axis for axis in range(ndim) if flips[axis]]
-            image = image.flip(axes) if axes else image
-        if self._rot90:
-            image = torch.rot90(image, turns, dims=(-2, -1))
-        return image.contiguous()
 
     def _check_index(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):

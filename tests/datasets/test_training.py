@@ -427,7 +427,7 @@ def test_config_errors(grey_folder, tmp_path):
         training_dataset({"source": "phantoms", "length": 4, "size": [8, 8], "resize": "area"})
     with pytest.raises(TypeError, match="config must be a mapping"):
         training_dataset([("source", "phantoms")])
-    assert set(TRAINING_SOURCES) == {"image-folder", "volumes", "fastmri", "fits", "hdf5", "phantoms", "ct-synthetic", "ultrasound-rf", "ultrasound-bmode"}
+    assert set(TRAINING_SOURCES) == {"image-folder", "volumes", "fastmri", "fits", "hdf5", "phantoms", "ct-synthetic", "ultrasound-rf", "ultrasound-bmode", "galaxy-world", "galaxy-catalog"}
 
 
 def test_describe_is_json_and_rebuilds_the_dataset(grey_folder, nifti_file, dicom_series, fits_file):

@@ -288,8 +288,14 @@ def _edit(section, key, value, subsection=None):
          r"\[prior.schedule\] unknown noise schedule 'vp-square'"),
         (_edit("prior", "image_shape", [1, 32, 32]), ValueError,
          r"\[prior\] image_shape = \[1, 32, 32\] differs from the data's shape \[1, 16, 16\]"),
-        (_edit("prior", "conditioning", {"kind": "class", "size": 2}), ValueError,
-         r"\[prior\] conditioning is not supported"),
+        (_edit("prior", "conditioning", {"kind": "vector"}), ValueError,
+         r"\[prior.conditioning\] needs a conditional data source, but source 'phantoms' yields images without "
+         r"conditions"),
+        (_edit("prior", "conditioning", {"kind": "class"}), ValueError,
+         r"\[prior.conditioning\] kind must be \"vector\""),
+        (_edit("prior", "conditioning", {"size": 2}), ValueError,
+         r"unknown key 'size' in \[prior.conditioning\]; allowed keys: kind, drop, guidance_scale"),
+        (_edit("prior", "conditioning", "vector"), ValueError, r"\[prior\] conditioning must be a table"),
         (_edit("prior", "channels", [12, 16], "architecture"), ValueError,
          r"\[prior\] channels\[0\] = 12 must be a multiple of norm_num_groups = 8"),
         (_edit("prior", "normalization", {"low": 1.0, "high": 1.0}), ValueError,
@@ -415,12 +421,15 @@ def brain_stand_in(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["ct-ellipses", "ct-synthetic", "ct-synthetic-large", "mri-brain", "us-tissue", "us-haze", "us-tissue-bmode", "us-haze-bmode"])
+@pytest.mark.parametrize("name", ["ct-ellipses", "ct-synthetic", "ct-synthetic-large", "mri-brain", "us-tissue", "us-haze", "us-tissue-bmode", "us-haze-bmode", "galaxy-cond"])
 def test_example_configs_train(tmp_path, name):
     """The example configs validate and run (one small step).  The MRI recipe runs as written
     on a stand-in volume (the Colin27 template it names is a Debian package CI need not have)."""
     config = tomllib.loads((CONFIGS / f"{name}.toml").read_text())
     config["train"].update(steps=1, batch_size=2, sample_every=0, gaussian_images=8)  # a fit of 8 images, not 2048
+    if name == "galaxy-cond":
+        assert config["data"]["length"] == 6000 and config["data"]["cache"]
+        config["data"]["length"] = 8  # the recipe renders 6000 stamps (~5 min) before its first step
     if name == "mri-brain":
         assert config["data"]["path"] == "/usr/share/mricron/templates/ch2better.nii.gz"
         config["data"]["path"] = str(brain_stand_in(tmp_path / "ch2better.nii.gz"))
@@ -433,7 +442,7 @@ def test_example_configs_train(tmp_path, name):
     assert result.prior.image_shape == (1, 64, 64) and result.prior.prediction == "v"
     assert result.prior.gaussian_fit.rank == 7  # rank 64 clipped to 8 images - 1
     units = {"mri-brain": "a.u.", "us-tissue": "companded RF", "us-haze": "companded RF",
-             "us-tissue-bmode": "B-mode grey level", "us-haze-bmode": "B-mode grey level"}
+             "us-tissue-bmode": "B-mode grey level", "us-haze-bmode": "B-mode grey level", "galaxy-cond": "peak flux"}
     assert result.prior.normalization.unit == units.get(name, "1/mm")
     parameters = sum(p.numel() for p in result.prior.parameters())
     assert 4.3e6 < parameters < 4.6e6 if name == "ct-synthetic-large" else 1.0e6 < parameters < 1.2e6
