@@ -28,6 +28,9 @@ job                       runs                                            writes
 ``ultrasound-dehaze``     ``examples/ultrasound_dehaze.py``               ``docs/ultrasound_dehaze.png``,
                                                                           ``docs/ultrasound_echo_frame.png``
                                                                           (the README quotes its metrics)
+``galaxy-augment``        ``examples/galaxy_augment.py``                  ``docs/galaxy_augment.png``,
+                                                                          ``docs/galaxy_statistics.png`` (the
+                                                                          README quotes its metrics)
 ========================  ==============================================  ===================================
 
 The first four take about 5 minutes on 2 cores (317 s with the cores shared with
@@ -77,7 +80,7 @@ EXAMPLES = REPOSITORY / "examples"
 #: how far a README number may be from the code's: the README rounds PSNR to 0.1 dB and SSIM to
 #: 0.01 (half of it is rounding), and the rest absorbs float32 differences between CPUs
 TOLERANCE = {"psnr_db": 0.1, "ssim": 0.01}
-JOBS = ("demo-ct", "demo-inpainting", "ct-sparse-view", "mri-cs", "ct-3d-cone", "ultrasound-dehaze")
+JOBS = ("demo-ct", "demo-inpainting", "ct-sparse-view", "mri-cs", "ct-3d-cone", "ultrasound-dehaze", "galaxy-augment")
 #: job → (file the job writes, figure in docs/)
 FIGURES = {
     "demo-ct": [("ct.png", "demo_ct.png")],
@@ -86,6 +89,7 @@ FIGURES = {
     "mri-cs": [("mri_cs.png", "mri_cs.png"), ("mri_cs_64.png", "mri_cs_64.png")],
     "ct-3d-cone": [("orthogonal_slices.png", "ct_3d_cone.png")],
     "ultrasound-dehaze": [("ultrasound_dehaze.png", "ultrasound_dehaze.png"), ("echo_frame.png", "ultrasound_echo_frame.png")],
+    "galaxy-augment": [("galaxy_augment.png", "galaxy_augment.png"), ("galaxy_statistics.png", "galaxy_statistics.png")],
 }
 #: the previous demo's RED-Diff (commit c4c50da), the README's last demo column
 PREVIOUS_DEMO = {"steps": 1000, "obs_weight": 0.01, "regularization": 0.25}

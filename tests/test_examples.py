@@ -133,3 +133,31 @@ def test_ultrasound_dehaze_scores_every_method_and_processes_the_echo_frame(tmp_
     assert len(panels) == 5 and [panel["unit"] for panel in panels] == ["dB"] * 4 + ["of the clean peak"]
     assert all(tuple(panel["window"]) == (-60.0, 0.0) for panel in panels[:4])
     assert len(_panels(out / "echo_frame.png")) == 4
+
+
+def test_galaxy_augment_runs_every_stage(tmp_path):
+    """The galaxy example's smoke run with the embedded galaxy-cond prior: a small world (480 training
+    galaxies, two of them dust lanes; the test split's first 160), few generated galaxies, one classifier
+    seed; the README's numbers come from its full run (benchmarks/readme_figures.py --only galaxy-augment)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("statmorph")
+    out = tmp_path / "galaxy-augment"
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "galaxy_augment.py"), "--train", "480", "--test", "160",
+         "--synthetic", "4", "--per-class", "2", "--steps", "4", "--epochs", "1", "--seeds", "1", "--no-progress",
+         "--out", str(out)],
+        cwd=tmp_path, check=True, capture_output=True, timeout=900,
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    gain = metrics["classifier_gain"]
+    assert gain["counts"]["train"][-1] == 2 and gain["counts"]["synthetic"] == [0] * 7 + [4]  # dust lanes
+    assert set(metrics["rare_class_summary"]) == {"completeness_real_only", "completeness_augmented", "purity_real_only",
+                                                  "purity_augmented", "relative_completeness_gain"}
+    assert 0 <= metrics["conditional_consistency"]["rate"] <= 1
+    assert set(metrics["statistics"]) == set(metrics["classes"])
+    assert metrics["memorisation"]["generated"] == 16
+    panels = _panels(out / "galaxy_augment.png")
+    assert len(panels) == 8 * 8 and panels[0]["title"] == "smooth round: real"
+    assert (out / "galaxy_statistics.png").read_bytes()[:4] == b"\x89PNG"

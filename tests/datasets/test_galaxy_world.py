@@ -218,3 +218,21 @@ def test_a_conditional_prior_trains_on_the_world_and_samples_per_condition(tmp_p
     same_input = prior.denoise(x[:1].expand(2, -1, -1, -1), 0.5, conditions)
     assert not torch.allclose(same_input[0], same_input[1])
     assert result.steps == 3
+
+
+def test_a_catalogue_without_matching_images_is_refused(tmp_path):
+    from astropy.table import Table
+
+    table = Table({"dr7objid": np.array([11, 12], dtype=np.int64), "ra": [1.0, 2.0], "dec": [0.0, 0.0],
+                   "gz2_class": ["Er", "Sc"]})
+    for name in MORPHOLOGY.names:
+        table[MORPHOLOGY.hart16_column(name)] = [0.0, 0.0]
+    table.write(tmp_path / "gz2_hart16.csv", format="ascii.csv")
+    (tmp_path / "mapping.csv").write_text("objid,sample,asset_id\n11,original,501\n12,original,502\n")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "999.jpg").write_bytes(b"")  # an image of no catalogued galaxy
+    base = {"source": "galaxy-catalog", "path": str(tmp_path / "gz2_hart16.csv")}
+    with pytest.raises(ValueError, match="has no images: give images = the image folder and mapping = the GZ2"):
+        training_dataset(base)
+    with pytest.raises(FileNotFoundError, match=r"no image file for any of the 2 rows of .*expected files named <asset_id>.jpg"):
+        training_dataset({**base, "images": str(tmp_path / "images"), "mapping": str(tmp_path / "mapping.csv")})
