@@ -136,7 +136,7 @@ def test_ultrasound_dehaze_scores_every_method_and_processes_the_echo_frame(tmp_
 
 
 def test_galaxy_augment_runs_every_stage(tmp_path):
-    """The galaxy example's smoke run with the embedded galaxy-cond prior: a small world (480 training
+    """The galaxy example's smoke run with the embedded galaxy-cond prior: a small world (480 labelled
     galaxies, two of them dust lanes; the test split's first 160), few generated galaxies, one classifier
     seed; the README's numbers come from its full run (benchmarks/readme_figures.py --only galaxy-augment)."""
     import subprocess
@@ -145,9 +145,9 @@ def test_galaxy_augment_runs_every_stage(tmp_path):
     pytest.importorskip("statmorph")
     out = tmp_path / "galaxy-augment"
     subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "galaxy_augment.py"), "--train", "480", "--test", "160",
-         "--synthetic", "4", "--per-class", "2", "--steps", "4", "--epochs", "1", "--seeds", "1", "--no-progress",
-         "--out", str(out)],
+        [sys.executable, str(ROOT / "examples" / "galaxy_augment.py"), "--prior-training", "480", "--train", "480",
+         "--test", "160", "--oversample", "2", "--per-class", "2", "--steps", "4", "--epochs", "1", "--seeds", "1",
+         "--no-progress", "--out", str(out)],
         cwd=tmp_path, check=True, capture_output=True, timeout=900,
     )
     metrics = json.loads((out / "metrics.json").read_text())
@@ -157,7 +157,9 @@ def test_galaxy_augment_runs_every_stage(tmp_path):
                                                   "purity_augmented", "relative_completeness_gain"}
     assert 0 <= metrics["conditional_consistency"]["rate"] <= 1
     assert set(metrics["statistics"]) == set(metrics["classes"])
-    assert metrics["memorisation"]["generated"] == 16
+    memorisation = metrics["memorisation"]
+    assert memorisation["generated"] == 16 + 4 and memorisation["training"] == 480
+    assert 0 < memorisation["held_out_first_percentile"] <= memorisation["median_held_out_distance"]
     panels = _panels(out / "galaxy_augment.png")
     assert len(panels) == 8 * 8 and panels[0]["title"] == "smooth round: real"
     assert (out / "galaxy_statistics.png").read_bytes()[:4] == b"\x89PNG"
