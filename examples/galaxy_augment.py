@@ -38,7 +38,7 @@ and ``metrics.json``.
 
 Run: ``python examples/galaxy_augment.py [--out galaxy-augment] [--train 2000]
 [--test 4000] [--oversample 4] [--per-class 24] [--no-progress]`` (needs the
-``galaxy`` extra: galsim, statmorph, photutils).  About 20 minutes on 2 CPU cores.
+``galaxy`` extra: galsim, statmorph, photutils).  About 15 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=GUIDANCE["guidance"],
                         help="classifier-free guidance weight (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=8, help="classifier epochs over real + synthetic (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, default=3, help="classifier seeds (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=8, help="classifier seeds (default: %(default)s)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     args = parser.parse_args()
     if not 0 < args.train <= args.prior_training:
