@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from invsolve._checks import check_int, check_output_file
@@ -374,7 +373,7 @@ def merge_shards(out: str | os.PathLike, *, overwrite: bool = False) -> dict[str
     stem, suffix = _check_suffix(out)
     found: dict[int, dict[int, Path]] = {}
     folder = out.parent if str(out.parent) else Path(".")
-    for candidate in folder.glob(f"{glob_escape(stem)}.shard-*-of-*{suffix}"):
+    for candidate in folder.glob(f"{_glob_escape(stem)}.shard-*-of-*{suffix}"):
         match = _SHARD_NAME.match(candidate.name[: -len(suffix)])
         if match and match.group("stem") == stem:
             found.setdefault(int(match.group("n")), {})[int(match.group("k"))] = candidate
@@ -410,11 +409,7 @@ def merge_shards(out: str | os.PathLike, *, overwrite: bool = False) -> dict[str
     return {"files": [str(out)], "samples": int(len(expected)), "shards": count}
 
 
-def glob_escape(text: str) -> str:
+def _glob_escape(text: str) -> str:
     """``text`` with glob metacharacters bracketed, for a literal match."""
     return re.sub(r"([*?\[])", r"[\1]", text)
 
-
-def generated_images(path: str | os.PathLike) -> torch.Tensor:
-    """The ``images`` of an augment file as a tensor ``(N, C, H, W)``."""
-    return torch.from_numpy(read_augmentation(path)["images"])

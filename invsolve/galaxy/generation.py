@@ -214,7 +214,8 @@ def generate(
         ``(B, *prior.image_shape)`` in the prior's physical units, on the CPU.
     """
     check_galaxy_prior(prior)
-    conditions = torch.as_tensor(MORPHOLOGY.check(np.asarray(conditions), "conditions")).to(prior.device)
+    conditions = torch.as_tensor(conditions).detach().cpu().numpy()
+    conditions = torch.as_tensor(MORPHOLOGY.check(conditions, "conditions")).to(prior.device)
     if conditions.dim() != 2 or len(conditions) != len(seeds):
         raise ValueError(f"conditions must be shaped (B, 37) with one seed per row, got {tuple(conditions.shape)} "
                          f"and {len(seeds)} seeds")
