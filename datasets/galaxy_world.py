@@ -35,7 +35,8 @@ Rendering
     an FFT convolution with a Moffat kernel.  The arms, ring and dust patterns
     are evaluated on that grid by one function in both cases (galsim has no
     spiral, ring or absorption profiles).  The two renderers give the same
-    galaxy for a seed to within a few per cent of its flux, not bit for bit.
+    galaxy for a seed to within 12 % of its flux (summed absolute
+    difference), not bit for bit.
 
 Units
     Every stamp is scaled so that its noise-free peak pixel is 1 (a fixed
