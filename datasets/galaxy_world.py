@@ -87,6 +87,7 @@ SPLITS: dict[str, int] = {"train": 0, "validation": 500_000, "test": 1_000_000}
 #: Renderers: ``"auto"`` is galsim when it is installed, else astropy.
 RENDERERS = ("auto", "galsim", "astropy")
 _OVERSAMPLE = 3
+_MOFFAT_BETA = 3.0  # the PSF's power-law index
 _KNOT_SIGMA = 0.25  # arcsec: the size of a star-forming clump
 
 
@@ -382,6 +383,11 @@ def _components_astropy(parameters: GalaxyParameters, size: int, scale: float, s
     return images
 
 
+def _moffat_alpha(fwhm: float, pixel: float) -> float:
+    """The Moffat core width α in pixels of size ``pixel`` for a FWHM in arcsec: FWHM = 2α√(2^(1/β) − 1)."""
+    return fwhm / pixel / (2 * math.sqrt(2 ** (1 / _MOFFAT_BETA) - 1))
+
+
 def _psf_and_pixels(light: np.ndarray, parameters: GalaxyParameters, size: int, renderer: str) -> np.ndarray:
     """Convolve the fine-grid light with the Moffat PSF and integrate into ``size``² pixels."""
     fine_scale = PIXEL_SCALE / _OVERSAMPLE
@@ -389,12 +395,12 @@ def _psf_and_pixels(light: np.ndarray, parameters: GalaxyParameters, size: int, 
         import galsim
 
         image = galsim.InterpolatedImage(galsim.Image(light, scale=fine_scale), flux=float(light.sum()))
-        psf = galsim.Moffat(beta=3.0, fwhm=parameters.psf_fwhm)
+        psf = galsim.Moffat(beta=_MOFFAT_BETA, fwhm=parameters.psf_fwhm)
         return galsim.Convolve(image, psf).drawImage(nx=size, ny=size, scale=PIXEL_SCALE).array.astype(np.float64)
     from astropy.convolution import Moffat2DKernel, convolve_fft
 
-    alpha = parameters.psf_fwhm / fine_scale / (2 * math.sqrt(2 ** (1 / 3.0) - 1))
-    kernel = Moffat2DKernel(alpha, 3.0, x_size=int(8 * alpha) | 1)
+    alpha = _moffat_alpha(parameters.psf_fwhm, fine_scale)
+    kernel = Moffat2DKernel(alpha, _MOFFAT_BETA, x_size=int(8 * alpha) | 1)
     blurred = convolve_fft(light, kernel, normalize_kernel=True, boundary="fill")
     return blurred.reshape(size, _OVERSAMPLE, size, _OVERSAMPLE).sum(axis=(1, 3))
 
@@ -457,10 +463,10 @@ def psf_image(fwhm: float = 1.3, size: int = 15) -> np.ndarray:
     """
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 3 or size % 2 == 0:
         raise ValueError(f"size must be an odd int >= 3, got {size!r}")
-    alpha = fwhm / PIXEL_SCALE / (2 * math.sqrt(2 ** (1 / 3.0) - 1))
+    alpha = _moffat_alpha(fwhm, PIXEL_SCALE)
     axis = np.arange(size) - size // 2
     radius2 = axis[:, None] ** 2 + axis[None, :] ** 2
-    kernel = (1 + radius2 / alpha**2) ** -3.0
+    kernel = (1 + radius2 / alpha**2) ** -_MOFFAT_BETA
     return (kernel / kernel.sum()).astype(np.float64)
 
 

@@ -173,7 +173,7 @@ def main() -> None:
     save_figures(out, train_images, train_labels, per_class, statistics)
     rare_scores = gain["per_class"][RARE]
     metrics = {
-        "settings": {key: value for key, value in vars(args).items() if key != "progress"},
+        "settings": {key: value for key, value in vars(args).items() if key not in ("progress", "out")},
         "classes": list(GALAXY_CLASSES),
         "rare_class": RARE,
         "classifier_gain": gain,

@@ -83,7 +83,7 @@ def augment_files(
     from invsolve.command_reconstruct import load_prior_option
     from invsolve.datasets.galaxy_zoo import read_catalog
 
-    from .galaxy.augment import parse_shard, run_augmentation, shard_path
+    from .galaxy.augment import check_new_output, parse_shard, run_augmentation, shard_path
     from .galaxy.generation import check_galaxy_prior, parse_vector, plan_from_oversampling, plan_from_query, plan_from_vectors
 
     modes = [name for name, given in (("--query", query is not None), ("--oversample", bool(oversample)),
@@ -102,8 +102,7 @@ def augment_files(
     parsed_shard = parse_shard(shard)
     out_path = Path(out)
     target = shard_path(out_path, parsed_shard) if parsed_shard is not None else out_path
-    if target.exists() and not (append or overwrite):
-        raise ValueError(f"{target} exists; pass --append to add samples to it or --overwrite to replace it")
+    check_new_output(target, append, overwrite)  # before the catalogue and the prior are read
     if modes[0] == "--vector/--vectors":
         if vector:
             given = np.stack([parse_vector(text) for text in vector])

@@ -82,7 +82,7 @@ class GalaxyWorldDataset(TrainingDataset):
     ) -> None:
         super().__init__(
             size=size, resize=None, channels=None, flip=flip, rot90=rot90, seed=seed,
-            value_range=value_range, cache=False,
+            value_range=value_range, cache=cache,
         )
         self._length = check_int(length, "length")
         if len(self._size) != 2 or self._size[0] != self._size[1]:
@@ -94,7 +94,6 @@ class GalaxyWorldDataset(TrainingDataset):
         self._renderer = renderer
         if self._declared_range is None:
             self._measured_range = (-0.15, 1.15)
-        self._cache = bool(cache)
         self._settle({(1, *self._size): "galaxy 0"})
 
     def __len__(self) -> int:
@@ -205,8 +204,9 @@ class GalaxyCatalogDataset(TrainingDataset):
             elif table.meta.get("source") == "fits":
                 values = _header_values(table, name)
             else:
-                numeric = [c for c in table.colnames if np.asarray(table[c]).ndim == 1
-                           and np.issubdtype(np.asarray(table[c]).dtype, np.number)]
+                from ..galaxy_zoo import _numeric_columns
+
+                numeric = _numeric_columns(table)
                 raise ValueError(f"condition column {name!r} is not in the catalogue; numeric columns: "
                                  f"{', '.join(numeric)} (or \"morphology\" for the 37 vote fractions)")
             if not np.isfinite(values).all():
@@ -246,11 +246,11 @@ class GalaxyCatalogDataset(TrainingDataset):
 
 def _header_values(table: Any, keyword: str) -> np.ndarray:
     """A numeric header keyword of every FITS cutout of a table (primary header, then the image HDU)."""
-    from astropy.io import fits
+    from ..io.checks import open_fits
 
     values = []
     for file in table["image"]:
-        with fits.open(str(file)) as hdus:
+        with open_fits(str(file), "FITS cutout") as hdus:
             found = next((hdu.header[keyword] for hdu in hdus if keyword in hdu.header), None)
         if isinstance(found, bool) or not isinstance(found, (int, float)):
             raise ValueError(f"FITS cutout {file}: header keyword {keyword!r} is missing or not a number "

@@ -54,7 +54,10 @@ from invsolve.files import atomic_write
 
 from .generation import GenerationPlan, check_galaxy_prior, generate, sample_seed
 
-__all__ = ["AUGMENT_FORMAT", "parse_shard", "shard_path", "run_augmentation", "merge_shards", "read_augmentation"]
+__all__ = [
+    "AUGMENT_FORMAT", "parse_shard", "shard_path", "check_new_output", "run_augmentation", "merge_shards",
+    "read_augmentation",
+]
 
 AUGMENT_FORMAT = "invsolve-augment"
 _SUFFIXES = (".h5", ".hdf5")
@@ -86,6 +89,12 @@ def shard_path(out: str | os.PathLike, shard: tuple[int, int]) -> Path:
     out = Path(out)
     stem, suffix = _check_suffix(out)
     return out.with_name(f"{stem}.shard-{shard[0]}-of-{shard[1]}{suffix}")
+
+
+def check_new_output(target: Path, append: bool, overwrite: bool) -> None:
+    """Refuse an existing output unless ``append`` or ``overwrite`` says what to do with it."""
+    if target.exists() and not (append or overwrite):
+        raise ValueError(f"{target} exists; pass --append to add samples to it or --overwrite to replace it")
 
 
 def _shard_range(size: int, shard: tuple[int, int] | None) -> range:
@@ -176,9 +185,8 @@ def run_augmentation(
     if append and shard is not None:
         raise ValueError("--append applies to a whole output, not to a shard: merge the shards first")
     offset, existing = 0, None
+    check_new_output(target, append, overwrite)
     if target.exists():
-        if not (append or overwrite):
-            raise ValueError(f"{target} exists; pass --append to add samples to it or --overwrite to replace it")
         if append:
             existing = read_augmentation(target)
             offset = int(existing["indices"].max()) + 1 if len(existing["indices"]) else 0
