@@ -22,7 +22,9 @@ its range, and the bfloat16 speed-up per repeat (bfloat16 over the float32
 measured next to it) with its median and range; ``within_tolerance`` says
 whether every repeat agrees within 10 %.  The network is the one of
 ``configs/ct-ellipses.toml`` (about 1.1 M parameters, attention at the lowest
-resolution), with v-prediction.
+resolution), with v-prediction.  On a CPU without native bfloat16 kernels
+(AVX2 only) invsolve autocasts nothing, so there both precisions measure float32;
+the JSON records ``cpu_capability`` and ``native_bfloat16``.
 
 Records the run in ``benchmarks/results/prior_training.json`` (see
 ``benchmarks/_recording.py``).
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 
 from _recording import pin_threads, results_path, run_metadata, save_run, spread, time_call
+from invsolve._precision import native_bfloat16
 from invsolve.priors import UNetPrior, train
 
 ARCHITECTURE = {"channels": [32, 64, 64], "attention_levels": [False, False, True], "num_head_channels": 32}
@@ -129,6 +132,9 @@ def main() -> None:
             key: getattr(args, key) for key in ("sizes", "batch", "threads", "repeats", "train_steps", "min_seconds")
         },
         "warmup_steps": WARMUP_STEPS,
+        # bfloat16 autocast runs only where it is native (invsolve._precision): elsewhere both rows are float32
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bfloat16": native_bfloat16("cpu"),
         "order": [],
         "cases": {},
     }

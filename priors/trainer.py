@@ -69,7 +69,10 @@ Sections and defaults
     ``grad_clip``           max global gradient norm, 0 for none (1.0)
     ``ema_decay``           EMA decay ``d`` in [0, 1) (0.999)
     ``warmup_steps``        linear learning-rate warm-up from 0 (0)
-    ``bf16``                ``torch.autocast`` with bfloat16 on CPU or CUDA (false)
+    ``bf16``                ``torch.autocast`` with bfloat16 on CPU or CUDA where the
+                            device has native bfloat16 kernels (false; elsewhere
+                            float32 with a warning, see
+                            :func:`invsolve._precision.native_bfloat16`)
     ``seed``                seed of initial weights, noise, times and data order (0)
     ``num_workers``         ``DataLoader`` worker processes (0)
     ``sample_every``        PNG grid of EMA samples every N steps and at the
@@ -165,6 +168,7 @@ import copy
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +179,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from invsolve._precision import native_bfloat16
 from invsolve.datasets.training import EpochSampler, TrainingDataset
 from invsolve.files import atomic_write, save_json, save_png
 
@@ -425,6 +430,13 @@ class _Trainer:
         self.fit_images = 0
         conditioning = resolved["prior"]["conditioning"]
         self.condition_drop = None if conditioning is None else conditioning["drop"]
+        self.autocast = settings.bf16 and native_bfloat16(device)
+        if settings.bf16 and not self.autocast and rank == 0:
+            warnings.warn(
+                f"[train] bf16 = true, but {device} has no native bfloat16 kernels (CPU capability "
+                f"{torch.backends.cpu.get_cpu_capability()}): training in float32 instead, which is far faster there",
+                stacklevel=2,
+            )
 
     def prepare_saved_prior(
         self, normalization: Normalization, fit: LowRankGaussian | None, fit_images: int
@@ -513,7 +525,7 @@ class _Trainer:
             condition = torch.zeros((settings.batch_size, size), dtype=torch.float32, device=self.device)
             condition[low:high] = local["condition"].to(self.device, non_blocking=True)
             drop = (torch.rand(settings.batch_size, generator=self.generator) < self.condition_drop).to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=settings.bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             per_item = self.prior.training_loss(
                 x0, self.generator, condition, drop, network=_rows_only(self.network, low, high)
             )

@@ -39,10 +39,12 @@ Conditioning (optional, one kind per prior; see :class:`Conditioning`)
 Mixed precision
     :meth:`UNetPrior.network_output`, the inference path every sampler uses,
     runs under ``torch.autocast`` with bfloat16 when ``inference_dtype`` is
-    ``"bfloat16"`` (on the input's device type, CPU or CUDA) and returns
-    float32.  :meth:`UNetPrior.forward` and :meth:`UNetPrior.training_loss`
-    add no autocast of their own, so a trainer chooses its precision by
-    wrapping them.
+    ``"bfloat16"`` and the input's device has native bfloat16 kernels
+    (:func:`invsolve._precision.native_bfloat16`: AVX-512 CPUs, CUDA; on an
+    AVX2-only CPU bfloat16 convolutions are ~40× slower than float32, so it
+    runs in float32 there) and returns float32.  :meth:`UNetPrior.forward`
+    and :meth:`UNetPrior.training_loss` add no autocast of their own, so a
+    trainer chooses its precision by wrapping them.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import torch
 from torch import nn
 
 from invsolve._checks import check_batched_shape, check_int, check_nonnegative, check_shape, check_tensor
+from invsolve._precision import native_bfloat16
 from invsolve._random import randn_like
 
 from .base import DiffusionPrior, Normalization, _per_sample
@@ -140,7 +143,8 @@ class UNetPrior(DiffusionPrior):
     conditioning : Conditioning, optional
         What the prior is conditioned on; ``None`` for an unconditional prior.
     inference_dtype : {"bfloat16", "float32"}
-        Precision of :meth:`network_output` (autocast; outputs are float32).
+        Precision of :meth:`network_output` (autocast where the device has
+        native bfloat16 kernels; outputs are float32).
     guidance_scale : float
         Classifier-free guidance weight ``w >= 0`` used when a condition is
         given at inference (0: the plain conditional model).
@@ -405,7 +409,8 @@ class UNetPrior(DiffusionPrior):
         """
         t = self._times(x_t, t)
         weight = self.guidance_scale
-        with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=self.inference_dtype == "bfloat16"):
+        autocast = self.inference_dtype == "bfloat16" and native_bfloat16(x_t.device)
+        with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=autocast):
             if condition is None or weight == 0:
                 output = self(x_t, t, condition).float()
             else:

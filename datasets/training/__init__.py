@@ -80,11 +80,18 @@ Common options
 ``cache``
     Read every item once at construction and keep them in memory (as one
     tensor, shared copy-on-write with ``DataLoader`` worker processes).
+``zoom`` (sources whose items are files)
+    ``[low, high]`` with ``0 < low <= high <= 1``: shrink each item by a random
+    factor in that range and place it at a random position on a canvas filled
+    with ``value_range``'s low end — the object at the scales and positions of
+    scans with larger fields of view than the training files (``mri-brain``
+    uses ``[0.45, 1.0]``: one template brain filling its slices, while
+    patients' slices show the head at many sizes).
 
 Reproducibility contract
 ------------------------
 Item ``i`` of epoch ``e`` is a pure function of ``(i, e, seed)`` and the source
-files.  Its random numbers (flips, rotations, random crops) come from a
+files.  Its random numbers (flips, rotations, zoom, random crops) come from a
 generator seeded with ``numpy.random.SeedSequence((seed, e, i, stream))``,
 never from global random state, so a trainer that resumes from a checkpoint
 gets the same tensors bit for bit, in any ``DataLoader`` worker and in any

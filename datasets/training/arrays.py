@@ -56,7 +56,7 @@ class FastMRITargetDataset(TrainingDataset):
     target_key : str, optional
         ``"reconstruction_rss"`` or ``"reconstruction_esc"`` (or another
         dataset name); by default the multi-coil or single-coil target of each file.
-    size, resize, channels, flip, rot90, seed, value_range, cache
+    size, resize, channels, flip, rot90, seed, value_range, cache, zoom
         See :class:`TrainingDataset`.
 
     Notes
@@ -80,12 +80,13 @@ class FastMRITargetDataset(TrainingDataset):
         seed: int = 0,
         value_range: Sequence[float] | None = None,
         cache: bool = False,
+        zoom: Sequence[float] | None = None,
     ) -> None:
         from ..io.fastmri import FastMRISliceDataset
 
         super().__init__(
             size=size, resize=resize, channels=channels, flip=flip, rot90=rot90, seed=seed,
-            value_range=value_range, cache=cache,
+            value_range=value_range, cache=cache, zoom=zoom,
         )
         if target_key is not None and (not isinstance(target_key, str) or not target_key):
             raise TypeError(f"target_key must be a non-empty string or None, got {target_key!r}")
@@ -163,7 +164,7 @@ class FITSCutoutDataset(TrainingDataset):
         Non-finite pixels (NaN, ±inf) in a cutout: an error naming the file
         (default); ``"skip"``: leave out fixed cutouts that hold one, and draw
         random crops again (up to 100 times); a number: replace them by it.
-    size, resize, channels, flip, rot90, seed, value_range, cache
+    size, resize, channels, flip, rot90, seed, value_range, cache, zoom
         See :class:`TrainingDataset` (``cache`` only without ``random_crops``).
 
     Notes
@@ -191,12 +192,13 @@ class FITSCutoutDataset(TrainingDataset):
         seed: int = 0,
         value_range: Sequence[float] | None = None,
         cache: bool = False,
+        zoom: Sequence[float] | None = None,
     ) -> None:
         self._crops = check_int(random_crops, "random_crops", optional=True)
         self._random_source = self._crops is not None
         super().__init__(
             size=size, resize=resize, channels=channels, flip=flip, rot90=rot90, seed=seed,
-            value_range=value_range, cache=cache,
+            value_range=value_range, cache=cache, zoom=zoom,
         )
         if hdu is not None and (isinstance(hdu, bool) or not isinstance(hdu, (numbers.Integral, str))):
             raise TypeError(f"hdu must be an HDU index (int), an EXTNAME (str) or None, got {hdu!r}")
@@ -334,7 +336,7 @@ class HDF5ArrayDataset(TrainingDataset):
     layout : {"NHW", "NCHW", "NHWC", "NDHW", "NCDHW"}, optional
         Axes of the dataset (``N`` items); by default ``NHW`` for 3 axes,
         ``NCHW`` for 4 and ``NCDHW`` for 5.
-    size, resize, channels, flip, rot90, seed, value_range, cache
+    size, resize, channels, flip, rot90, seed, value_range, cache, zoom
         See :class:`TrainingDataset`.
     """
 
@@ -354,12 +356,13 @@ class HDF5ArrayDataset(TrainingDataset):
         seed: int = 0,
         value_range: Sequence[float] | None = None,
         cache: bool = False,
+        zoom: Sequence[float] | None = None,
     ) -> None:
         import h5py
 
         super().__init__(
             size=size, resize=resize, channels=channels, flip=flip, rot90=rot90, seed=seed,
-            value_range=value_range, cache=cache,
+            value_range=value_range, cache=cache, zoom=zoom,
         )
         if not isinstance(key, str) or not key:
             raise TypeError(f"key must be the non-empty name of an HDF5 dataset, got {key!r}")

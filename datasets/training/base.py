@@ -2,8 +2,8 @@
 
 :class:`TrainingDataset` holds what every source shares: the common options
 (``size``, ``resize``, ``channels``, ``flip``, ``rot90``, ``seed``,
-``value_range``, ``cache``), the per-item seeding of the reproducibility
-contract (:mod:`invsolve.datasets.training`), resizing, augmentation and
+``value_range``, ``cache``; ``zoom`` where a source offers it), the per-item
+seeding of the reproducibility contract (:mod:`invsolve.datasets.training`), resizing, augmentation and
 :meth:`~TrainingDataset.describe`.  The argument checks and file helpers used
 by several source modules are public here.
 """
@@ -44,6 +44,7 @@ _SIZE_LAYOUTS = (("H", "W"), ("D", "H", "W"))
 _AUGMENT_STREAM = 0
 _SOURCE_STREAM = 1
 _ORDER_STREAM = 2
+_ZOOM_STREAM = 3
 
 
 def _item_generator(seed: int, epoch: int, index: int, stream: int) -> torch.Generator:
@@ -116,6 +117,13 @@ class TrainingDataset(Dataset, abc.ABC):
         Declared ``(low, high)``, ``low < high``, instead of the measured range.
     cache : bool
         Keep all items (resized, not augmented) in memory, read at construction.
+    zoom : (float, float), optional
+        Field-of-view augmentation ``(low, high)``, ``0 < low <= high <= 1``:
+        each item is shrunk by a factor drawn uniformly from that range and
+        placed at a uniformly drawn position on a canvas of the item size filled
+        with ``value_range``'s low end (the background of a CT or MRI slice), so
+        that the prior sees the object at the scales and positions of scans with
+        larger fields of view.  Sources whose items are files offer it.
     """
 
     source: ClassVar[str]
@@ -133,6 +141,7 @@ class TrainingDataset(Dataset, abc.ABC):
         seed: int,
         value_range: Sequence[float] | None,
         cache: bool,
+        zoom: Sequence[float] | None = None,
     ) -> None:
         self._size = None if size is None else check_shape(size, "size", *_SIZE_LAYOUTS)
         if resize is not None and resize not in _RESIZE_RULES:
@@ -148,6 +157,7 @@ class TrainingDataset(Dataset, abc.ABC):
         if self._cache and self._random_source:
             raise ValueError(f"cache = true cannot be used with the random crops of source {self.source!r}")
         self._declared_range = None if value_range is None else check_value_range(value_range, "value_range")
+        self._zoom = None if zoom is None else _check_zoom(zoom)
         self._measured_range: tuple[float, float] | None = None
         self._cached: torch.Tensor | None = None
         self._shape: tuple[int, ...] = ()
@@ -201,6 +211,8 @@ class TrainingDataset(Dataset, abc.ABC):
         else:
             generator = _item_generator(self._seed, epoch, index, _SOURCE_STREAM) if self._random_source else None
             image = self._fit(self._load(index, generator), index)
+        if self._zoom is not None:
+            image = self._zoom_out(image, _item_generator(self._seed, epoch, index, _ZOOM_STREAM))
         if not (self._flip or self._rot90):
             return image
         return augment_image(image, _item_generator(self._seed, epoch, index, _AUGMENT_STREAM),
@@ -337,6 +349,7 @@ class TrainingDataset(Dataset, abc.ABC):
             "seed": self._seed,
             "value_range": None if self._declared_range is None else list(self._declared_range),
             "cache": self._cache,
+            "zoom": None if self._zoom is None else list(self._zoom),
         }
         allowed = inspect.signature(type(self)).parameters
         return {key: value for key, value in common.items() if value is not None and key in allowed}
@@ -389,6 +402,25 @@ class TrainingDataset(Dataset, abc.ABC):
             return F.interpolate(image[None], size=target, mode="area")[0]
         antialias = self._resize == "bilinear"
         return F.interpolate(image[None], size=target, mode=self._resize, align_corners=False, antialias=antialias)[0]
+
+    def _zoom_out(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``image`` shrunk by a random factor of the ``zoom`` range, at a random place on a background canvas.
+
+        Area resampling (convex weights) keeps the item within :attr:`value_range`.
+        The draws — the factor, then one offset per spatial axis — are always made.
+        """
+        low, high = self._zoom
+        scale = low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64))
+        spatial = tuple(image.shape[1:])
+        shrunk = tuple(max(1, round(scale * length)) for length in spatial)
+        offsets = [int(torch.randint(0, length - small + 1, (1,), generator=generator))
+                   for length, small in zip(spatial, shrunk)]
+        if shrunk == spatial:
+            return image
+        canvas = torch.full_like(image, self.value_range[0])
+        window = tuple(slice(offset, offset + small) for offset, small in zip(offsets, shrunk))
+        canvas[(slice(None), *window)] = F.interpolate(image[None], size=shrunk, mode="area")[0]
+        return canvas
 
     def _check_index(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
@@ -479,6 +511,13 @@ def check_value_range(value: object, name: str) -> tuple[float, float]:
     low, high = check_range(value, name, lower=-math.inf)
     if not low < high:
         raise ValueError(f"{name} must be a pair (low, high) with low < high, got {value!r}")
+    return low, high
+
+
+def _check_zoom(value: object) -> tuple[float, float]:
+    low, high = check_range(value, "zoom", lower=0.0, upper=1.0)
+    if low == 0.0:
+        raise ValueError(f"zoom must be a pair (low, high) with 0 < low <= high <= 1 (shrink factors), got {value!r}")
     return low, high
 
 

@@ -146,7 +146,7 @@ class GalaxyCatalogDataset(TrainingDataset):
         those numeric catalogue columns (e.g. ``["label"]`` of Galaxy10, or
         ``["redshift"]``), in that order; for FITS cutouts a name that is no
         column is read as a header keyword of each file.
-    size, resize, channels, flip, rot90, seed, value_range, cache
+    size, resize, channels, flip, rot90, seed, value_range, cache, zoom
         See :class:`TrainingDataset`.
     """
 
@@ -169,11 +169,12 @@ class GalaxyCatalogDataset(TrainingDataset):
         seed: int = 0,
         value_range: Sequence[float] | None = None,
         cache: bool = False,
+        zoom: Sequence[float] | None = None,
     ) -> None:
         from ..galaxy_zoo import read_catalog, select_rows
 
         super().__init__(size=size, resize=resize, channels=channels, flip=flip, rot90=rot90, seed=seed,
-                         value_range=value_range, cache=cache)
+                         value_range=value_range, cache=cache, zoom=zoom)
         table = read_catalog(path, kind=kind, mapping=mapping, images=images)
         if "image" not in table.colnames:
             raise ValueError(f"the catalogue {path} has no images: give images = the image folder"

@@ -58,7 +58,7 @@ class ImageFolderDataset(TrainingDataset):
     ----------
     path : str or os.PathLike
         The folder.
-    size, resize, channels, flip, rot90, seed, value_range, cache
+    size, resize, channels, flip, rot90, seed, value_range, cache, zoom
         See :class:`TrainingDataset`.
 
     Examples
@@ -82,10 +82,11 @@ class ImageFolderDataset(TrainingDataset):
         seed: int = 0,
         value_range: Sequence[float] | None = None,
         cache: bool = False,
+        zoom: Sequence[float] | None = None,
     ) -> None:
         super().__init__(
             size=size, resize=resize, channels=channels, flip=flip, rot90=rot90, seed=seed,
-            value_range=value_range, cache=cache,
+            value_range=value_range, cache=cache, zoom=zoom,
         )
         self._root = existing_path(path, "path")
         if not self._root.is_dir():
@@ -179,7 +180,7 @@ class VolumeSliceDataset(TrainingDataset):
         once at construction.
     min_foreground : float
         Fraction in ``[0, 1)`` for ``empty_threshold`` (default 0: one pixel suffices).
-    size, resize, channels, flip, rot90, seed, value_range, cache
+    size, resize, channels, flip, rot90, seed, value_range, cache, zoom
         See :class:`TrainingDataset`.
 
     Notes
@@ -217,11 +218,12 @@ class VolumeSliceDataset(TrainingDataset):
         seed: int = 0,
         value_range: Sequence[float] | None = None,
         cache: bool = False,
+        zoom: Sequence[float] | None = None,
     ) -> None:
         window_range = None if window is None else check_value_range(window, "window")
         super().__init__(
             size=size, resize=resize, channels=channels, flip=flip, rot90=rot90, seed=seed,
-            value_range=value_range if value_range is not None else window_range, cache=cache,
+            value_range=value_range if value_range is not None else window_range, cache=cache, zoom=zoom,
         )
         integer = isinstance(axis, numbers.Integral) and not isinstance(axis, bool)
         if axis != "none" and not (integer and axis in (0, 1, 2)):

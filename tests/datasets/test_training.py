@@ -365,6 +365,50 @@ def test_augmentations_are_pure_functions_of_index_epoch_and_seed(grey_folder):
         ImageFolderDataset(grey_folder, size=(3, 5), resize="area", rot90=True)
 
 
+def test_zoom_shrinks_each_item_onto_a_background_canvas(tmp_path):
+    folder = tmp_path / "zoom"
+    folder.mkdir()
+    ramp = np.arange(64, dtype=np.float32).reshape(1, 8, 8) / 63 * 4 + 1  # values 1..5, no background
+    np.save(folder / "ramp.npy", ramp)
+    data = ImageFolderDataset(folder, zoom=(0.5, 0.5), value_range=(-1.0, 6.0), seed=3)
+    shrunk = torch.nn.functional.interpolate(torch.from_numpy(ramp)[None], size=(4, 4), mode="area")[0]
+    positions = set()
+    for epoch in range(12):
+        item = data.item(0, epoch)
+        assert item.shape == (1, 8, 8)
+        inside = (item != -1.0).nonzero()[:, 1:]
+        top, left = inside.min(0).values.tolist()
+        assert inside.max(0).values.tolist() == [top + 3, left + 3] and len(inside) == 16  # a 4×4 window
+        torch.testing.assert_close(item[:, top:top + 4, left:left + 4], shrunk, rtol=0, atol=0)
+        assert torch.equal(item, data.item(0, epoch))  # a pure function of (index, epoch, seed)
+        positions.add((top, left))
+    assert len(positions) > 3  # the position is drawn, not fixed
+    scales = ImageFolderDataset(folder, zoom=(0.25, 1.0), value_range=(-1.0, 6.0), seed=3)
+    sizes = {int((scales.item(0, epoch) != -1.0).sum()) for epoch in range(30)}
+    assert {4, 64} & sizes and len(sizes) > 3 and sizes <= {4, 9, 16, 25, 36, 49, 64}
+    unchanged = ImageFolderDataset(folder, zoom=(1.0, 1.0), value_range=(-1.0, 6.0))
+    assert torch.equal(unchanged.item(0, 5), torch.from_numpy(ramp))
+    assert data.describe()["config"]["zoom"] == [0.5, 0.5]
+    assert "zoom" not in ImageFolderDataset(folder).describe()["config"]
+    for bad in ([0.0, 1.0], [0.5, 1.5], [0.9, 0.5], [0.5]):
+        with pytest.raises(ValueError, match=r"zoom must be a pair \(low, high\) with 0"):
+            ImageFolderDataset(folder, zoom=bad)
+    with pytest.raises(ValueError, match="unknown key 'zoom' for source 'phantoms'"):
+        training_dataset({"source": "phantoms", "length": 2, "size": [8, 8], "zoom": [0.5, 1.0]})
+
+
+def test_zoom_of_volume_slices_from_a_config(nifti_file):
+    config = {"source": "volumes", "path": str(nifti_file[0]), "axis": 0, "window": [0, 300], "zoom": [0.5, 0.75]}
+    data = training_dataset(config)
+    plain = training_dataset({key: value for key, value in config.items() if key != "zoom"})
+    for index in range(min(3, len(data))):
+        item, full = data.item(index, 0), plain.item(index, 0)
+        assert item.shape == full.shape
+        assert 0.0 <= float(item.min()) and float(item.max()) <= float(full.max())
+        assert int((item == 0.0).sum()) >= item[0].numel() * (1 - 0.75 ** 2) - item.shape[-1]
+    assert training_dataset(data.describe()["config"]).item(1, 2).equal(data.item(1, 2))
+
+
 def test_cache_gives_the_same_items(grey_folder):
     cached = ImageFolderDataset(grey_folder, flip=True, seed=2, cache=True)
     direct = ImageFolderDataset(grey_folder, flip=True, seed=2)
@@ -399,7 +443,7 @@ def test_dataloader_with_two_workers_and_epoch_sampler(grey_folder):
 def test_config_errors(grey_folder, tmp_path):
     folder = str(grey_folder)
     with pytest.raises(ValueError, match=r"unknown key 'sizes' for source 'image-folder'; allowed keys: source, cache, "
-                                          r"channels, flip, path, resize, rot90, seed, size, value_range"):
+                                          r"channels, flip, path, resize, rot90, seed, size, value_range, zoom"):
         training_dataset({"source": "image-folder", "path": folder, "sizes": [8, 8]})
     with pytest.raises(ValueError, match=r"config has no 'source' key; expected source = one of 'image-folder'"):
         training_dataset({"path": folder})

@@ -62,11 +62,19 @@ def straight_runs(tmp_path_factory):
     def run(bf16):
         if bf16 not in runs:
             folder = tmp_path_factory.mktemp(f"straight-bf16-{bf16}")
-            train(tiny_config(folder, bf16=bf16, sample_every=3, sample_steps=5), progress=False)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr("invsolve.priors.trainer.native_bfloat16", lambda device: True)
+                train(tiny_config(folder, bf16=bf16, sample_every=3, sample_steps=5), progress=False)
             runs[bf16] = folder
         return runs[bf16]
 
     return run
+
+
+@pytest.fixture
+def native_bfloat16(monkeypatch):
+    """Autocast with bfloat16 wherever bf16 = true asks for it, on any CPU (AVX2 ones too)."""
+    monkeypatch.setattr("invsolve.priors.trainer.native_bfloat16", lambda device: True)
 
 
 def assert_same_state(a, b):
@@ -82,7 +90,7 @@ def assert_same_state(a, b):
 
 
 @pytest.mark.parametrize("bf16", [False, True])
-def test_resume_continues_bit_for_bit(straight_runs, tmp_path, bf16):
+def test_resume_continues_bit_for_bit(straight_runs, tmp_path, bf16, native_bfloat16):
     reference = load_train_state(straight_runs(bf16) / "train_state.pt")
     assert reference["step"] == 6 and reference["losses"].shape == (6,)
 
@@ -115,6 +123,16 @@ def test_resume_continues_bit_for_bit(straight_runs, tmp_path, bf16):
     assert all(torch.equal(final.state_dict()[name], value) for name, value in expected.state_dict().items())
     trainings = [read_metadata(folder / "prior.pt")["training"] for folder in (killed, straight_runs(bf16))]
     assert trainings[0]["gaussian_fit"] == trainings[1]["gaussian_fit"] and trainings[0]["loss"] == trainings[1]["loss"]
+
+
+def test_bf16_falls_back_to_float32_with_a_warning_where_bfloat16_is_slow(straight_runs, tmp_path, monkeypatch):
+    monkeypatch.setattr("invsolve.priors.trainer.native_bfloat16", lambda device: False)
+    with pytest.warns(UserWarning, match=r"bf16 = true, but cpu has no native bfloat16 kernels .*training in float32"):
+        train(tiny_config(tmp_path, bf16=True, sample_every=3, sample_steps=5), progress=False)
+    float32, bfloat16 = (load_train_state(straight_runs(bf16) / "train_state.pt") for bf16 in (False, True))
+    assert_same_state(load_train_state(tmp_path / "train_state.pt"), float32)
+    assert not torch.equal(float32["losses"], bfloat16["losses"])  # the reference runs differ in precision
+    assert load_prior(tmp_path / "prior.pt").inference_dtype == "bfloat16"  # as asked, used where it is fast
 
 
 def test_workers_load_the_same_batches(straight_runs, tmp_path):

@@ -181,7 +181,13 @@ def test_classifier_free_guidance(kind):
     assert torch.allclose(prior.denoise(x_t, t, condition), prior.predict(x_t, t, condition)[0])
 
 
-def test_bfloat16_inference_is_close_to_float32_and_differentiable():
+@pytest.fixture
+def native_bfloat16(monkeypatch):
+    """Take the bfloat16 autocast path of network_output on any CPU (AVX2 ones too)."""
+    monkeypatch.setattr("invsolve.priors.unet.native_bfloat16", lambda device: True)
+
+
+def test_bfloat16_inference_is_close_to_float32_and_differentiable(native_bfloat16):
     prior = wake(tiny((1, 32, 32), prediction="v"))
     x_t = torch.randn(4, 1, 32, 32, requires_grad=True)
     t = torch.tensor([0.05, 0.3, 0.6, 0.95])
@@ -193,6 +199,19 @@ def test_bfloat16_inference_is_close_to_float32_and_differentiable():
     assert 0 < relative < 3e-2  # bfloat16 keeps 8 bits of mantissa; measured 1.5e-2
     (gradient,) = torch.autograd.grad(prior.denoise(x_t, t).square().sum(), x_t)  # DPS backpropagates
     assert bool(torch.isfinite(gradient).all())
+
+
+def test_bfloat16_inference_falls_back_to_float32_where_bfloat16_is_slow(monkeypatch):
+    prior = wake(tiny((1, 16, 16), prediction="v"))
+    x_t, t = torch.randn(2, 1, 16, 16), torch.tensor([0.2, 0.7])
+    reference = prior.network_output(x_t, t)
+    prior.inference_dtype = "bfloat16"
+    asked = []
+    monkeypatch.setattr("invsolve.priors.unet.native_bfloat16", lambda device: asked.append(device) or False)
+    assert torch.equal(prior.network_output(x_t, t), reference)
+    assert asked == [x_t.device]
+    monkeypatch.setattr("invsolve.priors.unet.native_bfloat16", lambda device: True)
+    assert not torch.equal(prior.network_output(x_t, t), reference)
 
 
 def test_a_few_hundred_steps_learn_a_two_point_distribution():
