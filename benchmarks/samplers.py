@@ -256,6 +256,7 @@ def main() -> None:
     parser.add_argument("--sampler", choices=available_samplers(), action="append", help="sampler(s) (default all)")
     parser.add_argument("--samples", type=int, default=4, help="draws averaged without a preset (default %(default)s)")
     parser.add_argument("--ct-prior", help="a prior checkpoint for the CT tasks (default the embedded ct-ellipses)")
+    parser.add_argument("--mri-prior", help="a prior checkpoint for the MRI tasks (default the embedded mri-brain)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", help="write a PSNR-against-NFE plot to this PNG")
     parser.add_argument("--records", nargs="+", metavar="JSONL",
@@ -275,7 +276,8 @@ def main() -> None:
             prior = load_prior(args.ct_prior) if args.ct_prior else pretrained("ct-ellipses")
             records += run_ct_task(name, task, samplers, args.samples, args.seed, prior)
         else:
-            records += run_mri_task(name, task, samplers, args.samples, args.seed, pretrained("mri-brain"))
+            prior = load_prior(args.mri_prior) if args.mri_prior else pretrained("mri-brain")
+            records += run_mri_task(name, task, samplers, args.samples, args.seed, prior)
     if args.plot:
         plot(records, args.plot)
 

@@ -21,7 +21,12 @@ line per run and, last, the best setting per sampler, which is what the preset h
   (the mask family of ``invsolve demo inpainting``), 10 HU of Gaussian noise, prior
   ``ct-ellipses``, PSNR over 2000 HU.
 
-    python benchmarks/sweep_presets.py --task mri-cartesian [--sampler dds]
+    python benchmarks/sweep_presets.py --task mri-cartesian [--sampler dds] [--fix steps=100]
+        [--mri-prior CHECKPOINT] [--zoom 0.6]
+
+``--zoom`` shrinks the MRI validation brains onto the centre of the field of view
+(the scale of scans whose field of view is larger than the brain); ``--fix KEY=VALUE``
+runs one value of a grid entry.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from invsolve.operators.ct import (
     limited_angle_angles,
     sparse_view_angles,
 )
-from invsolve.priors import pretrained
+from invsolve.priors import load_prior, pretrained
 # the sibling benchmark: the scans of its test tasks, here of validation images
 from samplers import FIELD_OF_VIEW_MM, INCIDENT_FLUX, MRI_NOISE_STD, TASKS, MRITask, mri_scan
 
@@ -117,21 +122,32 @@ def inpainting_cases() -> list[Case]:
                  lambda image: statistics.fmean(ct_demo_scores(image, truth)["psnr_db"]))]
 
 
-def colin27_slices() -> torch.Tensor:
-    """``(4, 64, 64)`` complex validation slices (see the module docstring)."""
+def colin27_slices(zoom: float = 1.0) -> torch.Tensor:
+    """``(4, 64, 64)`` complex validation slices (see the module docstring).
+
+    ``zoom < 1`` shrinks each slice by that factor (area averaging) onto the
+    centre of an empty 64² field of view: the brain as a scan with a larger field
+    of view shows it.
+    """
     import nibabel
 
     volume = torch.from_numpy(nibabel.load(COLIN27).get_fdata()).float()
     planes = torch.stack([volume[:, :, index].T for index in COLIN27_SLICES])[:, None]
     magnitude = torch.nn.functional.adaptive_avg_pool2d(planes, 64).double()
+    if zoom < 1:
+        side = round(64 * zoom)
+        start = (64 - side) // 2
+        shrunk = torch.nn.functional.interpolate(magnitude, size=(side, side), mode="area")
+        magnitude = torch.zeros_like(magnitude)
+        magnitude[..., start:start + side, start:start + side] = shrunk
     magnitude = magnitude / magnitude.amax(dim=(-2, -1), keepdim=True) * 0.9
     return (magnitude * torch.exp(1j * synthetic_mr_phase(64)))[:, 0]
 
 
-def mri_cases() -> list[Case]:
-    prior = pretrained("mri-brain")
+def mri_cases(prior_file: str | None = None, zoom: float = 1.0) -> list[Case]:
+    prior = load_prior(prior_file) if prior_file else pretrained("mri-brain")
     cases = []
-    for index, image in enumerate(colin27_slices()):
+    for index, image in enumerate(colin27_slices(zoom)):
         for task in (task for task in TASKS.values() if isinstance(task, MRITask)):
             mask_seed = 100 + 10 * index + task.acceleration
             y, operator, mask, reference = mri_scan(image[None, None], task, mask_seed, noise_seed=index)
@@ -145,11 +161,12 @@ def mri_cases() -> list[Case]:
     return cases
 
 
+#: task → its validation cases, from the command-line arguments
 CASES = {
-    "ct-sparse": lambda: ct_cases(sparse_view_angles(16)),
-    "ct-limited": lambda: ct_cases(limited_angle_angles(32, 0.0, torch.pi / 2)),
-    "mri-cartesian": mri_cases,
-    "inpainting": inpainting_cases,
+    "ct-sparse": lambda args: ct_cases(sparse_view_angles(16)),
+    "ct-limited": lambda args: ct_cases(limited_angle_angles(32, 0.0, torch.pi / 2)),
+    "mri-cartesian": lambda args: mri_cases(args.mri_prior, args.zoom),
+    "inpainting": lambda args: inpainting_cases(),
 }
 
 
@@ -158,12 +175,29 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(GRIDS), default="ct-sparse")
     parser.add_argument("--sampler", action="append", help="sampler(s) of the task's grid (default all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
+                        help="run only this value of a grid entry, e.g. --fix steps=100 (repeatable)")
+    parser.add_argument("--mri-prior", help="mri-cartesian: a prior checkpoint instead of the embedded mri-brain")
+    parser.add_argument("--zoom", type=float, default=1.0,
+                        help="mri-cartesian: shrink the validation brains by this factor in (0, 1] (default 1)")
     args = parser.parse_args()
-    cases = CASES[args.task]()
+    if not 0 < args.zoom <= 1:
+        parser.error(f"--zoom must be in (0, 1], got {args.zoom}")
+    fixed = {}
+    for entry in args.fix:
+        key, separator, value = entry.partition("=")
+        if not separator:
+            parser.error(f"--fix takes KEY=VALUE, got {entry!r}")
+        fixed[key] = json.loads(value)
+    cases = CASES[args.task](args)
     best = {}
     for sampler, grid in GRIDS[args.task].items():
         if args.sampler and sampler not in args.sampler:
             continue
+        unknown = sorted(set(fixed) - set(grid))
+        if unknown:
+            parser.error(f"--fix {unknown[0]}: not a grid entry of {sampler} ({', '.join(grid)})")
+        grid = {key: [fixed[key]] if key in fixed else values for key, values in grid.items()}
         for values in itertools.product(*grid.values()):
             settings = dict(zip(grid, values))
             results = [

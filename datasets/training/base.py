@@ -291,19 +291,19 @@ class TrainingDataset(Dataset, abc.ABC):
 
     def _scan_range(self) -> tuple[float, float]:
         """Minimum and maximum over all source images (reads each once)."""
-        if self._cached is not None:
-            return float(self._cached.min()), float(self._cached.max())
         low, high = math.inf, -math.inf
         for index in range(len(self)):
             image = self._load(index, None)
             low, high = min(low, float(image.min())), max(high, float(image.max()))
         return low, high
 
-    def _settle(self, layouts: Mapping[tuple[int, ...], str]) -> None:
+    def _settle(self, layouts: Mapping[tuple[int, ...], str], loaded: Sequence[torch.Tensor] | None = None) -> None:
         """Fix the item shape from the source shapes found, check the options, fill the cache.
 
         ``layouts`` maps each distinct source shape ``(C, *spatial)`` to the
-        name of one image that has it.
+        name of one image that has it; ``loaded``, every source image already
+        read (by a source that reads them all to check them), fills the cache
+        without reading them again.
         """
         counts = sorted({shape[0] for shape in layouts})
         if len(counts) > 1:
@@ -335,7 +335,13 @@ class TrainingDataset(Dataset, abc.ABC):
             raise ValueError(f"rot90 = true needs square items (H == W), got size {_format(target)}")
         self._shape = (channels, *target)
         if self._cache:
-            self._cached = torch.stack([self._fit(self._load(index, None), index) for index in range(len(self))])
+            sources = loaded if loaded is not None else (self._load(index, None) for index in range(len(self)))
+            fitted, low, high = [], math.inf, -math.inf
+            for index, image in enumerate(sources):  # the range of the source pixels, as without the cache
+                low, high = min(low, float(image.min())), max(high, float(image.max()))
+                fitted.append(self._fit(image, index))
+            self._cached = torch.stack(fitted)
+            self._measured_range = (low, high)
 
     # -- internals -------------------------------------------------------------------
     def _common_config(self) -> dict[str, Any]:

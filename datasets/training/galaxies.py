@@ -189,8 +189,16 @@ class GalaxyCatalogDataset(TrainingDataset):
                          "mapping": None if mapping is None else str(Path(mapping).resolve())}
         self._condition_spec = condition if condition == "morphology" else list(condition)
         self._conditions = self._read_conditions(table, self._condition_spec)
-        # every image is read once here, so that a damaged file fails now, not in the middle of training
-        self._settle({tuple(self._load(index, None).shape): self._name(index) for index in range(len(self))})
+        # every image is read once here, so that a damaged file fails now, not in the middle of training;
+        # with cache = true those reads fill the cache
+        layouts: dict[tuple[int, ...], str] = {}
+        loaded = []
+        for index in range(len(self)):
+            image = self._load(index, None)
+            layouts.setdefault(tuple(image.shape), self._name(index))
+            if self._cache:
+                loaded.append(image)
+        self._settle(layouts, loaded if self._cache else None)
 
     @staticmethod
     def _read_conditions(table: Any, spec: str | list[str]) -> torch.Tensor:

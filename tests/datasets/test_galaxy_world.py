@@ -175,6 +175,23 @@ def test_galaxy10_catalogue_source_conditions_on_morphology_or_columns(tmp_path)
         training_dataset({"source": "galaxy-catalog", "path": str(path), "query": "label==7"})
 
 
+def test_a_cached_catalogue_source_reads_each_image_once(tmp_path, monkeypatch):
+    from invsolve.datasets import galaxy_zoo
+
+    path = _galaxy10_file(tmp_path / "Galaxy10_DECals.h5", [0, 5, 9])
+    plain = training_dataset({"source": "galaxy-catalog", "path": str(path), "size": [8, 8], "resize": "area", "zoom": [0.5, 1]})
+    reads = []
+    original = galaxy_zoo.catalog_image
+    monkeypatch.setattr(galaxy_zoo, "catalog_image", lambda table, index: reads.append(index) or original(table, index))
+    cached = training_dataset({"source": "galaxy-catalog", "path": str(path), "size": [8, 8], "resize": "area",
+                               "zoom": [0.5, 1], "cache": True})
+    assert reads == [0, 1, 2]  # the check at construction fills the cache
+    items = [cached[(index, 2)]["image"] for index in range(3)]
+    assert reads == [0, 1, 2]
+    assert all(torch.equal(item, plain[(index, 2)]["image"]) for index, item in enumerate(items))  # zoom included
+    assert cached.value_range == plain.value_range == (0.0, 255.0)  # the source pixels' range in both
+
+
 def test_fits_cutouts_give_header_keywords_as_conditions(tmp_path):
     from astropy.io import fits
 
