@@ -186,9 +186,12 @@ def main() -> None:
     fixed = {}
     for entry in args.fix:
         key, separator, value = entry.partition("=")
+        try:
+            fixed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            separator = ""
         if not separator:
-            parser.error(f"--fix takes KEY=VALUE, got {entry!r}")
-        fixed[key] = json.loads(value)
+            parser.error(f"--fix takes KEY=VALUE with a JSON value (e.g. steps=100), got {entry!r}")
     cases = CASES[args.task](args)
     best = {}
     for sampler, grid in GRIDS[args.task].items():

@@ -84,9 +84,9 @@ Common options
     ``[low, high]`` with ``0 < low <= high <= 1``: shrink each item by a random
     factor in that range and place it at a random position on a canvas filled
     with ``value_range``'s low end — the object at the scales and positions of
-    scans with larger fields of view than the training files (``mri-brain``
-    uses ``[0.45, 1.0]``: one template brain filling its slices, while
-    patients' slices show the head at many sizes).
+    scans with larger fields of view than the training files (e.g.
+    ``[0.45, 1.0]`` for one template brain that fills its slices, while
+    patients' scans show the head at many sizes).
 
 Reproducibility contract
 ------------------------
