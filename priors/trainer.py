@@ -432,9 +432,10 @@ class _Trainer:
         self.condition_drop = None if conditioning is None else conditioning["drop"]
         self.autocast = settings.bf16 and native_bfloat16(device)
         if settings.bf16 and not self.autocast and rank == 0:
+            found = f"CPU capability {torch.backends.cpu.get_cpu_capability()}" if device.type == "cpu" else str(device)
             warnings.warn(
-                f"[train] bf16 = true, but {device} has no native bfloat16 kernels (CPU capability "
-                f"{torch.backends.cpu.get_cpu_capability()}): training in float32 instead, which is far faster there",
+                f"[train] bf16 = true, but {device.type} has no native bfloat16 kernels ({found}): training in "
+                "float32 instead, which is far faster there",
                 stacklevel=2,
             )
 

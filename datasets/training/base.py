@@ -2,8 +2,9 @@
 
 :class:`TrainingDataset` holds what every source shares: the common options
 (``size``, ``resize``, ``channels``, ``flip``, ``rot90``, ``seed``,
-``value_range``, ``cache``; ``zoom`` where a source offers it), the per-item
-seeding of the reproducibility contract (:mod:`invsolve.datasets.training`), resizing, augmentation and
+``value_range``, ``cache``; ``zoom`` where a source offers it), the
+per-item seeding of the reproducibility contract
+(:mod:`invsolve.datasets.training`), resizing, augmentation and
 :meth:`~TrainingDataset.describe`.  The argument checks and file helpers used
 by several source modules are public here.
 """
@@ -342,6 +343,8 @@ class TrainingDataset(Dataset, abc.ABC):
                 fitted.append(self._fit(image, index))
             self._cached = torch.stack(fitted)
             self._measured_range = (low, high)
+        if self._zoom is not None and self._declared_range is None and self._measured_range is None:
+            self._measured_range = self._scan_range()  # zoom's background: measured here, not in every worker
 
     # -- internals -------------------------------------------------------------------
     def _common_config(self) -> dict[str, Any]:
