@@ -39,7 +39,8 @@ method, every scene's scores, the real frame's gCNR).
 
 Run: ``python examples/ultrasound_dehaze.py [--out ultrasound-dehaze] [--scenes 4]
 [--gammas 0.1 0.2 0.3] [--no-progress]`` (needs scikit-image, part of the
-``ultrasound`` extra).
+``ultrasound`` extra); ``--quick`` for a smoke run (the presets' samplers with
+10 steps and two samples, every stage as in the full run).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ DYNAMIC_RANGE = 60.0
 #: over γ = 0.1, 0.2, 0.3 of h = 1, 2, 4, 8, 12, 16, 24 (docs/benchmarks/sweep_ultrasound_dehaze.jsonl): PSNR peaks at the
 #: weakest filter (hazy input 27.68 dB, h = 1 27.65 dB), gCNR at h = 12 (0.741; 8 and 16 within 0.001)
 NLM_STRENGTH = {"psnr": 1.0, "gcnr": 12.0}
+#: sampler steps and samples of the --quick smoke run (two samples: the std maps stay defined)
+QUICK_STEPS, QUICK_SAMPLES = 10, 2
 #: column key → title in the figure and the table
 METHODS = {
     "hazy": "hazy input",
@@ -99,10 +102,16 @@ def _means(rows: list[dict[str, Any]], gammas: list[float], keys: list[str]) -> 
     }
 
 
+def sampler_settings(preset: str, quick: bool) -> dict[str, Any]:
+    """The joint-dehaze settings of ``preset``; with ``quick``, fewer steps and samples (a smoke run)."""
+    settings = dict(PRESETS[preset].samplers["joint-dehaze"])
+    return {**settings, "steps": QUICK_STEPS, "n_samples": QUICK_SAMPLES} if quick else settings
+
+
 def simulated(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """The test scenes through every method; the figure of the first."""
-    rf_settings = dict(PRESETS["us-dehaze"].samplers["joint-dehaze"])
-    bmode_settings = dict(PRESETS["us-dehaze-bmode"].samplers["joint-dehaze"])
+    rf_settings = sampler_settings("us-dehaze", args.quick)
+    bmode_settings = sampler_settings("us-dehaze-bmode", args.quick)
     tissue_prior, haze_prior = pretrained("us-tissue"), pretrained("us-haze")
     tissue_bmode, haze_bmode = pretrained("us-tissue-bmode"), pretrained("us-haze-bmode")
     simulator = ConvolutionSimulator(GRID)
@@ -156,7 +165,7 @@ def simulated(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 def echo_frame(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Frame 0 of pydicom's echo cine, dehazed with the B-mode pair."""
-    settings = dict(PRESETS["us-dehaze-bmode"].samplers["joint-dehaze"])
+    settings = sampler_settings("us-dehaze-bmode", args.quick)
     cine = read_bmode_dicom(pydicom.data.get_testdata_file("examples_ybr_color.dcm"))
     grey = cine.frames[0].reshape(cine.frames.shape[-2:])[ECHO_CROP].double()[None, None]
     result = invsolve.dehaze_grey_levels(grey, pretrained("us-tissue-bmode"), pretrained("us-haze-bmode"), seed=0,
@@ -187,6 +196,9 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=4, help="test scenes (default: %(default)s)")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.1, 0.2, 0.3], help="haze levels (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"the samplers with {QUICK_STEPS} steps and {QUICK_SAMPLES} samples: a smoke run, "
+                             "not the README's figures")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -110,15 +110,16 @@ def test_ct_3d_cone_writes_volumes_with_their_spacing_and_beats_fdk(tmp_path):
 
 
 def test_ultrasound_dehaze_scores_every_method_and_processes_the_echo_frame(tmp_path):
-    """The dehazing example's smoke run (one test scene at γ = 0.2), as a user runs it; the README's
-    tables come from its full run (four scenes, three haze levels: benchmarks/readme_figures.py)."""
+    """The dehazing example's smoke run (--quick: one test scene at γ = 0.2, 10 sampler steps, 2 samples), as
+    a user runs it; the README's tables come from its full run (four scenes, three haze levels, the presets'
+    50 steps and 4 samples: benchmarks/readme_figures.py)."""
     import subprocess
     import sys
 
     out = tmp_path / "ultrasound-dehaze"
     subprocess.run(
         [sys.executable, str(ROOT / "examples" / "ultrasound_dehaze.py"), "--scenes", "1", "--gammas", "0.2",
-         "--no-progress", "--out", str(out)],
+         "--quick", "--no-progress", "--out", str(out)],
         cwd=tmp_path, check=True, capture_output=True, timeout=900,
     )
     metrics = json.loads((out / "metrics.json").read_text())
@@ -127,6 +128,7 @@ def test_ultrasound_dehaze_scores_every_method_and_processes_the_echo_frame(tmp_
     for scores in [*rf.values(), *bmode.values()]:
         assert 10 < scores["psnr_db"] < 60 and 0 <= scores["gcnr"] <= 1
     assert metrics["simulated"]["scenes"][0] >= 20_000  # the test split
+    assert metrics["simulated"]["rf"]["settings"]["steps"] == 10 and metrics["echo_frame"]["settings"]["n_samples"] == 2
     echo = metrics["echo_frame"]["cavity_septum_gcnr"]
     assert set(echo) == {"hazy", "joint_dehaze"} and all(0 <= value <= 1 for value in echo.values())
     panels = _panels(out / "ultrasound_dehaze.png")
