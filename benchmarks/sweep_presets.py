@@ -187,10 +187,10 @@ def main() -> None:
     for entry in args.fix:
         key, separator, value = entry.partition("=")
         try:
+            if not separator:
+                raise ValueError("no '='")
             fixed[key] = json.loads(value)
-        except json.JSONDecodeError:
-            separator = ""
-        if not separator:
+        except ValueError:  # json.JSONDecodeError is one
             parser.error(f"--fix takes KEY=VALUE with a JSON value (e.g. steps=100), got {entry!r}")
     cases = CASES[args.task](args)
     best = {}
