@@ -34,6 +34,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.table import Table
@@ -84,6 +85,8 @@ GALAXY10_MORPHOLOGY.setflags(write=False)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _FITS_SUFFIXES = (".fits", ".fit", ".fits.gz")
 _FITS_KEYWORDS = tuple(MORPHOLOGY.fits_keyword(name) for name in MORPHOLOGY.names)
+#: FITS keywords that describe a file's layout, not the object: left out of a cutout table's columns
+_FITS_STRUCTURE = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|BSCALE|BZERO|BLANK|EXTVER|EXTLEVEL)$")
 _HART16_COLUMNS = tuple(MORPHOLOGY.hart16_column(name) for name in MORPHOLOGY.names)
 _KAGGLE_COLUMNS = tuple(MORPHOLOGY.kaggle_column(name) for name in MORPHOLOGY.names)
 _VOTE_COLUMN = re.compile(r"^t\d\d_")
@@ -376,7 +379,10 @@ def read_fits_cutouts(path: PathLike) -> Table:
     -------
     astropy.table.Table
         ``id`` (header ``OBJID``, else the file stem; int64 if every id is an integer, else str),
-        ``morphology`` float32 ``(N, 37)``, ``image`` (absolute path).
+        ``morphology`` float32 ``(N, 37)``, ``image`` (absolute path), and one float64 column per
+        other numeric header keyword (e.g. ``REDSHIFT``; NaN in the rows whose file lacks it; the
+        keywords of the file layout such as ``NAXIS1`` left out), so that queries and conditions can
+        name header keywords like catalogue columns.
 
     Raises
     ------
@@ -389,9 +395,12 @@ def read_fits_cutouts(path: PathLike) -> Table:
         raise FileNotFoundError(f"FITS cutouts folder {path} holds no *.fits, *.fit or *.fits.gz file")
     ids: list[object] = []
     vectors = np.zeros((len(files), len(MORPHOLOGY)), dtype=np.float64)
+    numbers: dict[str, np.ndarray] = {}
     for row, file in enumerate(files):
         with open_fits(file, "FITS cutout") as hdus:  # headers only: open_fits parsed them all
             headers = (_image_hdu(hdus, file).header, hdus[0].header)
+        for keyword, value in _header_numbers(headers).items():
+            numbers.setdefault(keyword, np.full(len(files), np.nan))[row] = value
         found = 0
         for j, keyword in enumerate(_FITS_KEYWORDS):
             value = next((h[keyword] for h in headers if keyword in h), None)
@@ -410,9 +419,23 @@ def read_fits_cutouts(path: PathLike) -> Table:
     numeric = all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in ids)
     out = Table({"id": np.array(ids, dtype=np.int64 if numeric else str),
                  "morphology": _checked(vectors, path),
-                 "image": np.array([str(f.resolve()) for f in files], dtype=str)})
+                 "image": np.array([str(f.resolve()) for f in files], dtype=str),
+                 **{keyword: numbers[keyword] for keyword in sorted(numbers)}})
     out.meta.update(source="fits", path=str(path.resolve()))
     return out
+
+
+def _header_numbers(headers: tuple[Any, ...]) -> dict[str, float]:
+    """The numeric keywords of a cutout's headers (the first header wins), but its vote fractions, ``OBJID``
+    and the keywords that describe the file's structure."""
+    found: dict[str, float] = {}
+    for header in reversed(headers):
+        for keyword, value in header.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or _FITS_STRUCTURE.match(keyword):
+                continue
+            if keyword not in _FITS_KEYWORDS and keyword != "OBJID":
+                found[keyword] = float(value)
+    return found
 
 
 # -- dispatch ------------------------------------------------------------------------

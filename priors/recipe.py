@@ -342,10 +342,15 @@ def build_dataset(table: Mapping[str, Any], root: Path | None) -> TrainingDatase
         raise type(error)(f"[data] {error}") from None
 
 
-def build_prior(table: Mapping[str, Any], dataset: TrainingDataset) -> UNetPrior:
-    """The :class:`UNetPrior` of the ``[prior]`` table for images of ``dataset``."""
+def build_prior(
+    table: Mapping[str, Any], dataset: TrainingDataset, conditioning: Mapping[str, Any] | None
+) -> UNetPrior:
+    """The :class:`UNetPrior` of the ``[prior]`` table for images of ``dataset``.
+
+    ``conditioning`` is the table's conditioning as :func:`parse_conditioning`
+    returned it (``None``: an unconditional prior).
+    """
     check_keys(table, PRIOR_KEYS, "[prior]")
-    conditioning = parse_conditioning(table.get("conditioning"), dataset)
     shape = list(dataset.shape)
     if table.get("image_shape", shape) != shape:
         raise ValueError(f"[prior] image_shape = {table['image_shape']!r} differs from the data's shape {shape}")

@@ -308,10 +308,12 @@ def train(
     output_dir = resolve_output_dir(tables.get("output", {}), out)
     dataset = build_dataset(tables["data"], root)
     description = dataset.describe()
+    prior_table = tables.get("prior", {})
+    conditioning = parse_conditioning(prior_table.get("conditioning"), dataset)
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(_stream_seed(settings.seed, _INIT_STREAM))
-        prior = build_prior(tables.get("prior", {}), dataset)
-    physical_unit = parse_physical_unit(tables.get("prior", {}).get("physical_unit"))
+        prior = build_prior(prior_table, dataset, conditioning)
+    physical_unit = parse_physical_unit(prior_table.get("physical_unit"))
     resolved = {
         "data": description["config"],
         "prior": {
@@ -321,7 +323,7 @@ def train(
             "normalization": prior.normalization.to_config(),
             "physical_unit": physical_unit,
             "architecture": prior.architecture(),
-            "conditioning": parse_conditioning(tables.get("prior", {}).get("conditioning"), dataset),
+            "conditioning": conditioning,
         },
         "train": settings.to_config(),
         # as given (relative to the working directory, usually): no path of this machine in the checkpoint

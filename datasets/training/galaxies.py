@@ -144,8 +144,8 @@ class GalaxyCatalogDataset(TrainingDataset):
     condition : "morphology" or list of str
         ``"morphology"`` (default): the 37 vote fractions.  A list of names:
         those numeric catalogue columns (e.g. ``["label"]`` of Galaxy10, or
-        ``["redshift"]``), in that order; for FITS cutouts a name that is no
-        column is read as a header keyword of each file.
+        ``["redshift"]``), in that order; FITS cutouts have a column per
+        numeric header keyword (:func:`~invsolve.datasets.galaxy_zoo.read_fits_cutouts`).
     size, resize, channels, flip, rot90, seed, value_range, cache, zoom
         See :class:`TrainingDataset`.
     """
@@ -210,8 +210,6 @@ class GalaxyCatalogDataset(TrainingDataset):
         for name in spec:
             if name in table.colnames and np.asarray(table[name]).ndim == 1:
                 values = np.asarray(table[name], dtype=np.float64)
-            elif table.meta.get("source") == "fits":
-                values = _header_values(table, name)
             else:
                 from ..galaxy_zoo import _numeric_columns
 
@@ -252,17 +250,3 @@ class GalaxyCatalogDataset(TrainingDataset):
     def _facts(self) -> dict[str, Any]:
         return {"rows": len(self._table)}
 
-
-def _header_values(table: Any, keyword: str) -> np.ndarray:
-    """A numeric header keyword of every FITS cutout of a table (primary header, then the image HDU)."""
-    from ..io.checks import open_fits
-
-    values = []
-    for file in table["image"]:
-        with open_fits(str(file), "FITS cutout") as hdus:
-            found = next((hdu.header[keyword] for hdu in hdus if keyword in hdu.header), None)
-        if isinstance(found, bool) or not isinstance(found, (int, float)):
-            raise ValueError(f"FITS cutout {file}: header keyword {keyword!r} is missing or not a number "
-                             f"(got {found!r}); condition names columns of the catalogue or header keywords")
-        values.append(float(found))
-    return np.asarray(values)

@@ -203,8 +203,21 @@ def test_fits_cutouts_give_header_keywords_as_conditions(tmp_path):
     by_header = training_dataset({"source": "galaxy-catalog", "path": str(tmp_path), "condition": ["REDSHIFT"]})
     torch.testing.assert_close(by_header[1]["condition"], torch.tensor([0.10]))
     assert torch.equal(by_header[1]["image"], torch.ones(1, 16, 16))
-    with pytest.raises(ValueError, match="header keyword 'SEEING' is missing or not a number"):
+    with pytest.raises(ValueError, match="condition column 'SEEING' is not in the catalogue; numeric columns: .*REDSHIFT"):
         training_dataset({"source": "galaxy-catalog", "path": str(tmp_path), "condition": ["SEEING"]})
+    # the headers are read once, with the catalogue: a query can name a keyword, and the file layout's are left out
+    from invsolve.datasets.galaxy_zoo import read_fits_cutouts
+
+    table = read_fits_cutouts(tmp_path)
+    assert "NAXIS1" not in table.colnames and "OBJID" not in table.colnames
+    nearby = training_dataset({"source": "galaxy-catalog", "path": str(tmp_path), "query": "REDSHIFT < 0.07",
+                               "condition": ["REDSHIFT"]})
+    assert len(nearby) == 1 and nearby[0]["condition"].item() == pytest.approx(0.05)
+    # a keyword that one file lacks is a missing value of its column
+    fits.PrimaryHDU(np.zeros((16, 16), np.float32),
+                    fits.Header({MORPHOLOGY.fits_keyword("dust_lane"): 0.5})).writeto(tmp_path / "cut2.fits")
+    with pytest.raises(ValueError, match="condition column 'REDSHIFT' holds 1 missing or non-finite values"):
+        training_dataset({"source": "galaxy-catalog", "path": str(tmp_path), "condition": ["REDSHIFT"]})
 
 
 def test_a_conditional_prior_trains_on_the_world_and_samples_per_condition(tmp_path):
