@@ -3,7 +3,7 @@
 Run by hand::
 
     python benchmarks/recon_3d.py [--task ct|mri] [--slices 64] [--views 8]
-                                  [--methods dds-3d slice-dds tv-3d mbir zero-filled]
+                                  [--methods dds-3d slice-dds tv-3d tv-dds-3d mbir zero-filled]
                                   [--mbir-steps 1000] [--slice-batch 16 64] [--split validation|test]
 
 ``--task ct`` (default): a random-ellipsoid phantom ``(1, 1, S, 64, 64)`` in 1/mm
@@ -37,6 +37,9 @@ Methods (each in a fresh process, so that its peak resident memory is its own):
 * ``slice-dds`` — the same sampler without TV (λ = 0): DDS on every slice alone,
   the same prior and budget;
 * ``tv-3d`` — 3D total variation alone (``tv_reconstruct`` on the volume, ``--tv3d-weight``);
+* ``tv-dds-3d`` — ``tv-3d``, then ``dds-3d`` started from its volume diffused to
+  ``--start-time`` (Chung, Sim & Ye, "Come-Closer-Diffuse-Faster", CVPR 2022), with
+  ``--warm-steps`` steps over ``[0, start_time]``; its seconds include the TV run;
 * ``mbir`` — DiffusionMBIR's predictor–corrector, ``--mbir-steps`` steps, its one CG
   iteration per data step;
 * ``zero-filled`` — MRI only: ``Aᴴy`` (the minimum-norm solution of single-coil
@@ -71,14 +74,16 @@ import torch
 from _recording import results_path, run_metadata, save_run
 
 SPLITS = {"validation": 2_000_000, "test": 3_000_000}
-METHODS = ("dds-3d", "slice-dds", "tv-3d", "mbir", "zero-filled")
+METHODS = ("dds-3d", "slice-dds", "tv-3d", "tv-dds-3d", "mbir", "zero-filled")
 IMAGE = 64
 DDS_STEPS = 50
 TV_ITERATIONS = 300
 #: per task: the prior, the slice axis and the validation sweep's choices
 DEFAULTS = {
-    "ct": {"prior": "ct-ellipses", "axis": 0, "tv_weight": 4e-4, "rho": 5e-3, "cg_iterations": 5, "tv3d_weight": 3e-3},
-    "mri": {"prior": "mri-brain", "axis": 1, "tv_weight": 1e-3, "rho": 1e-1, "cg_iterations": 5, "tv3d_weight": 3e-3},
+    "ct": {"prior": "ct-ellipses", "axis": 0, "tv_weight": 4e-4, "rho": 5e-3, "cg_iterations": 5, "tv3d_weight": 3e-3,
+           "start_time": 0.08, "warm_steps": 32},
+    "mri": {"prior": "mri-brain", "axis": 1, "tv_weight": 1e-3, "rho": 1e-1, "cg_iterations": 5, "tv3d_weight": 3e-3,
+            "start_time": 0.08, "warm_steps": 32},
 }
 MRI_ACCELERATION = 4
 MRI_NOISE_STD = 2e-3
@@ -196,23 +201,27 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
     with ResidentPeak() as watch:
         at_start = watch.peak_mb
         started = time.perf_counter()
-        if method == "tv-3d":
+        if method in ("tv-3d", "tv-dds-3d"):
             image = invsolve.tv_reconstruct(y, operator, args.tv3d_weight, iterations=TV_ITERATIONS, progress=False)
             evaluations, settings = 0, {"weight": args.tv3d_weight, "iterations": TV_ITERATIONS}
         elif method == "zero-filled":
             image, evaluations, settings = operator.adjoint(y), 0, {}
-        else:
+        if method not in ("tv-3d", "zero-filled"):
             sampler = "mbir" if method == "mbir" else "dds-3d"
+            warm = method == "tv-dds-3d"
             settings = {
-                "steps": args.mbir_steps if method == "mbir" else DDS_STEPS,
+                **({"start_tv_weight": args.tv3d_weight, "start_time": args.start_time} if warm else {}),
+                "steps": args.mbir_steps if method == "mbir" else (args.warm_steps if warm else DDS_STEPS),
                 "tv_weight": 0.0 if method == "slice-dds" else args.tv_weight,
                 "rho": args.rho,
                 "cg_iterations": args.cg_iterations if method != "mbir" else 1,
                 "slice_batch": slice_batch,
                 "axis": task["axis"],
             }
+            start = {"start_time": args.start_time, "start_image": image} if warm else {}
             result = invsolve.reconstruct(
-                y, operator, prior, sampler, noise_std=noise_std, seed=0, progress=False, **settings
+                y, operator, prior, sampler, noise_std=noise_std, seed=0, progress=False,
+                **start, **{k: v for k, v in settings.items() if k not in ("start_tv_weight", "start_time")},
             )
             image, evaluations = result.image, result.info["network_evaluations"]
         seconds = time.perf_counter() - started
@@ -235,7 +244,8 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
 def measure(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str, Any]:
     """:func:`run_method` in a fresh process; raises if it fails."""
     command = [sys.executable, __file__, "--one", method, "--slice-batch", str(slice_batch)]
-    for key in ("task", "slices", "views", "split", "tv_weight", "rho", "cg_iterations", "tv3d_weight", "mbir_steps", "threads"):
+    for key in ("task", "slices", "views", "split", "tv_weight", "rho", "cg_iterations", "tv3d_weight", "mbir_steps",
+                "start_time", "warm_steps", "threads"):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
@@ -255,13 +265,15 @@ def main() -> None:
     parser.add_argument("--cg-iterations", type=int, help="dds-3d's CG iterations (default: the task's DEFAULTS)")
     parser.add_argument("--tv3d-weight", type=float, help="3D TV's weight (default: the task's DEFAULTS)")
     parser.add_argument("--mbir-steps", type=int, default=1000, help="(default: %(default)s)")
+    parser.add_argument("--start-time", type=float, help="tv-dds-3d's start time (default: the task's DEFAULTS)")
+    parser.add_argument("--warm-steps", type=int, help="tv-dds-3d's steps (default: the task's DEFAULTS)")
     parser.add_argument("--slice-batch", type=int, nargs="+", default=[16], help="(default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/recon_3d[.<options>].json)")
     parser.add_argument("--one", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     path = results_path("recon_3d", parser, args)  # named by the options given, before the task's defaults fill in
-    for key in ("tv_weight", "rho", "cg_iterations", "tv3d_weight"):
+    for key in ("tv_weight", "rho", "cg_iterations", "tv3d_weight", "start_time", "warm_steps"):
         if getattr(args, key) is None:
             setattr(args, key, DEFAULTS[args.task][key])
     if args.task == "ct" and "zero-filled" in args.methods + [args.one]:

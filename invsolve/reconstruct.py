@@ -71,6 +71,7 @@ def reconstruct(
     preset: str | None = None,
     condition: torch.Tensor | None = None,
     start_time: float | None = None,
+    start_image: torch.Tensor | None = None,
     callback: Callable[[SamplerStep], None] | None = None,
     trajectory: bool = False,
     max_batch: int | None = None,
@@ -113,8 +114,16 @@ def reconstruct(
         What a conditional prior is conditioned on, one per measurement.
     start_time : float, optional
         For samplers that start from pure noise: start at this time in
-        ``(0, 1]`` from a draw of the closed-form posterior of the prior's
-        Gaussian fit, saving the early steps (see :meth:`Sampler.run`).
+        ``(0, 1]`` from ``start_image`` or else a draw of the closed-form
+        posterior of the prior's Gaussian fit, saving the early steps (see
+        :meth:`Sampler.run`).
+    start_image : torch.Tensor, optional
+        With ``start_time``: the image the run starts from, diffused to that
+        time — a classical reconstruction such as
+        :func:`invsolve.tv_reconstruct`'s (Chung, Sim & Ye, CVPR 2022).
+        ``(B, *operator.in_shape)`` like ``y``'s batch (or ``operator.in_shape``
+        for one measurement), physical units.  The 3D samplers need it for a
+        warm start.
     callback : callable, optional
         Called with a :class:`~invsolve.samplers.SamplerStep` after every step.
     trajectory : bool
@@ -151,7 +160,8 @@ def reconstruct(
         not fit the operator; a negative or non-finite ``noise_std``; an
         unknown sampler, preset or hyperparameter, or one out of its range;
         ``steps``, ``n_samples`` or ``max_batch`` below their minimum; a
-        ``start_time`` outside ``(0, 1]``; mismatched devices.
+        ``start_time`` outside ``(0, 1]``; a ``start_image`` of the wrong
+        shape, with NaN/Inf, or without ``start_time``; mismatched devices.
     FloatingPointError
         If the sampler diverged: its image holds NaN or Inf although the
         inputs were finite (e.g. a step size too large for the data's
@@ -172,7 +182,9 @@ def reconstruct(
     likelihood = GaussianLikelihood(operator, noise_std)
     if tuple(y.shape) == tuple(operator.out_shape):
         y = y.unsqueeze(0)
-    problem = Problem(y, likelihood, condition)
+        if isinstance(start_image, torch.Tensor) and tuple(start_image.shape) == tuple(operator.in_shape):
+            start_image = start_image.unsqueeze(0)
+    problem = Problem(y, likelihood, condition, start_image)
     n_samples = check_int(n_samples, "n_samples")
     if chosen.deterministic and n_samples > 1:
         raise ValueError(
@@ -199,7 +211,7 @@ def reconstruct(
             "per_run": per_run, "seed": seed if isinstance(seed, int) or seed is None else "torch.Generator", "noise_std": likelihood.noise_std,
             "start_time": start_time,
         }
-        store = SampleCheckpoint(checkpoint, run_fingerprint(y, operator, prior, condition, settings))
+        store = SampleCheckpoint(checkpoint, run_fingerprint(y, operator, prior, condition, settings, start_image))
         resumed = store.load()
         if resumed is not None:
             finished, generator_state, run_info = resumed

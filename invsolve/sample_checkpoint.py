@@ -45,6 +45,7 @@ def run_fingerprint(
     prior: torch.nn.Module,
     condition: torch.Tensor | None,
     settings: dict[str, Any],
+    start_image: torch.Tensor | None = None,
 ) -> dict[str, str]:
     """What the samples of a :func:`invsolve.reconstruct` call depend on, as short strings.
 
@@ -56,6 +57,7 @@ def run_fingerprint(
         "operator": f"{type(operator).__name__}:" + _digest(list(operator.state_dict().values())),
         "prior": f"{type(prior).__name__}:" + _digest(list(prior.state_dict().values())),
         "condition": "none" if condition is None else _digest([condition]),
+        "start_image": "none" if start_image is None else _digest([start_image]),
         "settings": json.dumps(settings, sort_keys=True, default=repr),
     }
 

@@ -113,7 +113,7 @@ class Sampler:
     #: whether the method draws nothing at all, so that every run gives the same image (DPIR)
     deterministic: ClassVar[bool] = False
     #: whether the method starts from pure noise and so takes ``start_time``
-    #: (a warm start from the closed-form Gaussian posterior)
+    #: (a warm start from the problem's start image or the closed-form Gaussian posterior)
     takes_start_time: ClassVar[bool] = False
     #: whether the method needs ``noise_std > 0`` (its likelihood is used as a density)
     needs_noise: ClassVar[bool] = False
@@ -151,11 +151,17 @@ class Sampler:
             if isinstance(start_time, (str, bytes, bool)):  # not a string that float() would read
                 raise TypeError(f"start_time must be a number in (0, 1], got {start_time!r}")
             check_start_time(start_time)
-            if prior.gaussian_fit is None:
+            if problem.start_image is None and prior.gaussian_fit is None:
                 raise ValueError(
-                    "start_time needs the Gaussian fit of the prior's training data (prior.gaussian_fit), which "
-                    "this prior lacks; add it with `invsolve fit-gaussian CONFIG.toml PRIOR.pt`"
+                    "start_time needs a start image (start_image=) or the Gaussian fit of the prior's training "
+                    "data (prior.gaussian_fit), which this prior lacks; add it with "
+                    "`invsolve fit-gaussian CONFIG.toml PRIOR.pt`"
                 )
+        elif problem.start_image is not None:
+            raise ValueError(
+                "start_image was given without start_time: give the diffusion time in (0, 1] at which the run starts "
+                "from it (its noise level; small times keep more of the start image)"
+            )
 
     def run(
         self,
@@ -185,7 +191,8 @@ class Sampler:
             Called after every step with a :class:`SamplerStep`.
         start_time : float, optional
             Samplers that start from pure noise (:attr:`takes_start_time`)
-            start instead at this time in ``(0, 1]``, from a draw of the
+            start instead at this time in ``(0, 1]``, from the problem's
+            ``start_image`` (Chung, Sim & Ye 2022) or else a draw of the
             closed-form posterior of the Gaussian fit of the prior's training
             data (Wang & Vastola 2023); ``steps`` then span ``[0, start_time]``.
         trajectory : bool

@@ -5,8 +5,9 @@ Samplers keep their state in the prior's network range; the data term
 (:class:`~invsolve.samplers.Problem`) is in physical units.  The
 conversions live here, once:
 
-* :func:`initial_state` — pure noise at ``t = 1``, or a draw of the
-  closed-form Gaussian posterior at ``start_time`` (the analytic warm start);
+* :func:`initial_state` — pure noise at ``t = 1``, or at ``start_time`` the
+  problem's start image or a draw of the closed-form Gaussian posterior
+  (the warm starts), noised to that time;
 * :func:`ddim_step` — DDIM's update with stochasticity ``η`` for any schedule;
 * :func:`time_at_level` — the time of a noise level, cached;
 * :func:`denoise_at_level` — the denoiser seen as a variance-exploding one
@@ -62,7 +63,10 @@ def initial_state(
     """The state a sampler that starts from noise begins with, and its time.
 
     ``start_time=None``: ``σ_1·ε`` at ``t = 1``.  Otherwise
-    ``x_t = α_t x + σ_t ε`` at ``t = start_time`` with ``x`` drawn by
+    ``x_t = α_t x + σ_t ε`` at ``t = start_time`` with ``x`` the problem's
+    start image (Chung, Sim & Ye, "Come-Closer-Diffuse-Faster", CVPR 2022: a
+    good estimate diffused forward to a small time contracts to the
+    posterior in few reverse steps) or, without one, ``x`` drawn by
     :func:`gaussian_posterior_draw` — what the reverse process of a Gaussian
     prior would have reached at that time (Wang & Vastola, "Diffusion Models
     Generate Images Like Painters", arXiv:2303.02490, 2023: the early,
@@ -71,7 +75,10 @@ def initial_state(
     """
     if start_time is None:
         return prior.initial_noise(problem.batch_size, generator), 1.0
-    clean = gaussian_posterior_draw(problem, prior, generator)
+    if problem.start_image is not None:
+        clean = prior.to_network(problem.start_image.to(prior.dtype))
+    else:
+        clean = gaussian_posterior_draw(problem, prior, generator)
     alpha, sigma = alpha_sigma_at(prior, start_time)
     return alpha * clean + sigma * randn_like(clean, generator), float(start_time)
 

@@ -1,4 +1,4 @@
-"""What a sampler is asked to solve: measurements, their likelihood, an optional condition."""
+"""What a sampler is asked to solve: measurements, their likelihood, an optional condition and start image."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from invsolve._checks import check_finite
+from invsolve._checks import check_finite, check_tensor
 from invsolve.operators import GaussianLikelihood, LinearOperator
 from invsolve.priors import DiffusionPrior
 
@@ -52,6 +52,12 @@ class Problem:
         Passed to every call of a conditional prior (class labels ``(B,)``,
         vectors ``(B, size)`` or images ``(B, size, *spatial)``); its first
         axis is the batch.
+    start_image : torch.Tensor, optional
+        An estimate of the image to start from, ``(B, *likelihood.in_shape)``,
+        physical units, real, finite, on ``y``'s device: samplers that take a
+        ``start_time`` begin at ``α_t·x + σ_t·ε`` with this ``x`` (e.g. a TV
+        or FBP reconstruction) instead of their own start (docs/design.md,
+        "Warm starts").
 
     Examples
     --------
@@ -65,6 +71,7 @@ class Problem:
         y: torch.Tensor | None,
         likelihood: GaussianLikelihood | None,
         condition: torch.Tensor | None = None,
+        start_image: torch.Tensor | None = None,
     ) -> None:
         if likelihood is not None and not isinstance(likelihood, GaussianLikelihood):
             raise TypeError(f"likelihood must be an invsolve GaussianLikelihood or None, got {type(likelihood).__name__}")
@@ -86,15 +93,30 @@ class Problem:
                 raise ValueError(f"condition must have {expected}, got shape {tuple(condition.shape)}")
             if condition.is_floating_point() or condition.is_complex():
                 check_finite(condition, "condition")
+        if start_image is not None:
+            if likelihood is None:
+                raise ValueError("start_image needs measurements: a start image is an estimate of what y measured")
+            check_tensor(start_image, "start_image", allow_complex=False)
+            expected = (y.shape[0], *likelihood.operator.in_shape)
+            if tuple(start_image.shape) != expected:
+                raise ValueError(
+                    f"start_image must be shaped {expected} (the batch of y, then the operator's images), "
+                    f"got {tuple(start_image.shape)}"
+                )
+            if start_image.device != y.device:
+                raise ValueError(f"start_image is on {start_image.device} but y is on {y.device}")
+            check_finite(start_image, "start_image")
         self.y = y
         self.likelihood = likelihood
         self.condition = condition
+        self.start_image = start_image
 
     def repeat(self, count: int) -> Problem:
         """The same problem with every item repeated ``count`` times in a row (item-major)."""
         y = None if self.y is None else self.y.repeat_interleave(count, dim=0)
         condition = None if self.condition is None else self.condition.repeat_interleave(count, dim=0)
-        return Problem(y, self.likelihood, condition)
+        start = None if self.start_image is None else self.start_image.repeat_interleave(count, dim=0)
+        return Problem(y, self.likelihood, condition, start)
 
     @property
     def batch_size(self) -> int:

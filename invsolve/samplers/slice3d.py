@@ -253,6 +253,7 @@ class SliceAugmented3D(Sampler):
     """
 
     volumetric: ClassVar[bool] = True
+    takes_start_time: ClassVar[bool] = True
 
     axis: int = 0
     slice_batch: int = 16
@@ -307,6 +308,11 @@ class SliceAugmented3D(Sampler):
             raise ValueError(f"sampler {self.name!r} reconstructs from measurements: the problem has none")
         if isinstance(problem, Problem) and problem.condition is not None:
             raise ValueError(f"sampler {self.name!r} takes no condition (one would be needed per slice), got one")
+        if isinstance(problem, Problem) and start_time is not None and problem.start_image is None:
+            raise ValueError(
+                f"sampler {self.name!r} starts at start_time from a start image of the volume (start_image=, e.g. "
+                "invsolve.tv_reconstruct(y, operator, weight)); the Gaussian-fit warm start is for 2D images only"
+            )
         super().check(problem, prior, steps, start_time)
 
     def _data_step(self, problem: Problem, prior: DiffusionPrior, slab: Slab) -> AxisTVDataStep:
@@ -324,19 +330,30 @@ class SliceAugmented3D(Sampler):
         )
 
     def _start(
-        self, problem: Problem, prior: DiffusionPrior, steps: int, generator: torch.Generator | None
+        self, problem: Problem, prior: DiffusionPrior, steps: int, generator: torch.Generator | None,
+        start_time: float | None,
     ) -> tuple[AxisTVDataStep, torch.Tensor, list[tuple[float, float | None]], Callable[[torch.Tensor], torch.Tensor]]:
-        """The data step, the initial volume ``σ_1·ε`` (network range), the reverse steps from ``t = 1``
-        and the noise source (this slab's part of whole-volume draws)."""
+        """The data step, the initial volume (network range), the reverse steps and the noise source (this
+        slab's part of whole-volume draws).
+
+        The initial volume is ``σ_1·ε`` at ``t = 1``, or with ``start_time``
+        the problem's start image diffused to that time, ``α_t x + σ_t ε``
+        (Chung, Sim & Ye, "Come-Closer-Diffuse-Faster: Accelerating
+        Conditional Diffusion Models for Inverse Problems through Stochastic
+        Contraction", CVPR 2022).
+        """
         slab = self._slab_of(problem)
 
         def draw_noise(like: torch.Tensor) -> torch.Tensor:
             return slab.randn_like(like, 2 + self.axis, generator)
 
         shape = (problem.batch_size, *problem.operator.in_shape)
-        sigma_max = alpha_sigma_at(prior, 1.0)[1]
-        volume = sigma_max * draw_noise(torch.empty(shape, dtype=prior.dtype, device=prior.device))
-        return self._data_step(problem, prior, slab), volume, prior.schedule.reverse_steps(steps, 1.0), draw_noise
+        start = 1.0 if start_time is None else float(start_time)
+        alpha, sigma = alpha_sigma_at(prior, start)
+        volume = sigma * draw_noise(torch.empty(shape, dtype=prior.dtype, device=prior.device))
+        if start_time is not None:
+            volume = volume + alpha * prior.to_network(problem.start_image.to(prior.dtype))
+        return self._data_step(problem, prior, slab), volume, prior.schedule.reverse_steps(steps, start), draw_noise
 
     def _predict(self, prior: DiffusionPrior, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
         return predict_slices(prior, x, t, self.axis, self.slice_batch)
@@ -378,7 +395,7 @@ class DDS3D(SliceAugmented3D):
         start_time: float | None,
         progress: bool,
     ) -> torch.Tensor:
-        data_step, x, pairs, draw_noise = self._start(problem, prior, steps, generator)
+        data_step, x, pairs, draw_noise = self._start(problem, prior, steps, generator, start_time)
         with torch.no_grad():
             for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):
                 x0_hat, eps_hat = self._predict(prior, x, t)
@@ -436,7 +453,7 @@ class DiffusionMBIR(SliceAugmented3D):
         start_time: float | None,
         progress: bool,
     ) -> torch.Tensor:
-        data_step, x, pairs, draw_noise = self._start(problem, prior, steps, generator)
+        data_step, x, pairs, draw_noise = self._start(problem, prior, steps, generator, start_time)
         with torch.no_grad():
             for index, (t, s) in enumerate(tqdm(pairs, desc=self.name, disable=not progress)):
                 x0_hat, eps_hat = self._predict(prior, x, t)

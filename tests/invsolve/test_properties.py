@@ -112,8 +112,12 @@ def _sampler_call(data):
     }
     if chosen.takes_start_time and data.draw(st.booleans()):
         arguments["start_time"] = data.draw(st.floats(0.05, 1.0))
+        if data.draw(st.booleans()):  # from an image (the back-projection) instead of the Gaussian fit
+            arguments["start_image"] = operator.adjoint(y)
     if y.shape[0] == 1 and data.draw(st.booleans()):
         y = y[0]  # one measurement without its batch axis
+        if "start_image" in arguments:
+            arguments["start_image"] = arguments["start_image"][0]
     if sampler == "daps":  # keep DAPS's inner loops short in tests
         arguments.update(ode_steps=2, langevin_steps=5)
     if sampler == "pnp-dm":

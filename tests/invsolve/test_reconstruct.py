@@ -226,7 +226,7 @@ def test_conditional_priors_take_a_condition():
         (dict(sampler="dds", start_time=0.0), ValueError, r"start_time must lie in \(0, 1\]"),
         (dict(sampler="dds", start_time=1.5), ValueError, r"start_time must lie in \(0, 1\]"),
         (dict(sampler="dds", start_time="late"), TypeError, r"start_time must be a number in \(0, 1\]"),
-        (dict(start_time=0.5), ValueError, "sampler 'red-diff' does not start from pure noise and takes no start_time; samplers that do: daps, dds, diffpir, dps"),
+        (dict(start_time=0.5), ValueError, "sampler 'red-diff' does not start from pure noise and takes no start_time; samplers that do: daps, dds, dds-3d, diffpir, dps, mbir"),
         (dict(sampler="pnp-dm", start_time=0.5), ValueError, "sampler 'pnp-dm' does not start from pure noise"),
         (dict(sampler="daps", noise_std=0.0), ValueError, "sampler 'daps' uses the likelihood as a density and needs noise_std > 0, got 0"),
         (dict(sampler="pnp-dm", noise_std=0.0), ValueError, "sampler 'pnp-dm' uses the likelihood as a density"),
@@ -247,11 +247,34 @@ def test_bad_input_gets_one_clear_error(setup, change, error, message):
         invsolve.reconstruct(**arguments)
 
 
-def test_start_time_needs_the_priors_gaussian_fit():
+def test_start_time_needs_a_start_image_or_the_priors_gaussian_fit():
     prior = UNetPrior((1, 16, 16), **TINY)
     operator = Mask(random_pixel_mask((16, 16), missing_fraction=0.5, seed=0))
-    with pytest.raises(ValueError, match=r"start_time needs the Gaussian fit of the prior's training data"):
-        invsolve.reconstruct(operator(torch.rand(1, 1, 16, 16)), operator, prior, "dds", start_time=0.5, progress=False)
+    y = operator(torch.rand(1, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"start_time needs a start image \(start_image=\) or the Gaussian fit of the prior"):
+        invsolve.reconstruct(y, operator, prior, "dds", start_time=0.5, progress=False)
+    # one measurement without its batch axis takes a start image without one
+    result = invsolve.reconstruct(y[0], operator, prior, "dds", start_time=0.5, start_image=operator.adjoint(y)[0],
+                                  steps=3, progress=False)
+    assert result.image.shape == (1, 1, 16, 16)
+
+
+def test_a_start_image_is_diffused_to_the_start_time():
+    """Chung, Sim & Ye 2022: the run starts at α_t·x + σ_t·ε with x the start image in network units."""
+    from invsolve.samplers.diffusion import initial_state
+
+    prior = UNetPrior((1, 8, 8), normalization=Normalization(1000.0, 0.0, "HU"), **TINY).double()
+    operator = Mask(random_pixel_mask((8, 8), missing_fraction=0.5, seed=0)).double()
+    start = 400.0 * torch.randn(2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    problem = Problem(operator(start), GaussianLikelihood(operator, 1.0), start_image=start)
+    state, time = initial_state(problem, prior, 0.3, torch.Generator().manual_seed(1))
+    alpha, sigma = (float(v) for v in prior.schedule.alpha_sigma(torch.tensor(0.3, dtype=torch.float64)))
+    noise = torch.randn(2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert time == 0.3
+    torch.testing.assert_close(state, alpha * start / 1000.0 + sigma * noise)
+    # repeated for several samples per run, item-major like y
+    repeated = problem.repeat(3)
+    assert torch.equal(repeated.start_image[3:6], start[1:2].expand(3, 1, 8, 8))
 
 
 def test_problem_errors():
@@ -269,6 +292,10 @@ def test_problem_errors():
     assert generation.batch_size == 2
     with pytest.raises(ValueError, match="this sampler needs measurements: the problem has no likelihood"):
         generation.prox(torch.zeros(2, 1, 3, 3), 1.0)
+    with pytest.raises(ValueError, match="start_image needs measurements"):
+        Problem(None, None, torch.tensor([0]), start_image=torch.zeros(1, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"start_image must be shaped \(2, 1, 3, 3\) \(the batch of y"):
+        Problem(torch.zeros(2, 1, 3, 3), likelihood, start_image=torch.zeros(1, 1, 3, 3))
 
 
 def test_a_preset_supplies_steps_samples_and_hyperparameters():

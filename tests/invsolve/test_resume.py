@@ -88,6 +88,17 @@ def test_a_checkpoint_of_another_run_is_refused(problem, tmp_path, change, diffe
     assert path.read_bytes() == before
 
 
+def test_a_checkpoint_of_a_run_from_another_start_image_is_refused(problem, tmp_path):
+    path = tmp_path / "samples.pt"
+    start = problem.operator.adjoint(problem.y)
+    with pytest.raises(_Interrupt):
+        _reconstruct(problem, checkpoint=path, start_time=0.5, start_image=start, callback=_stop_after(2))
+    with pytest.raises(ValueError, match=r"belongs to another run \(its start_image differ"):
+        _reconstruct(problem, checkpoint=path, start_time=0.5, start_image=start + 1.0)
+    resumed = _reconstruct(problem, checkpoint=path, start_time=0.5, start_image=start)
+    assert torch.equal(resumed.samples, _reconstruct(problem, start_time=0.5, start_image=start).samples)
+
+
 def test_a_file_that_is_not_a_checkpoint_is_refused_by_name(problem, tmp_path):
     path = tmp_path / "samples.pt"
     path.write_bytes(b"not a checkpoint")
