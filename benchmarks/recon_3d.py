@@ -48,7 +48,9 @@ Methods (each in a fresh process, so that its peak resident memory is its own):
 The defaults of ``--tv-weight``, ``--rho``, ``--cg-iterations`` and ``--tv3d-weight``
 (:data:`DEFAULTS`) are the best of a sweep on the validation split: CT on 8 slices, 8
 views (docs/benchmarks/sweep_recon_3d.jsonl), MRI on the macaque volume
-(docs/benchmarks/sweep_recon_3d_mri.jsonl).
+(docs/benchmarks/sweep_recon_3d_mri.jsonl); those of ``--start-time`` and
+``--warm-steps`` of a sweep of ``tv-dds-3d`` on the validation volumes, CT at 64 slices
+(docs/benchmarks/sweep_recon_3d_warm.jsonl).
 
 Prints one JSON line per method (PSNR and SSIM over the volume in its own
 range, network evaluations per slice, wall time, the process's peak RSS and the
@@ -81,7 +83,7 @@ TV_ITERATIONS = 300
 #: per task: the prior, the slice axis and the validation sweep's choices
 DEFAULTS = {
     "ct": {"prior": "ct-ellipses", "axis": 0, "tv_weight": 4e-4, "rho": 5e-3, "cg_iterations": 5, "tv3d_weight": 3e-3,
-           "start_time": 0.08, "warm_steps": 32},
+           "start_time": 0.2, "warm_steps": 50},
     "mri": {"prior": "mri-brain", "axis": 1, "tv_weight": 1e-3, "rho": 1e-1, "cg_iterations": 5, "tv3d_weight": 3e-3,
             "start_time": 0.08, "warm_steps": 32},
 }

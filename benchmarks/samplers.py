@@ -32,6 +32,10 @@ hyperparameters), else the sampler's paper defaults with ``--samples`` draws; ea
 record says which. Samplers that draw samples report the mean of their draws (the
 posterior-mean estimate), with NFE counted over all of them.
 
+``--set KEY=VALUE`` replaces a setting of every sampler run (e.g. ``--set steps=50``), and
+``--start-time T`` (CT tasks) starts the samplers that take a start time from the task's
+TV image diffused to ``T`` ("Come-Closer-Diffuse-Faster", Chung, Sim & Ye, CVPR 2022).
+
 Prints one JSON line per (task, method); ``--plot FILE.png`` draws PSNR against NFE for
 each task (test phantoms for CT); ``--records A.jsonl B.jsonl --plot FILE.png`` draws
 the saved output of earlier runs without running anything.
@@ -128,15 +132,25 @@ class Recorder:
 
 
 def run_samplers(record: Recorder, y, operator, prior, noise_std: float, samplers, preset: str, samples: int,
-                 seed: int, to_image: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Reconstruct with every sampler and record the mean of its draws (mapped by ``to_image``)."""
+                 seed: int, to_image: Callable[[torch.Tensor], torch.Tensor], overrides: dict | None = None,
+                 start: dict | None = None) -> None:
+    """Reconstruct with every sampler and record the mean of its draws (mapped by ``to_image``).
+
+    ``overrides`` replace settings of the preset (or paper defaults); ``start``
+    (``{"start_time", "start_image"}``) warm-starts the samplers that take a start time.
+    """
     for name in samplers:
         settings, source = sampler_settings(name, preset, samples)
+        if overrides:
+            settings, source = {**settings, **overrides}, f"{source}, with {overrides}"
+        warm = start if start and get_sampler(name).takes_start_time else {}
         result = invsolve.reconstruct(y, operator, prior, name, noise_std=noise_std, seed=seed, progress=False,
-                                      **settings)
+                                      **warm, **settings)
         steps, draws = settings.pop("steps"), settings.pop("n_samples")
         nfe = get_sampler(name, **settings).network_evaluations(steps) * draws
         extra = {"samples": draws, "settings": {"steps": steps, **settings}, "settings_from": source}
+        if warm:
+            extra["start"] = {"time": warm["start_time"], "image": "the task's TV reconstruction"}
         if draws > 1:
             extra["single_sample_psnr_db"] = record.score(to_image(result.samples[:, 0]))["psnr_db"]
         record(name, to_image(result.image), result.info["seconds"], nfe, **extra)
@@ -148,7 +162,8 @@ def ct_images() -> torch.Tensor:
     return torch.cat([held_out_phantoms(4, TEST_SEED), ct_small])
 
 
-def run_ct_task(name: str, task: CTTask, samplers: list[str], samples: int, seed: int, prior) -> list[dict]:
+def run_ct_task(name: str, task: CTTask, samplers: list[str], samples: int, seed: int, prior,
+                overrides: dict | None = None, start_time: float | None = None) -> list[dict]:
     truth = ct_images()
 
     def score(image: torch.Tensor) -> dict[str, float]:
@@ -169,7 +184,9 @@ def run_ct_task(name: str, task: CTTask, samplers: list[str], samples: int, seed
     started = time.perf_counter()
     tv = invsolve.tv_reconstruct(y, operator, CT_TV_WEIGHT, iterations=TV_ITERATIONS, progress=False)
     record("tv", tv, time.perf_counter() - started, 0)
-    run_samplers(record, y, operator, prior, noise_std, samplers, task.preset, samples, seed, lambda image: image)
+    start = None if start_time is None else {"start_time": start_time, "start_image": tv}
+    run_samplers(record, y, operator, prior, noise_std, samplers, task.preset, samples, seed, lambda image: image,
+                 overrides, start)
     return record.records
 
 
@@ -196,7 +213,8 @@ def mri_scan(
     return kspace * mask, CartesianMRI(mask, maps), mask, rss(coil_images)[0]
 
 
-def run_mri_task(name: str, task: MRITask, samplers: list[str], samples: int, seed: int, prior) -> list[dict]:
+def run_mri_task(name: str, task: MRITask, samplers: list[str], samples: int, seed: int, prior,
+                 overrides: dict | None = None) -> list[dict]:
     y, operator, mask, reference = mri_scan(t1_brain_slice(MRI_SIZE), task, task.acceleration, seed)
 
     def score(magnitude: torch.Tensor) -> dict[str, float]:
@@ -213,7 +231,7 @@ def run_mri_task(name: str, task: MRITask, samplers: list[str], samples: int, se
     record("tv-sense", channels_to_complex(tv).abs()[0], time.perf_counter() - started, 0)
     view = prior_view(y, operator, prior, mask)
     run_samplers(record, y * view.scale, view.operator, prior, MRI_NOISE_STD * view.scale, samplers, task.preset,
-                 samples, seed, lambda images: view.to_image(images)[:1].abs())
+                 samples, seed, lambda images: view.to_image(images)[:1].abs(), overrides)
     return record.records
 
 
@@ -258,6 +276,10 @@ def main() -> None:
     parser.add_argument("--ct-prior", help="a prior checkpoint for the CT tasks (default the embedded ct-ellipses)")
     parser.add_argument("--mri-prior", help="a prior checkpoint for the MRI tasks (default the embedded mri-brain)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="a sampler setting over the preset's, JSON value (e.g. --set cg_iterations=2; repeatable)")
+    parser.add_argument("--start-time", type=float,
+                        help="CT tasks: samplers that take a start time start there from the task's TV image")
     parser.add_argument("--plot", help="write a PSNR-against-NFE plot to this PNG")
     parser.add_argument("--records", nargs="+", metavar="JSONL",
                         help="with --plot: plot the JSON lines of earlier runs instead of running")
@@ -268,16 +290,25 @@ def main() -> None:
         lines = [line for path in args.records for line in open(path, encoding="utf-8")]
         plot([json.loads(line) for line in lines if line.startswith("{")], args.plot)
         return
+    overrides = {}
+    for entry in args.overrides:
+        key, _, value = entry.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:  # json.JSONDecodeError is one; also a missing '='
+            parser.error(f"--set takes KEY=VALUE with a JSON value (e.g. steps=50), got {entry!r}")
+    if args.start_time is not None and any(not isinstance(TASKS[name], CTTask) for name in args.task or TASKS):
+        parser.error("--start-time starts from the TV image of a CT task: choose CT tasks with --task")
     samplers = args.sampler or available_samplers()
     records = []
     for name in args.task or list(TASKS):
         task = TASKS[name]
         if isinstance(task, CTTask):
             prior = load_prior(args.ct_prior) if args.ct_prior else pretrained("ct-ellipses")
-            records += run_ct_task(name, task, samplers, args.samples, args.seed, prior)
+            records += run_ct_task(name, task, samplers, args.samples, args.seed, prior, overrides, args.start_time)
         else:
             prior = load_prior(args.mri_prior) if args.mri_prior else pretrained("mri-brain")
-            records += run_mri_task(name, task, samplers, args.samples, args.seed, prior)
+            records += run_mri_task(name, task, samplers, args.samples, args.seed, prior, overrides)
     if args.plot:
         plot(records, args.plot)
 

@@ -17,6 +17,12 @@ line per run and, last, the best setting per sampler, which is what the preset h
   coil maps (unit root-sum-of-squares), complex noise σ = 2·10⁻³, fastMRI random
   column masks at 4× (8 % centre) and 8× (4 % centre) — the acquisition of
   ``benchmarks/samplers.py``; fastMRI PSNR of the magnitude, mean over the 8 cases.
+* ``ct-synthetic`` — four validation slices of the synthetic CT family that ``ct-synthetic``
+  was trained on (:func:`invsolve.datasets.synthetic_ct_slices`, seed 2 000 000; the prior
+  learnt seed 0), its recipe's field-of-view range, the 16-view scan of ``ct-sparse``, prior
+  ``ct-synthetic``; a grid entry ``start_time`` starts the sampler from the TV image
+  (``benchmarks/samplers.py``'s weight) diffused to that time (``null``: from noise).
+  What real CT slices (``CT_small.dcm`` in ``benchmarks/samplers.py``) are tuned on.
 * ``inpainting`` — the validation phantoms with 60 % of the pixels and one box hidden
   (the mask family of ``invsolve demo inpainting``), 10 HU of Gaussian noise, prior
   ``ct-ellipses``, PSNR over 2000 HU.
@@ -35,7 +41,9 @@ import argparse
 import itertools
 import json
 import statistics
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -55,10 +63,11 @@ from invsolve.operators.ct import (
 )
 from invsolve.priors import load_prior, pretrained
 # the sibling benchmark: the scans of its test tasks, here of validation images
-from samplers import FIELD_OF_VIEW_MM, INCIDENT_FLUX, MRI_NOISE_STD, TASKS, MRITask, mri_scan
+from samplers import CT_TV_WEIGHT, FIELD_OF_VIEW_MM, INCIDENT_FLUX, MRI_NOISE_STD, TASKS, TV_ITERATIONS, MRITask, mri_scan
 
 VALIDATION_SEED = 2_000_000
 COLIN27 = "/usr/share/mricron/templates/ch2better.nii.gz"
+CT_SYNTHETIC_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "ct-synthetic.toml"
 COLIN27_SLICES = (110, 130, 150, 170)
 INPAINTING_NOISE_HU = 10.0
 
@@ -81,6 +90,10 @@ GRIDS = {
         "dpir": {"steps": [100], "regularization": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0], "highest_level": [0.1, 0.25, 0.5],
                  "cg_iterations": [30], "n_samples": [1]},
     },
+    "ct-synthetic": {
+        "dds": {"start_time": [None, 0.05, 0.1, 0.15, 0.2], "steps": [50], "cg_iterations": [1, 2, 5],
+                "n_samples": [4]},
+    },
     "inpainting": {
         "dds": {"steps": [50, 100], "cg_iterations": [5], "n_samples": [4]},
         "diffpir": {"steps": [100], "regularization": [1.0, 7.0, 30.0], "n_samples": [4]},
@@ -99,6 +112,7 @@ class Case:
     noise_std: float
     prior: object
     score: Callable[[torch.Tensor], float]  # reconstruct()'s image → PSNR (dB)
+    start_image: torch.Tensor | None = None  # what a grid's start_time starts from
 
 
 def ct_cases(angles: torch.Tensor) -> list[Case]:
@@ -108,6 +122,22 @@ def ct_cases(angles: torch.Tensor) -> list[Case]:
     noise_std = float(PoissonNoise(INCIDENT_FLUX).variance(y).mean().sqrt())
     return [Case(y, operator, noise_std, ct_demo_prior(),
                  lambda image: statistics.fmean(ct_demo_scores(image, truth)["psnr_db"]))]
+
+
+def synthetic_ct_cases() -> list[Case]:
+    from invsolve.datasets import synthetic_ct_slices
+    from invsolve.operators.ct import hounsfield_to_attenuation
+
+    fill = tomllib.loads(CT_SYNTHETIC_RECIPE.read_text(encoding="utf-8"))["data"]["fill"]
+    truth = hounsfield_to_attenuation(synthetic_ct_slices(4, (64, 64), seed=VALIDATION_SEED, fill=fill)).float()
+    operator = RayTransform(ParallelBeam2D((64, 64), sparse_view_angles(16), extent=FIELD_OF_VIEW_MM))
+    y = PoissonNoise(INCIDENT_FLUX)(operator(truth), seed=1)
+    noise_std = float(PoissonNoise(INCIDENT_FLUX).variance(y).mean().sqrt())
+    tv = invsolve.tv_reconstruct(y, operator, CT_TV_WEIGHT, iterations=TV_ITERATIONS, progress=False)
+    print(json.dumps({"task": "ct-synthetic", "method": "tv", "psnr_db": statistics.fmean(ct_demo_scores(tv, truth)["psnr_db"])}),
+          flush=True)
+    return [Case(y, operator, noise_std, pretrained("ct-synthetic"),
+                 lambda image: statistics.fmean(ct_demo_scores(image, truth)["psnr_db"]), tv)]
 
 
 def inpainting_cases() -> list[Case]:
@@ -166,6 +196,7 @@ CASES = {
     "ct-sparse": lambda args: ct_cases(sparse_view_angles(16)),
     "ct-limited": lambda args: ct_cases(limited_angle_angles(32, 0.0, torch.pi / 2)),
     "mri-cartesian": lambda args: mri_cases(args.mri_prior, args.zoom),
+    "ct-synthetic": lambda args: synthetic_ct_cases(),
     "inpainting": lambda args: inpainting_cases(),
 }
 
@@ -203,11 +234,15 @@ def main() -> None:
         grid = {key: [fixed[key]] if key in fixed else values for key, values in grid.items()}
         for values in itertools.product(*grid.values()):
             settings = dict(zip(grid, values))
+            start_time = settings.pop("start_time", None)
             results = [
                 invsolve.reconstruct(case.y, case.operator, case.prior, sampler, noise_std=case.noise_std,
-                                     seed=args.seed, progress=False, **settings)
+                                     seed=args.seed, progress=False, start_time=start_time,
+                                     start_image=None if start_time is None else case.start_image, **settings)
                 for case in cases
             ]
+            if "start_time" in grid:
+                settings["start_time"] = start_time
             entry = {
                 "task": args.task,
                 "sampler": sampler,

@@ -159,6 +159,17 @@ def test_a_volume_of_sinograms_with_a_slice_augmented_sampler(ct_files, tmp_path
     assert "psnr_db" in json.loads(stdout)["metrics"]
     titles = [panel["title"] for panel in _preview_panels(tmp_path / "out" / "volume.png")]
     assert all("slice 1 of 3" in title for title in titles)
+    # a warm start from the TV image of the measurement
+    code, stdout, stderr = _run(
+        ["--operator", "ct-parallel", "--views", VIEWS, "--prior", ct_files / "ct16.pt", "--input", tmp_path / "sino3d.npy",
+         "--out", tmp_path / "warm" / "volume.npy", "--pixel-mm", PIXEL_MM, "--noise-std", 0.01, "--steps", 4,
+         "--sampler", "dds-3d", "--start-time", 0.2, "--start-tv", 0.01],
+        capsys,
+    )
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["start_time"] == 0.2 and summary["start_tv"] == 0.01
+    assert np.load(tmp_path / "warm" / "volume.npy").shape == (3, 16, 16)
     # a 2D sinogram, or --slice, is refused for a volume sampler before any work
     code, _, stderr = _run(
         ["--operator", "ct-parallel", "--views", VIEWS, "--prior", ct_files / "ct16.pt", "--input", ct_files / "sino.npy",
@@ -346,6 +357,12 @@ MRI_BASE = ["--operator", "mri", "--prior", "MRI/magnitude16.pt"]
          "preset 'ct-sparse' is tuned for parallel-beam CT"),
         (CT_BASE + ["--input", "CT/sino.npy", "--out", "OUT/r.npy", "--preset", "ct-sparse", "--sampler", "daps"],
          "preset 'ct-sparse' has no validated settings for sampler 'daps'"),
+        (CT_BASE + ["--input", "CT/sino.npy", "--out", "OUT/r.npy", "--start-tv", "0.01"],
+         "--start-tv needs --start-time"),
+        (CT_BASE + ["--input", "CT/sino.npy", "--out", "OUT/r.npy", "--start-tv", "-1", "--start-time", "0.2"],
+         "--start-tv must be a finite number >= 0, got -1.0"),
+        (CT_BASE + ["--input", "CT/sino.npy", "--out", "OUT/r.npy", "--start-tv", "0.01", "--start-time", "0.2",
+                    "--sampler", "red-diff"], "sampler 'red-diff' does not start from pure noise and takes no start_time"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(ct_files, mri_files, tmp_path, capsys, arguments, message):
