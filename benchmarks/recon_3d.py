@@ -85,7 +85,7 @@ DEFAULTS = {
     "ct": {"prior": "ct-ellipses", "axis": 0, "tv_weight": 4e-4, "rho": 5e-3, "cg_iterations": 5, "tv3d_weight": 3e-3,
            "start_time": 0.2, "warm_steps": 50},
     "mri": {"prior": "mri-brain", "axis": 1, "tv_weight": 1e-3, "rho": 1e-1, "cg_iterations": 5, "tv3d_weight": 3e-3,
-            "start_time": 0.08, "warm_steps": 32},
+            "start_time": 0.05, "warm_steps": 50},
 }
 MRI_ACCELERATION = 4
 MRI_NOISE_STD = 2e-3
