@@ -33,8 +33,9 @@ record says which. Samplers that draw samples report the mean of their draws (th
 posterior-mean estimate), with NFE counted over all of them.
 
 ``--set KEY=VALUE`` replaces a setting of every sampler run (e.g. ``--set steps=50``), and
-``--start-time T`` (CT tasks) starts the samplers that take a start time from the task's
-TV image diffused to ``T`` ("Come-Closer-Diffuse-Faster", Chung, Sim & Ye, CVPR 2022).
+``--start-time T`` starts the samplers that take a start time from the task's TV image
+(MRI: TV-SENSE in the prior's view, :func:`view_tv`) diffused to ``T``
+("Come-Closer-Diffuse-Faster", Chung, Sim & Ye, CVPR 2022).
 
 Prints one JSON line per (task, method); ``--plot FILE.png`` draws PSNR against NFE for
 each task (test phantoms for CT); ``--records A.jsonl B.jsonl --plot FILE.png`` draws
@@ -213,8 +214,15 @@ def mri_scan(
     return kspace * mask, CartesianMRI(mask, maps), mask, rss(coil_images)[0]
 
 
+def view_tv(y: torch.Tensor, view) -> torch.Tensor:
+    """TV-SENSE in the prior's view (the real image ``view.operator`` takes; the weight scaled with the data):
+    what ``--start-time`` starts the MRI samplers from."""
+    return invsolve.tv_reconstruct(y * view.scale, view.operator, MRI_TV_WEIGHT * view.scale, iterations=TV_ITERATIONS,
+                                   nonnegative=False, progress=False)
+
+
 def run_mri_task(name: str, task: MRITask, samplers: list[str], samples: int, seed: int, prior,
-                 overrides: dict | None = None) -> list[dict]:
+                 overrides: dict | None = None, start_time: float | None = None) -> list[dict]:
     y, operator, mask, reference = mri_scan(t1_brain_slice(MRI_SIZE), task, task.acceleration, seed)
 
     def score(magnitude: torch.Tensor) -> dict[str, float]:
@@ -230,8 +238,9 @@ def run_mri_task(name: str, task: MRITask, samplers: list[str], samples: int, se
                                  iterations=TV_ITERATIONS, nonnegative=False, progress=False)
     record("tv-sense", channels_to_complex(tv).abs()[0], time.perf_counter() - started, 0)
     view = prior_view(y, operator, prior, mask)
+    start = None if start_time is None else {"start_time": start_time, "start_image": view_tv(y, view)}
     run_samplers(record, y * view.scale, view.operator, prior, MRI_NOISE_STD * view.scale, samplers, task.preset,
-                 samples, seed, lambda images: view.to_image(images)[:1].abs(), overrides)
+                 samples, seed, lambda images: view.to_image(images)[:1].abs(), overrides, start)
     return record.records
 
 
@@ -279,7 +288,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="a sampler setting over the preset's, JSON value (e.g. --set cg_iterations=2; repeatable)")
     parser.add_argument("--start-time", type=float,
-                        help="CT tasks: samplers that take a start time start there from the task's TV image")
+                        help="samplers that take a start time start there from the task's TV (TV-SENSE) image")
     parser.add_argument("--plot", help="write a PSNR-against-NFE plot to this PNG")
     parser.add_argument("--records", nargs="+", metavar="JSONL",
                         help="with --plot: plot the JSON lines of earlier runs instead of running")
@@ -297,8 +306,6 @@ def main() -> None:
             overrides[key] = json.loads(value)
         except ValueError:  # json.JSONDecodeError is one; also a missing '='
             parser.error(f"--set takes KEY=VALUE with a JSON value (e.g. steps=50), got {entry!r}")
-    if args.start_time is not None and any(not isinstance(TASKS[name], CTTask) for name in args.task or TASKS):
-        parser.error("--start-time starts from the TV image of a CT task: choose CT tasks with --task")
     samplers = args.sampler or available_samplers()
     records = []
     for name in args.task or list(TASKS):
@@ -308,7 +315,7 @@ def main() -> None:
             records += run_ct_task(name, task, samplers, args.samples, args.seed, prior, overrides, args.start_time)
         else:
             prior = load_prior(args.mri_prior) if args.mri_prior else pretrained("mri-brain")
-            records += run_mri_task(name, task, samplers, args.samples, args.seed, prior, overrides)
+            records += run_mri_task(name, task, samplers, args.samples, args.seed, prior, overrides, args.start_time)
     if args.plot:
         plot(records, args.plot)
 

@@ -16,7 +16,8 @@ line per run and, last, the best setting per sampler, which is what the preset h
   peak 0.9, with the smooth phase of :func:`invsolve.datasets.t1_brain_slice`, 8 known
   coil maps (unit root-sum-of-squares), complex noise σ = 2·10⁻³, fastMRI random
   column masks at 4× (8 % centre) and 8× (4 % centre) — the acquisition of
-  ``benchmarks/samplers.py``; fastMRI PSNR of the magnitude, mean over the 8 cases.
+  ``benchmarks/samplers.py``; fastMRI PSNR of the magnitude, mean over the 8 cases. A
+  grid's ``start_time`` starts from TV-SENSE in the prior's view (:func:`view_tv`).
 * ``ct-synthetic`` — four validation slices of the synthetic CT family that ``ct-synthetic``
   was trained on (:func:`invsolve.datasets.synthetic_ct_slices`, seed 2 000 000; the prior
   learnt seed 0), its recipe's field-of-view range, the 16-view scan of ``ct-sparse``, prior
@@ -63,7 +64,8 @@ from invsolve.operators.ct import (
 )
 from invsolve.priors import load_prior, pretrained
 # the sibling benchmark: the scans of its test tasks, here of validation images
-from samplers import CT_TV_WEIGHT, FIELD_OF_VIEW_MM, INCIDENT_FLUX, MRI_NOISE_STD, TASKS, TV_ITERATIONS, MRITask, mri_scan
+from samplers import (CT_TV_WEIGHT, FIELD_OF_VIEW_MM, INCIDENT_FLUX, MRI_NOISE_STD, TASKS, TV_ITERATIONS, MRITask,
+                      mri_scan, view_tv)
 
 VALIDATION_SEED = 2_000_000
 COLIN27 = "/usr/share/mricron/templates/ch2better.nii.gz"
@@ -85,7 +87,8 @@ GRIDS = {
                  "cg_iterations": [30], "n_samples": [1]},
     },
     "mri-cartesian": {
-        "dds": {"steps": [50, 100], "cg_iterations": [1, 2, 5, 10], "n_samples": [4]},
+        "dds": {"start_time": [None, 0.05, 0.1, 0.2], "steps": [50, 100], "cg_iterations": [1, 2, 5, 10],
+                "n_samples": [4]},
         "diffpir": {"steps": [100], "regularization": [1.0, 7.0, 30.0], "n_samples": [4]},
         "dpir": {"steps": [100], "regularization": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0], "highest_level": [0.1, 0.25, 0.5],
                  "cg_iterations": [30], "n_samples": [1]},
@@ -187,6 +190,7 @@ def mri_cases(prior_file: str | None = None, zoom: float = 1.0) -> list[Case]:
                 lambda image, view=view, reference=reference: float(
                     fastmri_psnr(reference, view.to_image(image)[:1].abs())
                 ),
+                view_tv(y, view),
             ))
     return cases
 
