@@ -87,8 +87,8 @@ GRIDS = {
                  "cg_iterations": [30], "n_samples": [1]},
     },
     "mri-cartesian": {
-        "dds": {"start_time": [None, 0.05, 0.1, 0.2], "steps": [50, 100], "cg_iterations": [1, 2, 5, 10],
-                "n_samples": [4]},
+        # start_time 0.05 leaves 50 of the schedule's steps, so it is run with --fix steps=50 (README)
+        "dds": {"start_time": [None, 0.1, 0.2], "steps": [50, 100], "cg_iterations": [1, 2, 5, 10], "n_samples": [4]},
         "diffpir": {"steps": [100], "regularization": [1.0, 7.0, 30.0], "n_samples": [4]},
         "dpir": {"steps": [100], "regularization": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0], "highest_level": [0.1, 0.25, 0.5],
                  "cg_iterations": [30], "n_samples": [1]},
