@@ -94,8 +94,9 @@ GRIDS = {
                  "cg_iterations": [30], "n_samples": [1]},
     },
     "ct-synthetic": {
+        # run as start_time × cg_iterations at η 0.85, 4 samples, then η × n_samples at the best (README)
         "dds": {"start_time": [None, 0.05, 0.1, 0.15, 0.2], "steps": [50], "cg_iterations": [1, 2, 5],
-                "n_samples": [4]},
+                "eta": [0.85, 1.0], "n_samples": [4, 8]},
     },
     "inpainting": {
         "dds": {"steps": [50, 100], "cg_iterations": [5], "n_samples": [4]},
