@@ -10,8 +10,8 @@ Run by hand::
 (the distribution whose 2D slices ``ct-ellipses`` was trained on), scanned slice by
 slice by a parallel-beam ray transform (``SliceStack``, CT_small's 84.7 mm field
 of view, ``--views`` views over 180°) with Poisson noise of 10⁵ photons.
-Phantom seeds: ``--split validation`` uses 2 000 000 + k (tune there),
-``--split test`` 3 000 000 + k (report there; never tuned on).
+Phantom seeds: ``--split validation`` uses 2 000 000 + 2k (tune there),
+``--split test`` 3 000 000 + 2k (report there; never tuned on), k = ``--volume``.
 
 ``--task mri``: 4× 3D Cartesian MRI of a brain volume with the ``mri-brain`` prior
 (trained on coronal slices of Colin27, which therefore is never a benchmark volume).
@@ -153,6 +153,11 @@ def make_problem(slices: int, views: int, seed: int):
     return truth, operator, y, float(noise.variance(y).mean().sqrt())
 
 
+def phantom_seed(args: argparse.Namespace) -> int:
+    """The CT phantom's seed: the split's base seed, ``+ 2·--volume`` (the noise takes the next seed)."""
+    return SPLITS[args.split] + 2 * args.volume
+
+
 class ResidentPeak:
     """The largest resident set size while the ``with`` block runs (polled from /proc, every 20 ms), in MB.
 
@@ -196,7 +201,7 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
     needs_prior = args.task == "mri" or method not in ("tv-3d", "zero-filled")
     prior = pretrained(task["prior"]) if needs_prior else None
     if args.task == "ct":
-        truth, operator, y, noise_std = make_problem(args.slices, args.views, SPLITS[args.split])
+        truth, operator, y, noise_std = make_problem(args.slices, args.views, phantom_seed(args))
     else:
         truth, operator, y, noise_std = make_mri_problem(args.split, SPLITS[args.split], prior_window(prior)[1])
     gc.collect()
@@ -230,7 +235,7 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
     window = float(truth.max() - truth.min())
     return {
         "task": args.task,
-        "volume": BRAINS[args.split] if args.task == "mri" else f"random ellipsoids, seed {SPLITS[args.split]}",
+        "volume": BRAINS[args.split] if args.task == "mri" else f"random ellipsoids, seed {phantom_seed(args)}",
         "method": method,
         "settings": settings,
         "psnr_db": float(psnr(image, truth, data_range=window)),
@@ -246,8 +251,8 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
 def measure(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str, Any]:
     """:func:`run_method` in a fresh process; raises if it fails."""
     command = [sys.executable, __file__, "--one", method, "--slice-batch", str(slice_batch)]
-    for key in ("task", "slices", "views", "split", "tv_weight", "rho", "cg_iterations", "tv3d_weight", "mbir_steps",
-                "start_time", "warm_steps", "threads"):
+    for key in ("task", "slices", "views", "split", "volume", "tv_weight", "rho", "cg_iterations", "tv3d_weight",
+                "mbir_steps", "start_time", "warm_steps", "threads"):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
@@ -261,6 +266,8 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=64, help="CT: slices of the 64×64×S volume (default: %(default)s)")
     parser.add_argument("--views", type=int, default=8, help="CT: views over 180° (default: %(default)s)")
     parser.add_argument("--split", choices=sorted(SPLITS), default="test", help="volumes (default: %(default)s)")
+    parser.add_argument("--volume", type=int, default=0,
+                        help="CT: the split's K-th phantom volume, seed base + 2K (default: %(default)s)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS[:3]), help="(default: %(default)s)")
     parser.add_argument("--tv-weight", type=float, help="dds-3d's and mbir's relative λ (default: the task's DEFAULTS)")
     parser.add_argument("--rho", type=float, help="their relative ρ (default: the task's DEFAULTS)")
@@ -280,6 +287,8 @@ def main() -> None:
             setattr(args, key, DEFAULTS[args.task][key])
     if args.task == "ct" and "zero-filled" in args.methods + [args.one]:
         parser.error("zero-filled is an MRI baseline (--task mri)")
+    if args.volume < 0 or (args.volume and args.task == "mri"):
+        parser.error("--volume takes K >= 0 and applies to the CT task (the MRI task has one brain per split)")
     if args.one:
         print(json.dumps(run_method(args.one, args, args.slice_batch[0])))
         return
