@@ -217,7 +217,6 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
             sampler = "mbir" if method == "mbir" else "dds-3d"
             warm = method == "tv-dds-3d"
             settings = {
-                **({"start_tv_weight": args.tv3d_weight, "start_time": args.start_time} if warm else {}),
                 "steps": args.mbir_steps if method == "mbir" else (args.warm_steps if warm else DDS_STEPS),
                 "tv_weight": 0.0 if method == "slice-dds" else args.tv_weight,
                 "rho": args.rho,
@@ -227,10 +226,11 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
             }
             start = {"start_time": args.start_time, "start_image": image} if warm else {}
             result = invsolve.reconstruct(
-                y, operator, prior, sampler, noise_std=noise_std, seed=0, progress=False,
-                **start, **{k: v for k, v in settings.items() if k not in ("start_tv_weight", "start_time")},
+                y, operator, prior, sampler, noise_std=noise_std, seed=0, progress=False, **start, **settings
             )
             image, evaluations = result.image, result.info["network_evaluations"]
+            if warm:
+                settings = {"start_tv_weight": args.tv3d_weight, "start_time": args.start_time, **settings}
         seconds = time.perf_counter() - started
     window = float(truth.max() - truth.min())
     return {

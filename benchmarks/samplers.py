@@ -56,6 +56,7 @@ from typing import Callable
 import torch
 
 import invsolve
+from invsolve.command_reconstruct import parse_hyperparameters
 from invsolve.datasets import CT_SMALL_PIXEL_MM, ct_small_slice, t1_brain_slice
 from invsolve.demo import ct_demo_scores, held_out_phantoms
 from invsolve.metrics import fastmri_psnr, fastmri_ssim
@@ -286,7 +287,7 @@ def main() -> None:
     parser.add_argument("--mri-prior", help="a prior checkpoint for the MRI tasks (default the embedded mri-brain)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="a sampler setting over the preset's, JSON value (e.g. --set cg_iterations=2; repeatable)")
+                        help="a sampler setting over the preset's (e.g. --set cg_iterations=2; repeatable)")
     parser.add_argument("--start-time", type=float,
                         help="samplers that take a start time start there from the task's TV (TV-SENSE) image")
     parser.add_argument("--plot", help="write a PSNR-against-NFE plot to this PNG")
@@ -299,13 +300,10 @@ def main() -> None:
         lines = [line for path in args.records for line in open(path, encoding="utf-8")]
         plot([json.loads(line) for line in lines if line.startswith("{")], args.plot)
         return
-    overrides = {}
-    for entry in args.overrides:
-        key, _, value = entry.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except ValueError:  # json.JSONDecodeError is one; also a missing '='
-            parser.error(f"--set takes KEY=VALUE with a JSON value (e.g. steps=50), got {entry!r}")
+    try:  # read as `invsolve reconstruct --set` reads them
+        overrides = parse_hyperparameters(args.overrides)
+    except ValueError as error:
+        parser.error(str(error))
     samplers = args.sampler or available_samplers()
     records = []
     for name in args.task or list(TASKS):
