@@ -140,7 +140,7 @@ TABLES = (
     Table(
         "demo-ct",
         "demo-ct",
-        "| PSNR / SSIM | FBP | TV | DDS (preset `ct-sparse`) | DPIR (preset `ct-sparse`) | RED-Diff + `ct-ellipses` (the previous demo) |",
+        "| PSNR / SSIM | FBP | TV | DDS (preset `ct-sparse`; on `CT_small` from TV, `ct-sparse-from-tv`) | DPIR (preset `ct-sparse`) | RED-Diff + `ct-ellipses` (the previous demo) |",
         {"held_out_phantom": "held-out phantom (`ct-ellipses`)", "ct_small": "`CT_small.dcm` (`ct-synthetic`)"},
         {"fbp": "FBP", "tv": "TV", "dds": "DDS", "dpir": "DPIR", "previous_demo_red_diff": "RED-Diff (previous demo)"},
         lambda metrics: metrics["scores"],

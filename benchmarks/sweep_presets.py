@@ -9,6 +9,8 @@ line per run and, last, the best setting per sampler, which is what the preset h
   ``benchmarks/ct_demo_tuning.py`` (seeds 2 000 000..2 000 003; the test phantoms of
   ``benchmarks/samplers.py`` use 3 000 000.. and the demo its own), prior ``ct-ellipses``,
   PSNR over 2000 HU. (RED-Diff's preset comes from ``benchmarks/ct_demo_tuning.py``.)
+* ``ct-sparse-8`` — the same phantoms and scan at 8 views, DDS from noise or from the TV
+  image (a grid entry ``start_time``, as for ``ct-synthetic``).
 * ``ct-limited`` — the same phantoms, 32 views over 90°.
 * ``mri-cartesian`` — four axial slices of the Colin27 template (``ch2better.nii.gz``
   of Debian's mricron-data; slices 110, 130, 150, 170 along the volume's axis 2 — the
@@ -81,6 +83,11 @@ GRIDS = {
         "dpir": {"steps": [50, 100, 200], "regularization": [0.01, 0.03, 0.1, 0.3],
                  "highest_level": [0.05, 0.1, 0.15, 0.25], "cg_iterations": [30], "n_samples": [1]},
     },
+    "ct-sparse-8": {
+        # does a start from TV carry the 16-view gains to 8 views? (README, targets of issue 10)
+        "dds": {"start_time": [None, 0.05, 0.1, 0.2, 0.3], "steps": [50], "cg_iterations": [2, 5], "eta": [1.0],
+                "n_samples": [4]},
+    },
     "ct-limited": {
         "dds": {"steps": [100], "cg_iterations": [5, 10, 20, 40], "n_samples": [4]},
         "dpir": {"steps": [100], "regularization": [0.03, 0.1, 0.3], "highest_level": [0.15, 0.5, 1.5],
@@ -119,29 +126,25 @@ class Case:
     start_image: torch.Tensor | None = None  # what a grid's start_time starts from
 
 
-def ct_cases(angles: torch.Tensor) -> list[Case]:
-    truth = held_out_phantoms(4, VALIDATION_SEED)
+def ct_case(task: str, truth: torch.Tensor, angles: torch.Tensor, prior) -> Case:
+    """The demo's scan of ``truth`` (1/mm) at ``angles``; prints the TV baseline, which is also the start image."""
     operator = RayTransform(ParallelBeam2D((64, 64), angles, extent=FIELD_OF_VIEW_MM))
     y = PoissonNoise(INCIDENT_FLUX)(operator(truth), seed=1)
     noise_std = float(PoissonNoise(INCIDENT_FLUX).variance(y).mean().sqrt())
-    return [Case(y, operator, noise_std, ct_demo_prior(),
-                 lambda image: statistics.fmean(ct_demo_scores(image, truth)["psnr_db"]))]
+    tv = invsolve.tv_reconstruct(y, operator, CT_TV_WEIGHT, iterations=TV_ITERATIONS, progress=False)
+    print(json.dumps({"task": task, "method": "tv", "psnr_db": statistics.fmean(ct_demo_scores(tv, truth)["psnr_db"])}),
+          flush=True)
+    return Case(y, operator, noise_std, prior, lambda image: statistics.fmean(ct_demo_scores(image, truth)["psnr_db"]),
+                tv)
 
 
-def synthetic_ct_cases() -> list[Case]:
+def synthetic_ct_truth() -> torch.Tensor:
+    """``(4, 1, 64, 64)`` validation slices of the ``ct-synthetic`` family, 1/mm."""
     from invsolve.datasets import synthetic_ct_slices
     from invsolve.operators.ct import hounsfield_to_attenuation
 
     fill = tomllib.loads(CT_SYNTHETIC_RECIPE.read_text(encoding="utf-8"))["data"]["fill"]
-    truth = hounsfield_to_attenuation(synthetic_ct_slices(4, (64, 64), seed=VALIDATION_SEED, fill=fill)).float()
-    operator = RayTransform(ParallelBeam2D((64, 64), sparse_view_angles(16), extent=FIELD_OF_VIEW_MM))
-    y = PoissonNoise(INCIDENT_FLUX)(operator(truth), seed=1)
-    noise_std = float(PoissonNoise(INCIDENT_FLUX).variance(y).mean().sqrt())
-    tv = invsolve.tv_reconstruct(y, operator, CT_TV_WEIGHT, iterations=TV_ITERATIONS, progress=False)
-    print(json.dumps({"task": "ct-synthetic", "method": "tv", "psnr_db": statistics.fmean(ct_demo_scores(tv, truth)["psnr_db"])}),
-          flush=True)
-    return [Case(y, operator, noise_std, pretrained("ct-synthetic"),
-                 lambda image: statistics.fmean(ct_demo_scores(image, truth)["psnr_db"]), tv)]
+    return hounsfield_to_attenuation(synthetic_ct_slices(4, (64, 64), seed=VALIDATION_SEED, fill=fill)).float()
 
 
 def inpainting_cases() -> list[Case]:
@@ -198,10 +201,15 @@ def mri_cases(prior_file: str | None = None, zoom: float = 1.0) -> list[Case]:
 
 #: task → its validation cases, from the command-line arguments
 CASES = {
-    "ct-sparse": lambda args: ct_cases(sparse_view_angles(16)),
-    "ct-limited": lambda args: ct_cases(limited_angle_angles(32, 0.0, torch.pi / 2)),
+    "ct-sparse": lambda args: [ct_case("ct-sparse", held_out_phantoms(4, VALIDATION_SEED), sparse_view_angles(16),
+                                       ct_demo_prior())],
+    "ct-sparse-8": lambda args: [ct_case("ct-sparse-8", held_out_phantoms(4, VALIDATION_SEED), sparse_view_angles(8),
+                                         ct_demo_prior())],
+    "ct-limited": lambda args: [ct_case("ct-limited", held_out_phantoms(4, VALIDATION_SEED),
+                                        limited_angle_angles(32, 0.0, torch.pi / 2), ct_demo_prior())],
     "mri-cartesian": lambda args: mri_cases(args.mri_prior, args.zoom),
-    "ct-synthetic": lambda args: synthetic_ct_cases(),
+    "ct-synthetic": lambda args: [ct_case("ct-synthetic", synthetic_ct_truth(), sparse_view_angles(16),
+                                          pretrained("ct-synthetic"))],
     "inpainting": lambda args: inpainting_cases(),
 }
 

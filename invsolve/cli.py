@@ -24,7 +24,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "demo",
         help="sparse-view CT with the embedded ct-ellipses prior (default) or Gaussian inpainting; writes PNG + JSON",
         description="ct (default): sparse-view CT of a held-out ellipse phantom and of pydicom's CT_small.dcm with the "
-        "embedded ct-ellipses prior, DDS (preset ct-sparse) vs FBP vs TV; writes ct.png, ct_std.png and ct_metrics.json.  inpainting: a CT slice "
+        "embedded ct-ellipses and ct-synthetic priors, DDS and DPIR (presets ct-sparse, ct-sparse-from-tv) vs FBP vs "
+        "TV; writes ct.png, ct_std.png and ct_metrics.json.  inpainting: a CT slice "
         "inpainted with an exact Gaussian prior, RED-Diff and DPS vs the exact posterior; writes inpainting.png, "
         "inpainting_std.png and inpainting_metrics.json.",
     )
@@ -32,7 +33,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="invsolve-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     demo.add_argument("--views", type=int, help="ct: projection views over 180 degrees (default: 16)")
-    demo.add_argument("--steps", type=int, help="ct: DDS steps per sample and DPIR iterations (default: the preset ct-sparse's 100 and 200)")
+    demo.add_argument("--steps", type=int, help="ct: DDS steps per sample and DPIR iterations (default: the presets')")
     demo.add_argument("--size", type=int, help="inpainting: image side in pixels, 8..64 (default: 32)")
     demo.add_argument("--dps-samples", type=int, help="inpainting: DPS samples (default: 16)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -180,7 +181,8 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
         "--samples", type=int, help="posterior samples; > 1 writes the std map (default: the preset's, else 1)"
     )
     recon.add_argument(
-        "--preset", help="validated settings for the task, e.g. ct-sparse (invsolve.presets); explicit options win"
+        "--preset", help="validated settings for the task, e.g. ct-sparse, or ct-sparse-from-tv (starts from the TV "
+        "image) (invsolve.presets); explicit options win"
     )
     recon.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     recon.add_argument(
@@ -189,7 +191,8 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
     )
     recon.add_argument(
         "--start-tv", type=float, metavar="WEIGHT",
-        help="with --start-time: start from the TV reconstruction of the measurement with this weight "
+        help="with --start-time (or a preset that starts from TV): start from the TV reconstruction of the "
+        "measurement with this weight "
         "(invsolve.tv_reconstruct, 300 iterations; the way dds-3d beats 3D TV on CT volumes)",
     )
     recon.add_argument(

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from invsolve._checks import check_finite, check_nonnegative, check_output_file
-from invsolve.presets import preset_settings
+from invsolve.presets import PRESETS, preset_settings
 from invsolve.measurement_files import REFERENCE_DATASETS, ArrayFile, read_array, read_npy, select_plane
 from invsolve.operators import GaussianLikelihood
 from invsolve.output_files import StagedFiles, output_paths, output_suffix, write_image
@@ -663,7 +663,8 @@ def reconstruct_files(
     With ``start_tv`` (and ``start_time``) the sampler starts from the TV
     reconstruction of the measurement (:func:`invsolve.tv_reconstruct` with
     that weight, 300 iterations, non-negative for CT), diffused to
-    ``start_time`` (:func:`invsolve.reconstruct`'s ``start_image``).
+    ``start_time`` (:func:`invsolve.reconstruct`'s ``start_image``).  A
+    preset tuned from the TV image (``ct-sparse-from-tv``) supplies both.
 
     With ``samples > 1`` the finished samples are kept in the hidden
     checkpoint ``.<stem>.samples.pt`` beside ``out`` while the run goes on
@@ -705,6 +706,11 @@ def reconstruct_files(
         )
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise ValueError(f"--samples must be a positive integer, got {samples!r}")
+    # a preset tuned from the TV image starts from it at its start time with its weight, unless told otherwise
+    preset_start = PRESETS[preset].samplers.get(sampler, {}).get("start_time") if preset in PRESETS else None
+    if preset_start is not None:
+        start_time = preset_start if start_time is None else start_time
+        start_tv = PRESETS[preset].start_tv_weight if start_tv is None else start_tv
     if start_tv is not None:
         check_nonnegative(start_tv, "--start-tv")
         if start_time is None:

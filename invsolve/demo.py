@@ -3,8 +3,8 @@
 * :func:`run_ct_demo` (``invsolve demo``, ``invsolve demo ct``): sparse-view
   CT of a held-out random-ellipse phantom and of pydicom's real
   ``CT_small.dcm`` slice with the embedded ``ct-ellipses`` and
-  ``ct-synthetic`` diffusion priors, DDS against filtered backprojection and
-  total variation.
+  ``ct-synthetic`` diffusion priors, DDS and DPIR against filtered
+  backprojection and total variation.
 * :func:`run_inpainting_demo` (``invsolve demo inpainting``): a CT slice
   inpainted with an exact Gaussian prior, where RED-Diff and DPS can be
   compared with the exact posterior.
@@ -35,6 +35,7 @@ from invsolve.operators.ct import (
     sparse_view_angles,
 )
 from invsolve.oracle import gaussian_posterior
+from invsolve.presets import PRESETS
 from invsolve.priors import DiffusionPrior, GaussianPrior, Normalization, pretrained
 from invsolve.reconstruct import reconstruct
 
@@ -74,11 +75,13 @@ _TV_WEIGHT = 1e-2
 _TV_ITERATIONS = 300
 #: each image is reconstructed with the embedded prior of its kind
 _PRIORS = {"held_out_phantom": "ct-ellipses", "ct_small": "ct-synthetic"}
-#: the methods, with the settings of invsolve.presets' "ct-sparse" (benchmarks/sweep_presets.py): DPIR won
-#: benchmarks/samplers.py at 16 views on the test phantoms, DDS on CT_small (with ct-synthetic) and gives
-#: the posterior spread
-_SAMPLERS = ("dds", "dpir")
-_PRESET = "ct-sparse"
+#: each image's methods and their presets (invsolve.presets, from benchmarks/sweep_presets.py): DPIR won
+#: benchmarks/samplers.py at 16 views on the test phantoms; on CT_small DDS with ct-synthetic started from the
+#: TV image (the demo's TV, whose weight is the preset's start_tv_weight) beat TV; DDS gives the posterior spread
+_PRESETS = {
+    "held_out_phantom": {"dds": "ct-sparse", "dpir": "ct-sparse"},
+    "ct_small": {"dds": "ct-sparse-from-tv", "dpir": "ct-sparse"},
+}
 _INPAINTING_WINDOW_HU = (-1000.0, 1000.0)
 
 
@@ -151,15 +154,19 @@ def run_ct_demo(
     filtered backprojection (Hann window), total variation (PDHG, 300
     iterations, weight chosen on other held-out phantoms by
     ``benchmarks/ct_demo_tuning.py``), DDS (Chung et al., ICLR 2024) and
-    DPIR (Zhang et al., TPAMI 2022) with the settings of preset
-    ``"ct-sparse"`` (DDS: 100 steps, 10 CG iterations, the mean of 4
-    samples; DPIR: 200 iterations; ``benchmarks/sweep_presets.py`` on
-    validation phantoms with ``ct-ellipses``) — the best methods of
-    ``benchmarks/samplers.py`` at 16 views, DPIR on the phantoms and DDS on
-    CT_small.  Writes ``ct.png`` (one row per image: truth, FBP, TV, DDS,
-    DPIR in HU), ``ct_std.png`` (the spread of the DDS samples; DPIR is a
-    point estimate) and ``ct_metrics.json`` (PSNR and SSIM over 2000 HU,
-    RMSE in HU, seconds) into ``out_dir``.
+    DPIR (Zhang et al., TPAMI 2022), the best methods of
+    ``benchmarks/samplers.py`` at 16 views: DPIR on the phantoms, DDS
+    started from the TV image on CT_small.  Their settings come from
+    presets chosen on validation images (``benchmarks/sweep_presets.py``):
+    ``"ct-sparse"`` (validation phantoms, ``ct-ellipses``; DDS: 100 steps,
+    10 CG iterations, the mean of 4 samples; DPIR: 200 iterations) for DPIR
+    on both images and DDS on the phantom, ``"ct-sparse-from-tv"``
+    (synthetic validation slices, ``ct-synthetic``: the TV image diffused to
+    t = 0.05, 50 steps, 2 CG iterations, η = 1, the mean of 8 samples) for
+    DDS on CT_small.  Writes ``ct.png`` (one row per image: truth, FBP, TV,
+    DDS, DPIR in HU), ``ct_std.png`` (the spread of the DDS samples; DPIR
+    is a point estimate) and ``ct_metrics.json`` (PSNR and SSIM over 2000
+    HU, RMSE in HU, seconds, each method's settings) into ``out_dir``.
 
     Parameters
     ----------
@@ -169,7 +176,8 @@ def run_ct_demo(
         Number of projection views over 180°, 2 to 180.
     steps : int, optional
         DDS steps per sample and DPIR iterations (one network evaluation
-        each); default the preset's (100 and 200).
+        each); default the presets' (DDS 100 on the phantom and 50 from TV on
+        CT_small, DPIR 200).
     seed : int
         Seed of the photon noise and of the samples.
     progress : bool
@@ -201,24 +209,26 @@ def run_ct_demo(
     chosen = {} if steps is None else {"steps": steps}
     # the likelihood's noise level: the RMS post-log noise of the sinograms, as in the preset's sweep
     noise_std = float(PoissonNoise(_INCIDENT_FLUX).variance(y).mean().sqrt())
+    labels = tuple(_PRESETS)  # the batch order
+    samplers = tuple(_PRESETS[labels[0]])
     runs = {
         sampler: [
             reconstruct(
-                y[index : index + 1], operator, prior, sampler, noise_std=noise_std, preset=_PRESET, seed=seed,
-                progress=progress, **chosen,
+                y[index : index + 1], operator, prior, sampler, noise_std=noise_std, preset=_PRESETS[label][sampler],
+                seed=seed, progress=progress, **chosen,
+                # a preset tuned from the TV image (its start_tv_weight is the demo's TV weight) starts from it
+                start_image=reconstructions["tv"][index : index + 1] if _starts_from_tv(label, sampler) else None,
             )
-            for index, prior in enumerate(priors)
+            for index, (label, prior) in enumerate(zip(labels, priors))
         ]
-        for sampler in _SAMPLERS
+        for sampler in samplers
     }
-    run_info = {sampler: image_runs[0].info for sampler, image_runs in runs.items()}  # the same for both images
     for sampler, image_runs in runs.items():
         reconstructions[sampler] = torch.cat([run.image for run in image_runs])
         seconds[sampler] = sum(run.info["seconds"] for run in image_runs)
     spread = torch.cat([run.std for run in runs["dds"]])  # DPIR is a point estimate
 
     scores = {name: ct_demo_scores(image, truth) for name, image in reconstructions.items()}
-    labels = ("held_out_phantom", "ct_small")
     metrics: dict[str, Any] = {
         "prior": dict(_PRIORS),
         "scan": {
@@ -235,13 +245,17 @@ def run_ct_demo(
         "hyperparameters": {
             "tv": {"weight": _TV_WEIGHT, "iterations": _TV_ITERATIONS},
             **{
-                sampler: {
-                    "preset": _PRESET,
-                    "steps": info["steps"],
-                    "n_samples": info["n_samples"],
-                    **info["hyperparameters"],
+                label: {
+                    sampler: {
+                        "preset": _PRESETS[label][sampler],
+                        "steps": image_runs[index].info["steps"],
+                        "n_samples": image_runs[index].info["n_samples"],
+                        "start_time": image_runs[index].info["start_time"],
+                        **image_runs[index].info["hyperparameters"],
+                    }
+                    for sampler, image_runs in runs.items()
                 }
-                for sampler, info in run_info.items()
+                for index, label in enumerate(labels)
             },
         },
         "seconds": seconds,
@@ -257,7 +271,8 @@ def run_ct_demo(
     for index, (label, window) in enumerate(zip(("held-out phantom", "CT_small.dcm"), (_PHANTOM_WINDOW_HU, _CT_SMALL_WINDOW_HU))):
         images.append(truth_hu[index])
         titles.append(f"{label} (truth)")
-        for name, title in (("fbp", "FBP"), ("tv", "TV"), ("dds", "DDS"), ("dpir", "DPIR")):
+        dds_title = "DDS from TV" if _starts_from_tv(labels[index], "dds") else "DDS"
+        for name, title in (("fbp", "FBP"), ("tv", "TV"), ("dds", dds_title), ("dpir", "DPIR")):
             images.append(images_hu[name][index])
             titles.append(f"{title}  {scores[name]['psnr_db'][index]:.1f} dB")
         windows += [window] * 5
@@ -279,7 +294,10 @@ def run_ct_demo(
     save_png(
         out / "ct_std.png",
         list(spread_hu),
-        [f"{label}: std of {run_info['dds']['n_samples']} DDS samples" for label in ("held-out phantom", "CT_small.dcm")],
+        [
+            f"{label}: std of {run.info['n_samples']} DDS samples"
+            for label, run in zip(("held-out phantom", "CT_small.dcm"), runs["dds"])
+        ],
         value_range=[(0.0, float(image.max())) for image in spread_hu],
         figure_title="Per-pixel spread of the DDS samples, each on its own scale",
         unit="HU (std)",
@@ -287,6 +305,11 @@ def run_ct_demo(
     )
     save_json(out / "ct_metrics.json", metrics)
     return metrics
+
+
+def _starts_from_tv(label: str, sampler: str) -> bool:
+    """Whether the demo's ``sampler`` on image ``label`` starts from the TV image (its preset was tuned so)."""
+    return "start_time" in PRESETS[_PRESETS[label][sampler]].samplers[sampler]
 
 
 @dataclass

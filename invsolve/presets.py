@@ -7,7 +7,11 @@ chose — ``benchmarks/sweep_presets.py`` on images that no test, demo or
 README figure uses — and names that sweep in :attr:`Preset.source`; a
 sampler the sweep has not covered is refused rather than guessed.  A preset
 also says which instruments it was tuned for, and refuses others: the
-settings of sparse-view CT do not transfer to a mask.
+settings of sparse-view CT do not transfer to a mask.  A sampler's settings
+may hold a ``start_time``: the run then starts from an image diffused to
+that time (Chung, Sim & Ye, CVPR 2022) — the TV reconstruction of weight
+:attr:`Preset.start_tv_weight` the sweep started from — and
+:func:`invsolve.reconstruct` asks for that ``start_image``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ class Preset:
         Sampler name → ``{"steps": int, "n_samples": int, **hyperparameters}``.
     source : str
         The sweep that chose the values (script, split, criterion).
+    start_tv_weight : float or None
+        For settings that hold a ``start_time``: the weight of the TV
+        reconstruction (:func:`invsolve.tv_reconstruct`, the measurement's
+        units) they were tuned starting from.
     """
 
     name: str
@@ -44,6 +52,7 @@ class Preset:
     instruments: tuple[str, ...]
     samplers: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
+    start_tv_weight: float | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -67,6 +76,26 @@ PRESETS: dict[str, Preset] = {
             "10^5 photons, the four validation phantoms of seeds 2 000 000..2 000 003, prior ct-ellipses, "
             "best mean PSNR over 2000 HU"
         ),
+    ),
+    "ct-sparse-from-tv": Preset(
+        name="ct-sparse-from-tv",
+        task=(
+            "parallel-beam CT of body slices with 8-32 views over 180 degrees, post-log Poisson data, the ct-synthetic "
+            "prior, the sampler started from the TV reconstruction"
+        ),
+        instruments=("RayTransform",),
+        samplers={
+            # start_time None / 0.05 / 0.1 / 0.15 / 0.2 × CG 1/2/5 at η 0.85, 4 samples: from noise at best 30.44 dB,
+            # from TV best 31.95 dB (t 0.05, CG 2; TV itself 30.83 dB); then η 1 and 8 samples: 32.11 / 32.23 / 32.37 dB
+            # (docs/benchmarks/sweep_ct_synthetic.jsonl)
+            "dds": {"steps": 50, "n_samples": 8, "cg_iterations": 2, "eta": 1.0, "start_time": 0.05},
+        },
+        source=(
+            "benchmarks/sweep_presets.py --task ct-synthetic: 16 views, 10^5 photons, four validation slices of the "
+            "synthetic CT family (seed 2 000 000; the prior learnt seed 0), prior ct-synthetic, started from TV of "
+            "weight 0.01, best mean PSNR over 2000 HU"
+        ),
+        start_tv_weight=1e-2,
     ),
     "ct-limited": Preset(
         name="ct-limited",

@@ -13,7 +13,7 @@ import torch
 from invsolve._checks import check_int, check_tensor
 from invsolve._random import make_generator
 from invsolve.operators import GaussianLikelihood, LinearOperator
-from invsolve.presets import preset_settings
+from invsolve.presets import PRESETS, preset_settings
 from invsolve.sample_checkpoint import SampleCheckpoint, run_fingerprint
 from invsolve.priors import DiffusionPrior
 from invsolve.samplers import Problem, SamplerStep, get_sampler
@@ -108,7 +108,9 @@ def reconstruct(
     preset : str, optional
         Named settings validated for a task (:mod:`invsolve.presets`, e.g.
         ``"ct-sparse"``): the sampler's steps, number of samples and
-        hyperparameters; explicit arguments win.  Refused for an operator or
+        hyperparameters, and for presets tuned from a start image (e.g.
+        ``"ct-sparse-from-tv"``) the start time, which then needs
+        ``start_image``; explicit arguments win.  Refused for an operator or
         a sampler the preset was not tuned for.
     condition : torch.Tensor, optional
         What a conditional prior is conditioned on, one per measurement.
@@ -161,7 +163,8 @@ def reconstruct(
         unknown sampler, preset or hyperparameter, or one out of its range;
         ``steps``, ``n_samples`` or ``max_batch`` below their minimum; a
         ``start_time`` outside ``(0, 1]``; a ``start_image`` of the wrong
-        shape, with NaN/Inf, or without ``start_time``; mismatched devices.
+        shape, with NaN/Inf, or without ``start_time``; a preset that starts
+        from an image without ``start_image``; mismatched devices.
     FloatingPointError
         If the sampler diverged: its image holds NaN or Inf although the
         inputs were finite (e.g. a step size too large for the data's
@@ -173,9 +176,19 @@ def reconstruct(
     if preset is not None:
         settings = preset_settings(preset, sampler, operator)
         preset_steps, preset_samples = settings.pop("steps"), settings.pop("n_samples")
+        preset_start_time = settings.pop("start_time", None)
         steps = preset_steps if steps is None else steps
         n_samples = preset_samples if n_samples is None else n_samples
         hyperparameters = {**settings, **hyperparameters}
+        if start_time is None and preset_start_time is not None:
+            if start_image is None:
+                weight = PRESETS[preset].start_tv_weight
+                raise ValueError(
+                    f"preset {preset!r} starts {sampler} at start_time={preset_start_time} from an image: its settings "
+                    f"were tuned starting from the TV reconstruction of weight {weight}; give start_image= (e.g. "
+                    f"invsolve.tv_reconstruct(y, operator, {weight})), or start_time= to start elsewhere"
+                )
+            start_time = preset_start_time
     n_samples = 1 if n_samples is None else n_samples
     chosen = get_sampler(sampler, **hyperparameters)
     chosen.check_operator(operator, prior)

@@ -34,6 +34,7 @@ from .problem import Problem
 
 __all__ = [
     "alpha_sigma_at",
+    "diffused",
     "initial_state",
     "gaussian_posterior_draw",
     "ddim_step",
@@ -55,6 +56,16 @@ def alpha_sigma_at(prior: DiffusionPrior, t: float) -> tuple[float, float]:
     """The prior's ``(α_t, σ_t)`` at one time ``t``, as floats."""
     alpha, sigma = prior.schedule.alpha_sigma(torch.tensor(float(t), dtype=torch.float64))
     return float(alpha), float(sigma)
+
+
+def diffused(prior: DiffusionPrior, clean: torch.Tensor, t: float, noise: torch.Tensor) -> torch.Tensor:
+    """``x_t = α_t·x + σ_t·ε``: the forward process's state at time ``t`` of ``clean`` (network range) for ``noise``.
+
+    The one place a start image becomes a start state (:func:`initial_state`
+    and the volume samplers' ``SliceAugmented3D._start``).
+    """
+    alpha, sigma = alpha_sigma_at(prior, t)
+    return alpha * clean + sigma * noise
 
 
 def initial_state(
@@ -79,8 +90,7 @@ def initial_state(
         clean = prior.to_network(problem.start_image.to(prior.dtype))
     else:
         clean = gaussian_posterior_draw(problem, prior, generator)
-    alpha, sigma = alpha_sigma_at(prior, start_time)
-    return alpha * clean + sigma * randn_like(clean, generator), float(start_time)
+    return diffused(prior, clean, start_time, randn_like(clean, generator)), float(start_time)
 
 
 def gaussian_posterior_draw(

@@ -71,7 +71,7 @@ from invsolve.priors import DiffusionPrior
 from invsolve.slabs import Slab
 
 from .base import Report, Sampler, register_sampler
-from .diffusion import alpha_sigma_at, ddim_step
+from .diffusion import alpha_sigma_at, ddim_step, diffused
 from .problem import Problem
 
 __all__ = ["SliceAugmented3D", "DiffusionMBIR", "DDS3D", "slice_shape", "check_operator_fits_slice_prior"]
@@ -349,10 +349,11 @@ class SliceAugmented3D(Sampler):
 
         shape = (problem.batch_size, *problem.operator.in_shape)
         start = 1.0 if start_time is None else float(start_time)
-        alpha, sigma = alpha_sigma_at(prior, start)
-        volume = sigma * draw_noise(torch.empty(shape, dtype=prior.dtype, device=prior.device))
-        if start_time is not None:
-            volume = volume + alpha * prior.to_network(problem.start_image.to(prior.dtype))
+        noise = draw_noise(torch.empty(shape, dtype=prior.dtype, device=prior.device))
+        if start_time is None:
+            volume = alpha_sigma_at(prior, start)[1] * noise
+        else:
+            volume = diffused(prior, prior.to_network(problem.start_image.to(prior.dtype)), start, noise)
         return self._data_step(problem, prior, slab), volume, prior.schedule.reverse_steps(steps, start), draw_noise
 
     def _predict(self, prior: DiffusionPrior, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:

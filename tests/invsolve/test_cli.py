@@ -25,6 +25,17 @@ def test_inpainting_demo_writes_png_and_metrics(tmp_path, capsys):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def test_the_ct_demo_starts_from_the_tv_image_its_preset_was_tuned_from():
+    from invsolve import demo
+    from invsolve.presets import PRESETS
+
+    starting = [(label, sampler) for label, methods in demo._PRESETS.items() for sampler in methods
+                if demo._starts_from_tv(label, sampler)]
+    assert starting == [("ct_small", "dds")] and demo._PRESETS["ct_small"]["dds"] == "ct-sparse-from-tv"
+    # the demo hands its own TV image to that preset: the same weight, or the run would not be the validated one
+    assert PRESETS["ct-sparse-from-tv"].start_tv_weight == demo._TV_WEIGHT
+
+
 def test_ct_demo_is_the_default(tmp_path, capsys):
     # 25 DDS steps per sample keep the test short (13 s; the preset's default is 100); measured gains over FBP:
     # 4.8 dB on the phantom, 1.7 dB on CT_small
@@ -35,11 +46,16 @@ def test_ct_demo_is_the_default(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == metrics
     assert metrics["prior"] == {"held_out_phantom": "ct-ellipses", "ct_small": "ct-synthetic"}
     assert metrics["scan"]["views"] == 12
-    settings = metrics["hyperparameters"]["dds"]
-    assert settings["preset"] == "ct-sparse" and settings["steps"] == 25
+    phantom_settings, ct_small_settings = (metrics["hyperparameters"][label] for label in ("held_out_phantom", "ct_small"))
+    settings = phantom_settings["dds"]
+    assert settings["preset"] == "ct-sparse" and settings["steps"] == 25 and settings["start_time"] is None
     assert settings["n_samples"] == 4 and settings["cg_iterations"] == 10  # the rest from the preset
-    point = metrics["hyperparameters"]["dpir"]
-    assert point["steps"] == 25 and point["n_samples"] == 1 and point["regularization"] == 0.03
+    # on the real slice DDS starts from the TV image, as its preset was tuned
+    warm = ct_small_settings["dds"]
+    assert warm["preset"] == "ct-sparse-from-tv" and warm["steps"] == 25 and warm["start_time"] == 0.05
+    assert warm["n_samples"] == 8 and warm["cg_iterations"] == 2 and warm["eta"] == 1.0
+    for point in (phantom_settings["dpir"], ct_small_settings["dpir"]):
+        assert point["steps"] == 25 and point["n_samples"] == 1 and point["regularization"] == 0.03
     phantom, ct_small = metrics["scores"]["held_out_phantom"], metrics["scores"]["ct_small"]
     assert set(phantom) == set(ct_small) == {"fbp", "tv", "dds", "dpir"}
     assert phantom["dpir"]["psnr_db"] > phantom["fbp"]["psnr_db"] + 3

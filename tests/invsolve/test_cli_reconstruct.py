@@ -408,6 +408,25 @@ def test_a_preset_sets_the_samples_and_steps(ct_files, tmp_path, capsys):
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["steps"] == 4 and (tmp_path / "recon_std.npy").exists()  # the preset's 4 samples give a std map
+    # a preset tuned from the TV image starts from the TV image of its weight at its start time
+    code, stdout, stderr = _run(
+        CT_BASE[:4] + ["--prior", ct_files / "ct16.pt", "--noise-std", 0.01, "--input", ct_files / "sino.npy",
+                       "--out", tmp_path / "warm.npy", "--preset", "ct-sparse-from-tv", "--steps", 2, "--samples", 1],
+        capsys,
+    )
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["start_time"] == 0.05 and summary["start_tv"] == 0.01
+    # explicit options win
+    code, stdout, stderr = _run(
+        CT_BASE[:4] + ["--prior", ct_files / "ct16.pt", "--noise-std", 0.01, "--input", ct_files / "sino.npy",
+                       "--out", tmp_path / "warm2.npy", "--preset", "ct-sparse-from-tv", "--steps", 2, "--samples", 1,
+                       "--start-tv", 0.02, "--start-time", 0.1],
+        capsys,
+    )
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["start_time"] == 0.1 and summary["start_tv"] == 0.02
 
 
 def test_an_interrupted_sampling_run_resumes_with_resume(ct_files, tmp_path, monkeypatch, capsys):

@@ -319,7 +319,7 @@ def test_a_preset_supplies_steps_samples_and_hyperparameters():
     [
         ("ct-sparse", "dds", r"preset 'ct-sparse' is tuned for parallel-beam CT .* but the operator is Mask"),
         ("ct-sparse", "daps", None),
-        ("mri-8x", "dds", "unknown preset 'mri-8x'; known presets: ct-limited, ct-sparse, ct-sparse-3d, inpainting, mri-cartesian, mri-cartesian-3d"),
+        ("mri-8x", "dds", "unknown preset 'mri-8x'; known presets: ct-limited, ct-sparse, ct-sparse-3d, ct-sparse-from-tv, inpainting, mri-cartesian, mri-cartesian-3d"),
         ("mri-cartesian", "dds", r"preset 'mri-cartesian' is tuned for Cartesian multi-coil MRI .* the operator is Mask"),
     ],
 )
@@ -350,9 +350,34 @@ def test_every_preset_names_real_instruments_samplers_and_a_sweep(name):
     for sampler, settings in preset.samplers.items():
         settings = dict(settings)
         steps, n_samples = settings.pop("steps"), settings.pop("n_samples")
+        start_time = settings.pop("start_time", None)
         chosen = get_sampler(sampler, **settings)  # the hyperparameters exist and are valid
         assert steps >= chosen.min_steps and n_samples >= 1
         assert n_samples == 1 or chosen.draws_samples  # a point estimator's runs are not posterior samples
+        if start_time is not None:  # a start from the TV image the sweep started from, of a stated weight
+            assert chosen.takes_start_time and 0 < start_time <= 1 and preset.start_tv_weight > 0
+
+
+def test_a_preset_tuned_from_the_tv_image_starts_from_the_given_image_at_its_start_time():
+    prior = GaussianPrior.squared_exponential((1, 8, 8), length_scale=1.5)
+    truth = prior.sample_exact(1, seed=0)
+    operator = RayTransform(ParallelBeam2D((8, 8), sparse_view_angles(4))).double()
+    y = operator(truth)
+    with pytest.raises(ValueError, match=r"preset 'ct-sparse-from-tv' starts dds at start_time=0.05 from an image: "
+                                         r"its settings were tuned starting from the TV reconstruction of weight 0.01; "
+                                         r"give start_image= \(e.g. invsolve.tv_reconstruct\(y, operator, 0.01\)\)"):
+        invsolve.reconstruct(y, operator, prior, "dds", noise_std=0.01, preset="ct-sparse-from-tv", progress=False)
+    settings = dict(steps=4, n_samples=2, progress=False, seed=3)
+    from_preset = invsolve.reconstruct(y, operator, prior, "dds", noise_std=0.01, preset="ct-sparse-from-tv",
+                                       start_image=truth, **settings)
+    assert from_preset.info["start_time"] == 0.05 and from_preset.info["hyperparameters"]["eta"] == 1.0
+    by_hand = invsolve.reconstruct(y, operator, prior, "dds", noise_std=0.01, start_time=0.05, start_image=truth,
+                                   cg_iterations=2, eta=1.0, **settings)
+    torch.testing.assert_close(from_preset.samples, by_hand.samples, rtol=0, atol=0)
+    # an explicit start time wins over the preset's
+    later = invsolve.reconstruct(y, operator, prior, "dds", noise_std=0.01, preset="ct-sparse-from-tv",
+                                 start_image=truth, start_time=0.5, **settings)
+    assert later.info["start_time"] == 0.5
 
 
 def test_the_mri_and_inpainting_presets_take_their_instruments_seen_through_a_prior():
