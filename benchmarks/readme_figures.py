@@ -245,8 +245,10 @@ def markdown(table: Table, numbers: Mapping[str, float]) -> str:
     for index, (row, label) in enumerate(table.rows.items()):
         psnr = {column: numbers[_key(table, row, column, "psnr_db")] for column in table.columns}
         ssim = {column: numbers[_key(table, row, column, "ssim")] for column in table.columns} if table.ssim else {}
-        best_psnr = max(psnr, key=psnr.get)
-        best_ssim = max(ssim, key=ssim.get) if ssim else None
+        # the best as displayed: a tie at the printed precision goes to the first column, so that a table
+        # rebuilt from the README's rounded numbers is bolded like the one printed from the measurement
+        best_psnr = max(psnr, key=lambda column: round(psnr[column], 1))
+        best_ssim = max(ssim, key=lambda column: round(ssim[column], 2)) if ssim else None
         cells = []
         for column in table.columns:
             first = f"{psnr[column]:.1f} dB"
