@@ -155,6 +155,14 @@ def test_the_condition_reaches_the_prior(name):
                 parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
     operator = Mask(random_pixel_mask((8, 8), missing_fraction=0.5, seed=0))
     y = operator(torch.rand(1, 1, 8, 8, generator=generator))
+    conditions = []
+    predict = prior.predict
+
+    def recording_predict(x_t, t, condition=None):
+        conditions.append(condition)
+        return predict(x_t, t, condition)
+
+    prior.predict = recording_predict
     images = [
         get_sampler(name).run(
             Problem(y, GaussianLikelihood(operator, 0.05), torch.tensor([label])), prior, steps=3,
@@ -163,6 +171,9 @@ def test_the_condition_reaches_the_prior(name):
         for label in (0, 1)
     ]
     assert float((images[0] - images[1]).abs().max()) > 1e-4
+    # every network call of both runs saw its run's condition, not just some of them
+    assert conditions and all(condition is not None for condition in conditions)
+    assert sorted({int(condition) for condition in conditions}) == [0, 1]
 
 
 @pytest.mark.parametrize(
@@ -202,3 +213,117 @@ def test_dpir_truncated_cg_is_not_the_exact_data_step():
         get_sampler("dpir", cg_iterations=iterations).run(problem, oracle.prior, steps=10).image for iterations in (None, 1)
     )
     assert float((exact - truncated).abs().max()) > 1e-3
+
+
+def _gaussian_denoiser(prior):
+    """``D(z, σ) = μ + U diag(λ/(λ + σ²)) Uᵀ (z − μ)``: the exact posterior mean of a Gaussian prior's
+    image under ``z = x₀ + σε`` (network units), from its eigendecomposition, without the schedule."""
+    mean, values, vectors = prior.mean_network, prior.eigenvalues, prior.eigenvectors
+
+    def denoise(z, level):
+        flat = z.reshape(z.shape[0], -1) - mean
+        shrunk = ((flat @ vectors) * (values / (values + level**2))) @ vectors.T
+        return (mean + shrunk).reshape(z.shape)
+
+    return denoise
+
+
+def _karras(high, low, count, rho=7.0):
+    """Karras et al. (2022) eq. 5: ``count`` levels from ``high`` to ``low``."""
+    if count == 1:
+        return [high]
+    return [(high ** (1 / rho) + i / (count - 1) * (low ** (1 / rho) - high ** (1 / rho))) ** rho for i in range(count)]
+
+
+def daps_by_hand(problem, prior, steps, seed, *, sigma_max=100.0, sigma_min=0.1, ode_steps=5, langevin_steps=50,
+                 step=0.5, r_scale=1.0, start_time=None):
+    """Zhang et al. 2025, Algorithm 1, in the variance-exploding view ``z = x₀ + σε``: Karras levels from
+    σ_max (or a warm start's own level) to σ_min; per level the probability-flow ODE's Euler steps to the
+    schedule's floor and a denoising call give x̂₀, Langevin on ``‖x₀ − x̂₀‖²/2r² + ‖y − A x‖²/2σ_n²`` with
+    step ``step/L``, then ``z = x₀ + σ_next ε``.  The denoiser is the Gaussian prior's closed form."""
+    generator = torch.Generator().manual_seed(seed)
+    denoise = _gaussian_denoiser(prior)
+    floor = float(prior.schedule.noise_ratio_range()[0])
+    start = 1.0 if start_time is None else start_time
+    alpha, sigma = (float(v) for v in prior.schedule.alpha_sigma(torch.tensor(start, dtype=torch.float64)))
+    shape = (problem.batch_size, *prior.image_shape)
+    if start_time is None:
+        high = min(sigma_max, sigma / alpha)
+        z = high * torch.randn(shape, dtype=torch.float64, generator=generator)
+    else:
+        high = sigma / alpha
+        z = prior.to_network(problem.start_image) + high * torch.randn(shape, dtype=torch.float64, generator=generator)
+    scale, operator, y, noise_std = prior.normalization.scale, problem.operator, problem.y, problem.noise_std
+    curvature = (scale * operator.norm() / noise_std) ** 2
+    levels = _karras(high, max(sigma_min, floor), steps)
+    for index, level in enumerate(levels):
+        grid = _karras(level, floor, ode_steps)
+        for here, there in zip(grid[:-1], grid[1:]):
+            z = z + (there - here) * (z - denoise(z, here)) / here
+        x0_hat = denoise(z, grid[-1])
+        r = r_scale * level
+        eta = step / (1 / r**2 + curvature)
+        x0 = x0_hat
+        for _ in range(langevin_steps):
+            misfit = operator.adjoint(operator(prior.to_physical(x0)) - y)
+            gradient = (x0 - x0_hat) / r**2 + scale * (misfit.real if misfit.is_complex() else misfit) / noise_std**2
+            x0 = x0 - eta * gradient + math.sqrt(2 * eta) * torch.randn(shape, dtype=torch.float64, generator=generator)
+        if index + 1 < len(levels):
+            z = x0 + levels[index + 1] * torch.randn(shape, dtype=torch.float64, generator=generator)
+    return prior.to_physical(x0)
+
+
+@pytest.mark.parametrize("name", ["mask", "ct", "mri"])
+def test_daps_is_algorithm_1_written_out(name):
+    oracle = oracle_problem(name)
+    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
+    settings = {"ode_steps": 3, "langevin_steps": 4}
+    torch.testing.assert_close(
+        _run("daps", problem, oracle.prior, 6, seed=2, **settings),
+        daps_by_hand(problem, oracle.prior, 6, seed=2, **settings), rtol=0, atol=1e-8,
+    )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"sigma_max": 20.0, "sigma_min": 0.3, "ode_steps": 1, "langevin_steps": 3, "step": 1.2, "r_scale": 0.5},
+        {"sigma_max": 500.0, "ode_steps": 4, "langevin_steps": 0},
+    ],
+    ids=["hyperparameters", "above-the-schedule"],
+)
+def test_daps_hyperparameters_enter_as_in_the_paper(settings):
+    oracle = oracle_problem("ct")
+    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
+    torch.testing.assert_close(
+        _run("daps", problem, oracle.prior, 5, seed=4, **settings),
+        daps_by_hand(problem, oracle.prior, 5, seed=4, **settings), rtol=0, atol=1e-8,
+    )
+
+
+def test_daps_warm_start_begins_at_its_own_level_from_the_start_image():
+    oracle = oracle_problem("mask")
+    start_image = oracle.mean + 0.1
+    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std), start_image=start_image)
+    settings = {"ode_steps": 2, "langevin_steps": 3}
+    sampler = get_sampler("daps", **settings)
+    image = sampler.run(problem, oracle.prior, steps=4, generator=torch.Generator().manual_seed(5), start_time=0.3).image
+    torch.testing.assert_close(
+        image, daps_by_hand(problem, oracle.prior, 4, seed=5, start_time=0.3, **settings), rtol=0, atol=1e-8
+    )
+
+
+def test_daps_counts_its_network_calls():
+    oracle = oracle_problem("mask")
+    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
+    calls = []
+    predict = oracle.prior.predict
+
+    def counting_predict(x_t, t, condition=None):
+        calls.append(1)
+        return predict(x_t, t, condition)
+
+    oracle.prior.predict = counting_predict
+    sampler = get_sampler("daps", ode_steps=3, langevin_steps=1)
+    result = sampler.run(problem, oracle.prior, steps=4, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == result.info["network_evaluations"] == sampler.network_evaluations(4) == 12
