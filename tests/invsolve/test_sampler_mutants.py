@@ -327,3 +327,58 @@ def test_daps_counts_its_network_calls():
     sampler = get_sampler("daps", ode_steps=3, langevin_steps=1)
     result = sampler.run(problem, oracle.prior, steps=4, generator=torch.Generator().manual_seed(0))
     assert len(calls) == result.info["network_evaluations"] == sampler.network_evaluations(4) == 12
+
+
+def pnp_dm_by_hand(problem, prior, steps, seed, *, rho_start=10.0, rho_min=0.05, decay=0.9, denoise_steps=10):
+    """Wu et al. 2024, Algorithm 1, from x = A⁺y: per Gibbs iteration k the coupling
+    ``ρ_k = max(ρ_0 d^k, ρ_min)`` (at most the schedule's top level), the likelihood step drawn by
+    perturb-and-solve with coupling precision ``1/(sρ_k)²`` in physical units, then the prior step, a
+    draw of the denoising posterior at level ``ρ_k`` (the shared building blocks, tested on their own)."""
+    from invsolve.samplers.diffusion import sample_denoising_posterior
+
+    generator = torch.Generator().manual_seed(seed)
+    scale = prior.normalization.scale
+    highest = prior.schedule.noise_ratio_range()[1]
+    x = prior.to_network(problem.operator.pinv(problem.y).real)
+    for k in range(steps):
+        rho = min(max(rho_start * decay**k, rho_min), highest)
+        z = prior.to_network(problem.sample_proximal(prior.to_physical(x), 1 / (scale * rho) ** 2, generator))
+        x = sample_denoising_posterior(prior, z, rho, denoise_steps, generator)
+    return prior.to_physical(x)
+
+
+@pytest.mark.parametrize(
+    "name, settings",
+    [
+        ("mask", {"denoise_steps": 2}),
+        ("ct", {"rho_start": 500.0, "rho_min": 0.2, "decay": 0.5, "denoise_steps": 3}),  # above the schedule's top
+        ("mri", {"rho_start": 1.0, "decay": 1.0, "denoise_steps": 1}),
+    ],
+)
+def test_pnp_dm_is_algorithm_1_written_out(name, settings):
+    oracle = oracle_problem(name)
+    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
+    torch.testing.assert_close(
+        _run("pnp-dm", problem, oracle.prior, 6, seed=7, **settings),
+        pnp_dm_by_hand(problem, oracle.prior, 6, seed=7, **settings), rtol=0, atol=1e-10,
+    )
+
+
+def test_pnp_dm_counts_its_network_calls_and_refuses_a_coupling_below_the_schedule():
+    oracle = oracle_problem("mask")
+    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
+    calls = []
+    predict = oracle.prior.predict
+
+    def counting_predict(x_t, t, condition=None):
+        calls.append(1)
+        return predict(x_t, t, condition)
+
+    oracle.prior.predict = counting_predict
+    sampler = get_sampler("pnp-dm", denoise_steps=3)
+    result = sampler.run(problem, oracle.prior, steps=4, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == result.info["network_evaluations"] == sampler.network_evaluations(4) == 12
+    lowest = oracle.prior.schedule.noise_ratio_range()[0]
+    assert get_sampler("pnp-dm", rho_min=lowest).run(problem, oracle.prior, steps=1).image.isfinite().all()
+    with pytest.raises(ValueError, match=r"rho_min must be at least the lowest noise level of the prior's"):
+        get_sampler("pnp-dm", rho_min=lowest * 0.99).run(problem, oracle.prior, steps=1)
