@@ -185,11 +185,34 @@ def test_the_condition_reaches_the_prior(name):
         ("dpir", "cg_iterations", 0),
         ("diffpir", "regularization", 0.0),
         ("dps", "step_size", -1.0),
+        ("daps", "sigma_max", -1.0),
+        ("daps", "sigma_min", 0.0),
+        ("daps", "ode_steps", 0),
+        ("daps", "langevin_steps", -1),
+        ("daps", "step", 0.0),
+        ("daps", "r_scale", -0.5),
+        ("pnp-dm", "rho_start", 0.0),
+        ("pnp-dm", "rho_min", -1.0),
+        ("pnp-dm", "denoise_steps", 0),
     ],
 )
-def test_dpir_diffpir_and_dps_argument_errors_name_the_argument(name, argument, value):
+def test_sampler_argument_errors_name_the_argument(name, argument, value):
     with pytest.raises(ValueError, match=rf"^{argument} must be"):
         get_sampler(name, **{argument: value})
+
+
+def test_daps_and_pnp_dm_ranges_are_refused_at_their_bounds():
+    with pytest.raises(ValueError, match=r"^sigma_min must be below sigma_max \(1.0\), got 1.0$"):
+        get_sampler("daps", sigma_max=1.0, sigma_min=1.0)
+    with pytest.raises(ValueError, match=r"^step must be below 2 \(Langevin is unstable beyond 2/L\), got 2.0$"):
+        get_sampler("daps", step=2.0)
+    assert get_sampler("daps", step=1.99, langevin_steps=0).langevin_steps == 0
+    with pytest.raises(ValueError, match=r"^rho_min must not exceed rho_start \(1.0\), got 2.0$"):
+        get_sampler("pnp-dm", rho_start=1.0, rho_min=2.0)
+    assert get_sampler("pnp-dm", rho_start=1.0, rho_min=1.0, decay=1.0).couplings(2) == [1.0, 1.0]
+    for decay in (0.0, 1.5):
+        with pytest.raises(ValueError, match=rf"^decay must lie in \(0, 1\], got {decay}$"):
+            get_sampler("pnp-dm", decay=decay)
 
 
 def test_dpir_levels_may_reach_the_ends_of_the_schedule_and_no_further():
