@@ -296,15 +296,19 @@ def daps_by_hand(problem, prior, steps, seed, *, sigma_max=100.0, sigma_min=0.1,
     return prior.to_physical(x0)
 
 
+def _matches_by_hand(sampler, by_hand, problem_name, steps, seed, atol, **settings):
+    """``sampler`` on an oracle problem equals its written-out reference with the same seed."""
+    oracle = oracle_problem(problem_name)
+    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
+    torch.testing.assert_close(
+        _run(sampler, problem, oracle.prior, steps, seed=seed, **settings),
+        by_hand(problem, oracle.prior, steps, seed=seed, **settings), rtol=0, atol=atol,
+    )
+
+
 @pytest.mark.parametrize("name", ["mask", "ct", "mri"])
 def test_daps_is_algorithm_1_written_out(name):
-    oracle = oracle_problem(name)
-    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
-    settings = {"ode_steps": 3, "langevin_steps": 4}
-    torch.testing.assert_close(
-        _run("daps", problem, oracle.prior, 6, seed=2, **settings),
-        daps_by_hand(problem, oracle.prior, 6, seed=2, **settings), rtol=0, atol=1e-8,
-    )
+    _matches_by_hand("daps", daps_by_hand, name, 6, 2, 1e-8, ode_steps=3, langevin_steps=4)
 
 
 @pytest.mark.parametrize(
@@ -316,12 +320,7 @@ def test_daps_is_algorithm_1_written_out(name):
     ids=["hyperparameters", "above-the-schedule"],
 )
 def test_daps_hyperparameters_enter_as_in_the_paper(settings):
-    oracle = oracle_problem("ct")
-    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
-    torch.testing.assert_close(
-        _run("daps", problem, oracle.prior, 5, seed=4, **settings),
-        daps_by_hand(problem, oracle.prior, 5, seed=4, **settings), rtol=0, atol=1e-8,
-    )
+    _matches_by_hand("daps", daps_by_hand, "ct", 5, 4, 1e-8, **settings)
 
 
 def test_daps_warm_start_begins_at_its_own_level_from_the_start_image():
@@ -336,17 +335,23 @@ def test_daps_warm_start_begins_at_its_own_level_from_the_start_image():
     )
 
 
-def test_daps_counts_its_network_calls():
-    oracle = oracle_problem("mask")
-    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
+def _count_network_calls(prior):
+    """Make every network call of ``prior`` append to the returned list."""
     calls = []
-    predict = oracle.prior.predict
+    predict = prior.predict
 
     def counting_predict(x_t, t, condition=None):
         calls.append(1)
         return predict(x_t, t, condition)
 
-    oracle.prior.predict = counting_predict
+    prior.predict = counting_predict
+    return calls
+
+
+def test_daps_counts_its_network_calls():
+    oracle = oracle_problem("mask")
+    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
+    calls = _count_network_calls(oracle.prior)
     sampler = get_sampler("daps", ode_steps=3, langevin_steps=1)
     result = sampler.run(problem, oracle.prior, steps=4, generator=torch.Generator().manual_seed(0))
     assert len(calls) == result.info["network_evaluations"] == sampler.network_evaluations(4) == 12
@@ -379,25 +384,13 @@ def pnp_dm_by_hand(problem, prior, steps, seed, *, rho_start=10.0, rho_min=0.05,
     ],
 )
 def test_pnp_dm_is_algorithm_1_written_out(name, settings):
-    oracle = oracle_problem(name)
-    problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
-    torch.testing.assert_close(
-        _run("pnp-dm", problem, oracle.prior, 6, seed=7, **settings),
-        pnp_dm_by_hand(problem, oracle.prior, 6, seed=7, **settings), rtol=0, atol=1e-10,
-    )
+    _matches_by_hand("pnp-dm", pnp_dm_by_hand, name, 6, 7, 1e-10, **settings)
 
 
 def test_pnp_dm_counts_its_network_calls_and_refuses_a_coupling_below_the_schedule():
     oracle = oracle_problem("mask")
     problem = Problem(oracle.y, GaussianLikelihood(oracle.operator, oracle.noise_std))
-    calls = []
-    predict = oracle.prior.predict
-
-    def counting_predict(x_t, t, condition=None):
-        calls.append(1)
-        return predict(x_t, t, condition)
-
-    oracle.prior.predict = counting_predict
+    calls = _count_network_calls(oracle.prior)
     sampler = get_sampler("pnp-dm", denoise_steps=3)
     result = sampler.run(problem, oracle.prior, steps=4, generator=torch.Generator().manual_seed(0))
     assert len(calls) == result.info["network_evaluations"] == sampler.network_evaluations(4) == 12
