@@ -25,7 +25,11 @@ The samplers' tests run every sampler to convergence on the oracle problems
 a documented sample of its mutants is run (``MODULES["samplers"].sample``): five
 of the samplers (the shared code -- problem.py, diffusion.py, base.py -- is
 reached by every sampler test, about 4 minutes a mutant); ``daps`` and
-``pnp_dm`` mutate those two samplers' modules on their own.
+``pnp_dm`` mutate those two samplers' modules on their own.  ``shared`` runs a
+systematic fifth of the shared code's mutants (numbers ending in 0 or 5, in
+every function) against the sampler tests without the oracle tests over 10 s
+(:data:`SLOW_ORACLE_TESTS`); ``slice3d`` and ``joint_dehaze`` run all of
+their modules' mutants against their own tests and the faster oracle tests.
 
 Usage::
 
@@ -89,19 +93,42 @@ class Target:
 
     ``files``: paths in the staged layout (``invsolve/...``), ``only_mutate``
     globs; ``tests``: pytest arguments that select the module's tests;
-    ``sample``: mutant-name globs to run (``None``: all mutants).
+    ``sample``: mutant-name globs to run (``None``: all mutants); ``slow``:
+    test ids of ``tests`` to leave out (the slowest oracle tests, where every
+    surviving mutant would pay for them).
     """
 
     files: tuple[str, ...]
     tests: tuple[str, ...]
     sample: tuple[str, ...] | None = None
+    #: test ids left out of ``tests`` (each passed as ``--deselect``)
+    slow: tuple[str, ...] = ()
 
 
 SAMPLER_TESTS = (
     "tests/invsolve/test_sampler_oracle.py",
     "tests/invsolve/test_reconstruct.py",
     "tests/invsolve/test_sampler_mutants.py",
+    "tests/invsolve/test_sampler_core_mutants.py",
     "tests/invsolve/test_dpir.py",
+)
+SHARED_FILES = ("invsolve/samplers/base.py", "invsolve/samplers/problem.py", "invsolve/samplers/diffusion.py")
+#: the sampler oracle tests over 10 s at one thread (DAPS, PnP-DM, the MBIR sampler and DPS with
+#: their hundreds of network calls): "shared" and "slice3d" leave them out
+SLOW_ORACLE_TESTS = tuple(
+    f"tests/invsolve/test_sampler_oracle.py::{test}"
+    for test in (
+        "test_pnp_dm_matches_the_exact_posterior_within_monte_carlo_error[mri]",
+        "test_pnp_dm_matches_the_exact_posterior_within_monte_carlo_error[ct]",
+        *(
+            f"test_approximate_samplers_keep_their_measured_error[{case}]"
+            for case in ("pnp-dm-mask", "daps-mri", "daps-ct", "daps-mask")
+        ),
+        *(
+            f"test_approximate_samplers_keep_their_measured_error[{case}]"
+            for case in ("mbir-mri", "mbir-mask", "dps-mri", "dps-mask", "dps-ct", "diffpir-ct")
+        ),
+    )
 )
 MODULES: dict[str, Target] = {
     "projector": Target(
@@ -129,6 +156,35 @@ MODULES: dict[str, Target] = {
     # the two samplers the sample above left out, each on its own: their oracle tests take 10-15 s a mutant
     "daps": Target(("invsolve/samplers/daps.py",), SAMPLER_TESTS),
     "pnp_dm": Target(("invsolve/samplers/pnp_dm.py",), SAMPLER_TESTS),
+    # the code every sampler shares: every sampler test reaches it (about 9 minutes a pass at one
+    # thread), so a systematic fifth of its mutants -- those numbered ...0 and ...5 in every
+    # function -- runs against the sampler tests without the oracle tests that take over 10 s
+    "shared": Target(
+        SHARED_FILES,
+        SAMPLER_TESTS,
+        sample=tuple(
+            f"invsolve.samplers.{Path(file).stem}.*__mutmut_*[05]" for file in SHARED_FILES
+        ),
+        slow=SLOW_ORACLE_TESTS,
+    ),
+    "slice3d": Target(
+        ("invsolve/samplers/slice3d.py",),
+        (
+            "tests/invsolve/test_slice3d.py",
+            "tests/invsolve/test_sampler_oracle.py::test_approximate_samplers_keep_their_measured_error",
+            "tests/invsolve/test_sampler_mutants.py",
+        ),
+        slow=SLOW_ORACLE_TESTS,
+    ),
+    "joint_dehaze": Target(
+        ("invsolve/samplers/joint_dehaze.py",),
+        (
+            "tests/invsolve/test_joint_dehaze.py",
+            "tests/invsolve/test_sampler_oracle.py::test_approximate_samplers_keep_their_measured_error",
+            "tests/invsolve/test_sampler_mutants.py",
+        ),
+        slow=SLOW_ORACLE_TESTS,
+    ),
     "oracle": Target(
         ("invsolve/oracle.py",),
         (
@@ -188,7 +244,7 @@ def selected_tests(target: Target, baseline: bool, deselect: tuple[str, ...] = (
         for test in target.tests
         if (ROOT / test.split("::")[0]).exists() and not (baseline and test.split("::")[0].endswith(NEW_TESTS))
     ]
-    return tests + [argument for test in deselect for argument in ("--deselect", test)]
+    return tests + [argument for test in (*target.slow, *deselect) for argument in ("--deselect", test)]
 
 
 def staged_pyproject(target: Target, baseline: bool = False, deselect: tuple[str, ...] = ()) -> str:

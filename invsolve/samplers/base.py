@@ -157,6 +157,12 @@ class Sampler:
                     "data (prior.gaussian_fit), which this prior lacks; add it with "
                     "`invsolve fit-gaussian CONFIG.toml PRIOR.pt`"
                 )
+            if problem.start_image is None and problem.likelihood is not None and problem.noise_std == 0:
+                raise ValueError(
+                    "start_time without a start image starts from a draw of the Gaussian fit's posterior, which "
+                    "needs noise_std > 0 (with 0 its solve is singular); give the data's noise level, however "
+                    "small, or a start image (start_image=)"
+                )
         elif problem.start_image is not None:
             raise ValueError(
                 "start_image was given without start_time: give the diffusion time in (0, 1] at which the run starts "

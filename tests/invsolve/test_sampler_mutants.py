@@ -194,6 +194,7 @@ def test_the_condition_reaches_the_prior(name):
         ("pnp-dm", "rho_start", 0.0),
         ("pnp-dm", "rho_min", -1.0),
         ("pnp-dm", "denoise_steps", 0),
+        ("pnp-dm", "decay", float("nan")),
     ],
 )
 def test_sampler_argument_errors_name_the_argument(name, argument, value):
