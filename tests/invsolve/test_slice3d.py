@@ -48,17 +48,24 @@ def test_the_prior_sees_every_slice_in_batches_of_the_chosen_size(axis):
         assert torch.allclose(noise.select(2 + axis, k), expected_noise)
 
 
-def test_dds_3d_without_tv_is_dds_on_every_slice():
-    """λ = 0: no coupling, the 2D least-squares step, the same random stream: 2D DDS slice by slice."""
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_dds_3d_without_tv_is_dds_on_every_slice(gamma):
+    """λ = 0: no coupling, the 2D least-squares step (anchored at x̂₀ with the same relative weight γ),
+    the same random stream: 2D DDS slice by slice; every step reported in order."""
     prior = _slice_prior()
     mask = random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)
     volume = prior.sample_exact(4, seed=1).reshape(1, 1, 4, 6, 6)
     stack = SliceStack(Mask(mask), n_slices=4)
     y = stack(volume)
-    common = dict(noise_std=0.01, steps=10, seed=5, progress=False)
-    three_d = invsolve.reconstruct(y, stack, prior, "dds-3d", tv_weight=0.0, **common)
+    common = dict(noise_std=0.01, steps=10, seed=5, progress=False, gamma=gamma)
+    steps = []
+    three_d = invsolve.reconstruct(y, stack, prior, "dds-3d", tv_weight=0.0, callback=steps.append, **common)
     slice_wise = invsolve.reconstruct(y[0].movedim(1, 0), Mask(mask), prior, "dds", **common)
     assert torch.allclose(three_d.image[0].movedim(1, 0), slice_wise.image, atol=1e-10)
+    assert [(step.index, step.total) for step in steps] == [(k, 10) for k in range(10)]
+    assert [step.time for step in steps] == prior.schedule.sampling_times(10).tolist()  # the network's times
+    assert all(step.state.shape == volume.shape for step in steps)
+    assert torch.equal(steps[-1].estimate, three_d.image)  # the last estimate is the result
 
 
 def test_a_warm_start_of_dds_3d_without_tv_is_the_warm_start_of_dds_on_every_slice():
@@ -142,6 +149,8 @@ def test_a_cone_like_axis_choice_reconstructs_slices_along_the_last_axis():
         (dict(hyperparameters=dict(slice_batch=0)), ValueError, "slice_batch"),
         (dict(hyperparameters=dict(rho=0.0)), ValueError, "rho"),
         (dict(hyperparameters=dict(tv_weight=-1.0)), ValueError, "tv_weight"),
+        (dict(hyperparameters=dict(eta=1.5)), ValueError, r"^eta must be"),
+        (dict(sampler="mbir", hyperparameters=dict(snr=0.0)), ValueError, r"^snr must be"),
         (dict(operator="2d"), ValueError, r"needs an operator on volumes \(C, D, H, W\)"),
         (dict(y="nan"), ValueError, "y must be finite"),
         (dict(y="2d"), ValueError, r"y \(measurements of"),
@@ -207,3 +216,15 @@ def test_the_3d_mri_preset_takes_a_3d_cartesian_acquisition_of_real_volumes():
     assert settings == {"steps": 50, "n_samples": 1, "tv_weight": 1e-3, "rho": 0.1, "cg_iterations": 5}
     with pytest.raises(ValueError, match="preset 'mri-cartesian-3d' has no validated settings for sampler 'mbir'"):
         preset_settings("mri-cartesian-3d", "mbir", operator)
+
+
+def test_mbir_reports_every_step_in_order_and_ends_on_its_result():
+    prior = _slice_prior()
+    stack = SliceStack(Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)), n_slices=4)
+    y = stack(prior.sample_exact(4, seed=1).reshape(1, 1, 4, 6, 6))
+    steps = []
+    result = invsolve.reconstruct(y, stack, prior, "mbir", noise_std=0.01, steps=4, seed=0, progress=False, callback=steps.append)
+    assert [(step.index, step.total) for step in steps] == [(k, 4) for k in range(4)]
+    times = [step.time for step in steps]
+    assert times == sorted(times, reverse=True) and times[0] < 1.0
+    assert torch.equal(steps[-1].estimate, result.image)
