@@ -159,7 +159,8 @@ def test_karras_levels_keep_rho_and_equal_ends():
 
     torch.testing.assert_close(karras_levels(10.0, 0.1, 5, rho=3.0), torch.tensor(by_hand(10.0, 0.1, 5, 3.0), dtype=torch.float64))
     torch.testing.assert_close(karras_levels(0.1, 10.0, 4, rho=2.0), torch.tensor(by_hand(0.1, 10.0, 4, 2.0), dtype=torch.float64))
-    assert karras_levels(2.5, 2.5, 3).tolist() == [2.5, 2.5, 2.5]
+    equal = karras_levels(2.5, 2.5, 3)
+    assert equal.tolist() == [2.5, 2.5, 2.5] and equal.dtype == torch.float64
     assert karras_levels(4.0, 1.0, 1).tolist() == [4.0]
 
 
@@ -250,3 +251,104 @@ def test_problem_and_registry_errors_name_what_they_refuse():
         Problem(oracle.y, problem.likelihood, start_image=image.index_put((torch.tensor([0]),) * 4, torch.tensor(float("nan"), dtype=torch.float64)))
     with pytest.raises(TypeError, match=r"^prior must be an invsolve DiffusionPrior, got str$"):
         get_sampler("dds").run(Problem(None, None, torch.tensor([1])), "ct-ellipses", steps=2)
+
+
+def test_dds_is_ddim_with_the_data_step_written_out():
+    """Chung, Lee & Ye 2024 on a mask (the data step per pixel, ``w = γ‖A‖² = γ``) with DDIM's
+    η-update written out (Song, Meng & Ermon 2021, eq. 12): ``x_s = α_s·x̂₀' + √(σ_s² − c²)·ε̂ + c·ξ``,
+    ``c = η·σ_s·√(σ_t² − (α_t/α_s)²σ_s²)/σ_t``, the clean end returning ``x̂₀'``."""
+    oracle, problem = _problem("mask")
+    prior, mask, gamma, eta, steps = oracle.prior, oracle.operator.mask, 0.3, 0.7, 6
+    result = get_sampler("dds", gamma=gamma, eta=eta).run(problem, prior, steps=steps, generator=torch.Generator().manual_seed(4))
+
+    generator = torch.Generator().manual_seed(4)
+    x = prior.initial_noise(1, generator)
+    times = prior.schedule.sampling_times(steps).tolist()
+    for t, s in zip(times, [*times[1:], None]):
+        x0_hat, eps_hat = prior.predict(x, t)
+        anchor = prior.to_physical(x0_hat)
+        x0_hat = prior.to_network(torch.where(mask, (oracle.y + gamma * anchor) / (1 + gamma), anchor))
+        if s is None:
+            x = x0_hat
+            break
+        (alpha_t, alpha_s), (sigma_t, sigma_s) = (v.tolist() for v in prior.schedule.alpha_sigma(torch.tensor([t, s], dtype=torch.float64)))
+        c = eta * sigma_s * (sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2) ** 0.5 / sigma_t
+        noise = torch.randn(x.shape, dtype=x.dtype, generator=generator)
+        x = alpha_s * x0_hat + (sigma_s**2 - c**2) ** 0.5 * eps_hat + c * noise
+    torch.testing.assert_close(result.image, prior.to_physical(x), rtol=0, atol=1e-9)
+    assert result.trajectory is None  # kept only when asked for
+
+
+def test_a_scaled_prior_warm_starts_with_its_scale():
+    """Matheron's rule with a normalisation ``x_phys = s·x + o`` (s = 2.5, o = 0.4): the dense solve agrees."""
+    from invsolve.operators import Mask, random_pixel_mask
+    from invsolve.priors import Normalization
+
+    prior = GaussianPrior.squared_exponential(
+        (1, 6, 6), length_scale=1.5, std=1.0, normalization=Normalization(scale=2.5, offset=0.4)
+    )
+    operator = Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0))
+    y = operator(prior.sample_exact(1, seed=0))
+    problem = Problem(y, GaussianLikelihood(operator, 0.1))
+    generator = torch.Generator().manual_seed(3)
+    state, _ = initial_state(problem, prior, 0.4, generator)
+
+    by_hand = torch.Generator().manual_seed(3)
+    fit = prior.gaussian_fit
+    prior_draw = fit.sample(1, by_hand)
+    residual = y - operator(2.5 * prior_draw + 0.4) - 0.1 * torch.randn(y.shape, dtype=y.dtype, generator=by_hand)
+    matrix = _realified_matrix(operator)
+    cov = fit.components.T @ torch.diag(fit.variances) @ fit.components
+    gram = 2.5**2 * matrix @ cov @ matrix.T + 0.1**2 * torch.eye(matrix.shape[0], dtype=torch.float64)
+    clean = prior_draw + (2.5 * cov @ matrix.T @ torch.linalg.solve(gram, residual.reshape(1, -1).T)).T.reshape(prior_draw.shape)
+    alpha, sigma = (float(v) for v in prior.schedule.alpha_sigma(torch.tensor(0.4, dtype=torch.float64)))
+    expected = alpha * clean + sigma * torch.randn(clean.shape, dtype=clean.dtype, generator=by_hand)
+    torch.testing.assert_close(state, expected, rtol=0, atol=1e-5)
+
+
+def test_a_single_precision_network_warm_starts_in_single_precision():
+    from invsolve.operators import Mask, random_pixel_mask
+    from invsolve.priors import LowRankGaussian
+
+    prior = UNetPrior((1, 8, 8), channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4)
+    images = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    prior.set_gaussian_fit(LowRankGaussian.fit(prior.to_network(images), rank=4))
+    operator = Mask(random_pixel_mask((8, 8), missing_fraction=0.5, seed=0))
+    problem = Problem(operator(images[:1].double()), GaussianLikelihood(operator, 0.05))
+    state, _ = initial_state(problem, prior, 0.5, torch.Generator().manual_seed(1))
+    assert state.dtype == torch.float32 and bool(torch.isfinite(state).all())
+
+
+def test_a_run_without_steps_takes_the_samplers_default():
+    oracle, problem = _problem("mask")
+    sampler = get_sampler("dds", cg_iterations=1)
+    assert sampler.run(problem, oracle.prior, generator=torch.Generator().manual_seed(0)).info["steps"] == sampler.default_steps
+
+
+def test_a_problem_passes_its_warm_start_and_budget_to_the_likelihood():
+    oracle, problem = _problem("ct")
+    likelihood, y = problem.likelihood, oracle.y
+    shape = (1, *oracle.prior.image_shape)
+    anchor = torch.zeros(shape, dtype=torch.float64)
+    start = torch.full(shape, 0.5, dtype=torch.float64)
+    for method in ("least_squares", "prox"):
+        own = getattr(problem, method)(anchor, 2.0, x0=start, iterations=1)
+        torch.testing.assert_close(own, getattr(likelihood, method)(anchor, 2.0, y, x0=start, iterations=1), rtol=0, atol=0)
+        assert float((own - getattr(problem, method)(anchor, 2.0, iterations=1)).abs().max()) > 1e-3, method
+    x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(problem.nll(x), likelihood.nll(x, y), rtol=0, atol=0)
+    assert problem.nll(x).shape == (1,)
+
+
+def test_a_problem_without_data_repeats_its_condition():
+    repeated = Problem(None, None, torch.tensor([2, 5])).repeat(2)
+    assert repeated.y is None and repeated.condition.tolist() == [2, 2, 5, 5]
+
+
+def test_a_nameless_sampler_is_refused():
+    @dataclasses.dataclass
+    class Nameless(Sampler):
+        pass
+
+    with pytest.raises(ValueError, match=r"^Nameless needs a non-empty `name`$"):
+        register_sampler(Nameless)
