@@ -282,7 +282,7 @@ class SliceAugmented3D(Sampler):
 
     def hyperparameters(self) -> dict[str, Any]:
         """The hyperparameters; a slab as its ``[start, stop, total]`` (its process group is not data)."""
-        values = {item.name: getattr(self, item.name) for item in fields(self) if item.name != "slab"}
+        values = {item.name: getattr(self, item.name) for item in fields(self)}
         values["slab"] = None if self.slab is None else [self.slab.start, self.slab.stop, self.slab.total]
         return values
 
