@@ -308,3 +308,45 @@ def test_the_3d_samplers_compute_in_the_priors_precision(sampler, tv_weight):
     single = invsolve.reconstruct(y.float(), stack, prior, sampler, **common).image
     assert single.dtype == torch.float64
     torch.testing.assert_close(single, double, rtol=0, atol=1e-5)
+
+
+def test_the_3d_checks_name_what_they_refuse():
+    """Each message whole (anchored), so that a changed or dropped part shows."""
+    from invsolve.operators import GaussianLikelihood
+    from invsolve.samplers import Problem
+
+    prior = _slice_prior()
+    stack = SliceStack(Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0)), n_slices=4)
+    y = torch.zeros(1, *stack.out_shape, dtype=torch.float64)
+    problem = Problem(y, GaussianLikelihood(stack, 0.01))
+    sampler = get_sampler("dds-3d")
+    with pytest.raises(TypeError, match=r"^prior must be an invsolve DiffusionPrior, got str$"):
+        sampler.run(problem, "ct-ellipses", steps=2)
+    flat_prior = GaussianPrior.squared_exponential((1, 4, 6, 6), length_scale=1.5)
+    with pytest.raises(ValueError, match=r"^a slice-augmented sampler needs a 2D prior \(images \(C, H, W\)\), got image shape \(1, 4, 6, 6\)$"):
+        sampler.run(problem, flat_prior, steps=2)
+    with pytest.raises(ValueError, match=r"choose the axis whose slices the prior was trained on, or resample the volume$"):
+        sampler.run(problem, _slice_prior(5), steps=2)
+    from invsolve.operators.mri import CartesianMRI
+
+    complex_stack = SliceStack(CartesianMRI(torch.ones(6, dtype=torch.bool), shape=(6, 6)), n_slices=4)
+    complex_y = torch.zeros(1, *complex_stack.out_shape, dtype=torch.complex128)
+    with pytest.raises(ValueError, match=r"acts on complex volumes; compose it with an embedding of the prior's real images \(invsolve.operators.RealAsComplex or ComplexAsChannels\)$"):
+        sampler.run(Problem(complex_y, GaussianLikelihood(complex_stack, 0.01)), prior, steps=2)
+    with pytest.raises(ValueError, match=r"^sampler 'dds-3d' reconstructs from measurements: the problem has none$"):
+        sampler.run(Problem(None, None, torch.tensor([0])), prior, steps=2)
+    with pytest.raises(ValueError, match=r"^sampler 'mbir' takes no condition \(one would be needed per slice\), got one$"):
+        get_sampler("mbir").run(Problem(y, problem.likelihood, torch.tensor([0])), prior, steps=2)
+    with pytest.raises(ValueError, match=r"warm start is for 2D images only$"):
+        sampler.run(problem, prior, steps=2, start_time=0.5)
+    for name, value, expected in [
+        ("axis", -1, r"^axis must be an int >= 0, got -1$"),
+        ("slice_batch", 0, r"^slice_batch must be an int >= 1, got 0$"),
+        ("tv_weight", -1.0, r"^tv_weight must be"),
+        ("rho", 0.0, r"^rho must be"),
+        ("gamma", -1.0, r"^gamma must be"),
+    ]:
+        with pytest.raises(ValueError, match=expected):
+            get_sampler("dds-3d", **{name: value})
+    assert get_sampler("dds-3d", slice_batch=1).slice_batch == 1
+
