@@ -352,3 +352,14 @@ def test_a_nameless_sampler_is_refused():
 
     with pytest.raises(ValueError, match=r"^Nameless needs a non-empty `name`$"):
         register_sampler(Nameless)
+
+
+def test_deterministic_ddim_draws_nothing_after_its_start():
+    """η = 0: the run's only draw is its start noise, so the generator is left where that draw left it
+    (a second sample from the same generator starts right after the first's start)."""
+    oracle, problem = _problem("mask")
+    generator = torch.Generator().manual_seed(6)
+    get_sampler("dds", eta=0.0).run(problem, oracle.prior, steps=5, generator=generator)
+    by_hand = torch.Generator().manual_seed(6)
+    oracle.prior.initial_noise(1, by_hand)
+    assert torch.equal(generator.get_state(), by_hand.get_state())
