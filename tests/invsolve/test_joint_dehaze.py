@@ -79,3 +79,75 @@ def test_bad_settings_are_refused():
     stacked_mask = Mask(torch.ones(4, 4, dtype=torch.bool), in_shape=(2, 4, 4))
     with pytest.raises(ValueError, match=r"tau < 1 starts the tissue from the measurement, which must then be shaped like the tissue \(1, 4, 4\)"):
         invsolve.reconstruct(torch.zeros(1, 2, 4, 4, dtype=torch.float64), stacked_mask, prior, "joint-dehaze", tau=0.5, **common)
+
+
+def _joint_dehaze_by_hand(y, gamma, prior, steps, seed, *, noise_std, tissue_weight, haze_weight, guidance, tau, mu):
+    """Stevens et al. 2024, Algorithm 1, written out for y = x + γh with two Gaussian priors: per step
+    the Tweedie estimate x̂₀ (expanded by E = μ-law when companded), then PiGDM's step
+    ``r_t²·∇ₓ⟨A·E(x̂₀), w⟩`` with ``w = (y − A·E(x̂₀)) / (r_t²s²(E'ₓ² + γ²E'ₕ²) + σ²)`` (A Aᵀ is diagonal here)
+    or DPS's ``−∇ₓ‖C(y) − C(A·E(x̂₀))‖``, added with weights (λ, κ) to DDPM's ancestral step."""
+    from invsolve.operators.ultrasound import mu_law_compress, mu_law_slope
+
+    generator = torch.Generator().manual_seed(seed)
+    expand = (lambda v: v) if mu is None else (lambda v: mu_law_expand(v, mu))
+    slope = (lambda v: torch.ones_like(v)) if mu is None else (lambda v: mu_law_slope(v, mu))
+    scale = prior.normalization.scale
+    shape = (1, 2, *prior.image_shape[1:])
+    if tau == 1:
+        x = prior.initial_noise(1, generator)
+    else:
+        noise = torch.randn(shape, dtype=torch.float64, generator=generator)
+        tissue = y if mu is None else mu_law_compress(y.clamp(-1.0, 1.0), mu)
+        alpha, sigma = (float(v) for v in prior.schedule.alpha_sigma(torch.tensor(tau, dtype=torch.float64)))
+        x = torch.cat([alpha * prior.to_network(tissue) + sigma * noise[:, :1], noise[:, 1:]], dim=1)
+    weights = torch.tensor([tissue_weight, haze_weight], dtype=torch.float64).reshape(1, 2, 1, 1)
+    for t, s in prior.schedule.reverse_steps(steps, tau):
+        x = x.detach().requires_grad_(True)
+        x0_hat = prior.denoise(x, t)
+        physical = prior.to_physical(x0_hat)
+        measured = expand(physical)
+        mixture = measured[:, :1] + gamma * measured[:, 1:]
+        if guidance == "pigdm":
+            alpha, sigma = (float(v) for v in prior.schedule.alpha_sigma(torch.tensor(t, dtype=torch.float64)))
+            spread = sigma**2 / (alpha**2 + sigma**2)
+            grade = slope(physical.detach()) ** 2
+            weighted = (y - mixture.detach()) / (spread * scale**2 * (grade[:, :1] + gamma**2 * grade[:, 1:]) + noise_std**2)
+            (gradient,) = torch.autograd.grad((mixture * weighted).sum(), x)
+            step = spread * gradient
+        else:
+            residual = y - mixture
+            if mu is not None:
+                residual = mu_law_compress(y.clamp(-1.0, 1.0), mu) - mu_law_compress(mixture.clamp(-1.0, 1.0), mu)
+            (gradient,) = torch.autograd.grad((residual / scale).norm(), x)
+            step = -gradient
+        with torch.no_grad():
+            x = prior.ancestral_step(x, x0_hat.detach(), t, s, generator) + weights * step
+    return prior.to_physical(x.detach())
+
+
+@pytest.mark.parametrize(
+    "guidance, tau, mu",
+    [("pigdm", 1.0, None), ("pigdm", 0.6, 100.0), ("dps", 1.0, None), ("dps", 0.6, 100.0)],
+    ids=["pigdm", "pigdm-companded-warm", "dps", "dps-companded-warm"],
+)
+def test_joint_dehaze_is_algorithm_1_written_out(guidance, tau, mu):
+    """The same draws through the update written out (companded with μ = 100, not the default 255, and
+    data beyond ±1 so that the clamps act)."""
+    prior = _stack(std=0.3)
+    gamma, noise_std = 0.4, 0.07
+    operator = HazyMeasurement((1, 4, 4), gamma).double()
+    y = 1.5 * torch.linspace(-1, 1, 16, dtype=torch.float64).reshape(1, 1, 4, 4)
+    settings = dict(noise_std=noise_std, tissue_weight=0.3, haze_weight=0.7, guidance=guidance, tau=tau, mu=mu)
+    result = invsolve.reconstruct(y, operator, prior, "joint-dehaze", steps=6, seed=2, progress=False, **settings)
+    expected = _joint_dehaze_by_hand(y, gamma, prior, 6, 2, **settings)
+    torch.testing.assert_close(result.image, expected, rtol=0, atol=1e-9)
+
+
+def test_joint_dehaze_shows_progress_only_when_asked(capsys):
+    prior = _stack()
+    operator = HazyMeasurement((1, 4, 4), 0.3).double()
+    y = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    invsolve.reconstruct(y, operator, prior, "joint-dehaze", noise_std=0.1, steps=3, progress=False)
+    assert capsys.readouterr().err == ""
+    invsolve.reconstruct(y, operator, prior, "joint-dehaze", noise_std=0.1, steps=3, progress=True)
+    assert "joint-dehaze: 100%" in capsys.readouterr().err
