@@ -345,8 +345,12 @@ def test_the_3d_checks_name_what_they_refuse():
         ("tv_weight", -1.0, r"^tv_weight must be"),
         ("rho", 0.0, r"^rho must be"),
         ("gamma", -1.0, r"^gamma must be"),
+        ("admm_iterations", 0, r"^admm_iterations must be an int >= 1, got 0$"),
+        ("cg_iterations", 0, r"^cg_iterations must be an int >= 1, got 0$"),
     ]:
         with pytest.raises(ValueError, match=expected):
             get_sampler("dds-3d", **{name: value})
+    with pytest.raises(TypeError, match=r"^slab must be an invsolve.slabs.Slab, got str$"):
+        get_sampler("dds-3d", slab="0:4")
     assert get_sampler("dds-3d", slice_batch=1).slice_batch == 1
 
