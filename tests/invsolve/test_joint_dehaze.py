@@ -84,17 +84,18 @@ def test_bad_settings_are_refused():
 def _joint_dehaze_by_hand(y, gamma, prior, steps, seed, *, noise_std, tissue_weight, haze_weight, guidance, tau, mu):
     """Stevens et al. 2024, Algorithm 1, written out for y = x + γh with two Gaussian priors: per step
     the Tweedie estimate x̂₀ (expanded by E = μ-law when companded), then PiGDM's step
-    ``r_t²·∇ₓ⟨A·E(x̂₀), w⟩`` with ``w = (y − A·E(x̂₀)) / (r_t²s²(E'ₓ² + γ²E'ₕ²) + σ²)`` (A Aᵀ is diagonal here)
-    or DPS's ``−∇ₓ‖C(y) − C(A·E(x̂₀))‖``, added with weights (λ, κ) to DDPM's ancestral step."""
+    ``r_t²·∇ₓ⟨A·E(x̂₀), w⟩`` with ``r_t² = σ_t²/(α_t² + σ_t²)`` and
+    ``w = (y − A·E(x̂₀)) / (r_t²s²(E'ₓ² + γ²E'ₕ²) + σ²)`` (A Aᵀ is diagonal here), or DPS's
+    ``−∇ₓ Σ_items ‖C(y) − C(A·E(x̂₀))‖/s``, added with weights (λ, κ) to DDPM's ancestral step."""
     from invsolve.operators.ultrasound import mu_law_compress, mu_law_slope
 
     generator = torch.Generator().manual_seed(seed)
     expand = (lambda v: v) if mu is None else (lambda v: mu_law_expand(v, mu))
     slope = (lambda v: torch.ones_like(v)) if mu is None else (lambda v: mu_law_slope(v, mu))
-    scale = prior.normalization.scale
-    shape = (1, 2, *prior.image_shape[1:])
+    scale, batch = prior.normalization.scale, y.shape[0]
+    shape = (batch, 2, *prior.image_shape[1:])
     if tau == 1:
-        x = prior.initial_noise(1, generator)
+        x = prior.initial_noise(batch, generator)
     else:
         noise = torch.randn(shape, dtype=torch.float64, generator=generator)
         tissue = y if mu is None else mu_law_compress(y.clamp(-1.0, 1.0), mu)
@@ -118,7 +119,8 @@ def _joint_dehaze_by_hand(y, gamma, prior, steps, seed, *, noise_std, tissue_wei
             residual = y - mixture
             if mu is not None:
                 residual = mu_law_compress(y.clamp(-1.0, 1.0), mu) - mu_law_compress(mixture.clamp(-1.0, 1.0), mu)
-            (gradient,) = torch.autograd.grad((residual / scale).norm(), x)
+            distances = (residual / scale).reshape(batch, -1).norm(dim=1)
+            (gradient,) = torch.autograd.grad(distances.sum(), x)
             step = -gradient
         with torch.no_grad():
             x = prior.ancestral_step(x, x0_hat.detach(), t, s, generator) + weights * step
@@ -131,16 +133,40 @@ def _joint_dehaze_by_hand(y, gamma, prior, steps, seed, *, noise_std, tissue_wei
     ids=["pigdm", "pigdm-companded-warm", "dps", "dps-companded-warm"],
 )
 def test_joint_dehaze_is_algorithm_1_written_out(guidance, tau, mu):
-    """The same draws through the update written out (companded with μ = 100, not the default 255, and
-    data beyond ±1 so that the clamps act)."""
-    prior = _stack(std=0.3)
+    """The same draws through the update written out, on two measurements at once, with an EDM
+    schedule (α ≠ 1 − σ², so r_t² is not σ_t²), priors in units of scale 2, companded with μ = 100
+    (not the default 255) and data and mixtures beyond ±1 (so that the clamps act); every step reported."""
+    from invsolve.priors import EDMSchedule, Normalization
+
+    parts = [
+        GaussianPrior.squared_exponential(
+            (1, 4, 4), length_scale=length, std=1.5, schedule=EDMSchedule(sigma_max=20.0), normalization=Normalization(scale=2.0)
+        )
+        for length in (0.7, 2.0)
+    ]
+    prior = StackedPrior(parts)
     gamma, noise_std = 0.4, 0.07
     operator = HazyMeasurement((1, 4, 4), gamma).double()
-    y = 1.5 * torch.linspace(-1, 1, 16, dtype=torch.float64).reshape(1, 1, 4, 4)
+    y = 1.5 * torch.linspace(-1, 1, 32, dtype=torch.float64).reshape(2, 1, 4, 4)
+    y[1] = y[1].flip(-1) * 0.5
     settings = dict(noise_std=noise_std, tissue_weight=0.3, haze_weight=0.7, guidance=guidance, tau=tau, mu=mu)
-    result = invsolve.reconstruct(y, operator, prior, "joint-dehaze", steps=6, seed=2, progress=False, **settings)
+    steps = []
+    result = invsolve.reconstruct(y, operator, prior, "joint-dehaze", steps=6, seed=2, progress=False, callback=steps.append, **settings)
     expected = _joint_dehaze_by_hand(y, gamma, prior, 6, 2, **settings)
     torch.testing.assert_close(result.image, expected, rtol=0, atol=1e-9)
+    assert [(step.index, step.total) for step in steps] == [(k, 6) for k in range(6)]
+    assert [step.time for step in steps] == prior.schedule.sampling_times(6, tau).tolist()
+    assert torch.equal(prior.to_physical(steps[-1].state), result.image)
+
+
+def test_joint_dehaze_refuses_bad_settings_naming_them():
+    for name, value in [("tissue_weight", -1.0), ("haze_weight", -0.5), ("tau", 0.0), ("mu", -255.0)]:
+        with pytest.raises(ValueError, match=rf"^{name} must be"):
+            invsolve.get_sampler("joint-dehaze", **{name: value})
+    from invsolve.samplers import Problem
+
+    with pytest.raises(ValueError, match=r"^sampler 'joint-dehaze' reconstructs from measurements: the problem has none$"):
+        invsolve.get_sampler("joint-dehaze").run(Problem(None, None, torch.tensor([0])), _stack(), steps=2)
 
 
 def test_joint_dehaze_shows_progress_only_when_asked(capsys):
