@@ -34,7 +34,7 @@ match (e.g. ``'*__mutmut_*[05]'``, a systematic fifth of every function).
 
 Usage::
 
-    python benchmarks/mutation.py                      # every module (about 1.5 h on 2 busy cores)
+    python benchmarks/mutation.py                      # every module (about 3 h on 2 busy cores)
     python benchmarks/mutation.py --module metrics --module fft
     python benchmarks/mutation.py --module projector --keep --workdir /tmp/mutation
     python benchmarks/mutation.py --baseline           # without the tests issue 11 added

@@ -269,6 +269,12 @@ def test_problem_and_registry_errors_name_what_they_refuse():
     oracle, problem = _problem("mask")
     with pytest.raises(ValueError, match=r"^unknown hyperparameter\(s\) alpha, beta for sampler 'dds'; its hyperparameters are: eta, "):
         get_sampler("dds", beta=1, alpha=2)
+    with pytest.raises(ValueError, match=r"^y was given without a likelihood: pass the likelihood that explains it$"):
+        Problem(oracle.y, None)
+    with pytest.raises(ValueError, match=r"^a problem needs measurements with a likelihood, or a condition to generate from$"):
+        Problem(None, None)
+    with pytest.raises(TypeError, match=r"^condition must be a torch.Tensor or None, got list$"):
+        Problem(oracle.y, problem.likelihood, [1])
     with pytest.raises(ValueError, match=r"^condition must have a batch axis first, B >= 1, got shape \(0,\)$"):
         Problem(None, None, torch.zeros(0))
     with pytest.raises(ValueError, match=r"^condition must be finite, got 1 NaN or infinite entries"):
