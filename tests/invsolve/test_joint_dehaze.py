@@ -77,8 +77,17 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match=r"tau must be in \(0, 1\]"):
         invsolve.reconstruct(y, operator, prior, "joint-dehaze", tau=1.5, **common)
     stacked_mask = Mask(torch.ones(4, 4, dtype=torch.bool), in_shape=(2, 4, 4))
-    with pytest.raises(ValueError, match=r"tau < 1 starts the tissue from the measurement, which must then be shaped like the tissue \(1, 4, 4\)"):
-        invsolve.reconstruct(torch.zeros(1, 2, 4, 4, dtype=torch.float64), stacked_mask, prior, "joint-dehaze", tau=0.5, **common)
+    stacked_y = torch.zeros(1, 2, 4, 4, dtype=torch.float64)
+    with pytest.raises(
+        ValueError,
+        match=r"^tau < 1 starts the tissue from the measurement, which must then be shaped like the tissue \(1, 4, 4\); "
+        r"got y shaped \(2, 4, 4\) \(use tau=1\)$",
+    ):
+        invsolve.reconstruct(stacked_y, stacked_mask, prior, "joint-dehaze", tau=0.5, **common)
+    # from noise (tau = 1) the measurement may have any shape its operator gives
+    assert invsolve.reconstruct(stacked_y, stacked_mask, prior, "joint-dehaze", **common).image.shape == (1, 2, 4, 4)
+    with pytest.raises(ValueError, match=r"^sampler 'joint-dehaze' does not start from pure noise and takes no start_time"):
+        invsolve.reconstruct(y, operator, prior, "joint-dehaze", start_time=0.5, **common)
 
 
 def _joint_dehaze_by_hand(y, gamma, prior, steps, seed, *, noise_std, tissue_weight, haze_weight, guidance, tau, mu):
