@@ -27,7 +27,7 @@ of the samplers (the shared code -- problem.py, diffusion.py, base.py -- is
 reached by every sampler test, about 4 minutes a mutant); ``daps`` and
 ``pnp_dm`` mutate those two samplers' modules on their own.  ``shared`` runs
 the shared code's mutants against the sampler tests without the oracle tests
-over 10 s (:data:`SLOW_ORACLE_TESTS`, about an hour); ``slice3d`` and
+over 10 s (:data:`SLOW_ORACLE_TESTS`, about half an hour); ``slice3d`` and
 ``joint_dehaze`` run their modules' mutants against their own tests and the
 faster oracle tests.  ``--sample GLOB`` runs only the mutants whose names
 match (e.g. ``'*__mutmut_*[05]'``, a systematic fifth of every function).
@@ -115,7 +115,7 @@ SAMPLER_TESTS = (
 )
 SHARED_FILES = ("invsolve/samplers/base.py", "invsolve/samplers/problem.py", "invsolve/samplers/diffusion.py")
 #: the sampler oracle tests over 10 s at one thread (DAPS, PnP-DM, the MBIR sampler and DPS with
-#: their hundreds of network calls): "shared" and "slice3d" leave them out
+#: their hundreds of network calls): "shared", "slice3d" and "joint_dehaze" leave them out
 SLOW_ORACLE_TESTS = tuple(
     f"tests/invsolve/test_sampler_oracle.py::{test}"
     for test in (
