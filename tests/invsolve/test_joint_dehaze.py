@@ -11,9 +11,10 @@ from invsolve.operators.ultrasound import HazyMeasurement, mu_law_expand
 from invsolve.priors import GaussianPrior, StackedPrior
 
 
-def _stack(size: int = 4, std: float = 1.0) -> StackedPrior:
-    tissue = GaussianPrior.squared_exponential((1, size, size), length_scale=0.7, std=std)
-    haze = GaussianPrior.squared_exponential((1, size, size), length_scale=2.0, std=std)
+def _stack(size: int = 4, std: float = 1.0, **settings) -> StackedPrior:
+    """A fine-grained tissue and a smooth haze prior; ``settings`` (schedule, normalization) go to both."""
+    tissue = GaussianPrior.squared_exponential((1, size, size), length_scale=0.7, std=std, **settings)
+    haze = GaussianPrior.squared_exponential((1, size, size), length_scale=2.0, std=std, **settings)
     return StackedPrior([tissue, haze])
 
 
@@ -147,13 +148,7 @@ def test_joint_dehaze_is_algorithm_1_written_out(guidance, tau, mu):
     (not the default 255) and data and mixtures beyond ±1 (so that the clamps act); every step reported."""
     from invsolve.priors import EDMSchedule, Normalization
 
-    parts = [
-        GaussianPrior.squared_exponential(
-            (1, 4, 4), length_scale=length, std=1.5, schedule=EDMSchedule(sigma_max=20.0), normalization=Normalization(scale=2.0)
-        )
-        for length in (0.7, 2.0)
-    ]
-    prior = StackedPrior(parts)
+    prior = _stack(std=1.5, schedule=EDMSchedule(sigma_max=20.0), normalization=Normalization(scale=2.0))
     gamma, noise_std = 0.4, 0.07
     operator = HazyMeasurement((1, 4, 4), gamma).double()
     y = 1.5 * torch.linspace(-1, 1, 32, dtype=torch.float64).reshape(2, 1, 4, 4)

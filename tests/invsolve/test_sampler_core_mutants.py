@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from invsolve._random import randn_like
-from invsolve.oracle import oracle_problem
+from invsolve.oracle import _realify, oracle_problem
 from invsolve.operators import GaussianLikelihood
 from invsolve.priors import GaussianPrior, UNetPrior
 from invsolve.samplers import Problem, Sampler, get_sampler, register_sampler
@@ -28,32 +28,23 @@ def _problem(name, noise_std=None):
     return oracle, Problem(oracle.y, GaussianLikelihood(oracle.operator, noise_std))
 
 
-def _realified_matrix(operator):
-    """The operator as a real matrix ``(m or 2m, n)``: its columns are the images of the unit
-    images, complex data stacked as real and imaginary rows."""
-    size = 1
-    for extent in operator.in_shape:
-        size *= extent
-    basis = torch.eye(size, dtype=torch.float64).reshape(size, *operator.in_shape)
-    columns = operator(basis).reshape(size, -1)
-    if columns.is_complex():
-        columns = torch.cat([columns.real, columns.imag], dim=1)
-    return columns.T
+def _tiny_unet(size):
+    """A small randomly initialised U-Net prior on ``(1, size, size)`` images, float32."""
+    return UNetPrior(
+        (1, size, size), channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4
+    )
 
 
 def _realified(value):
+    """Items flattened, complex values as their real then imaginary parts (the rows of ``_realify``)."""
     flat = value.reshape(value.shape[0], -1)
     return torch.cat([flat.real, flat.imag], dim=1) if flat.is_complex() else flat
 
 
-@pytest.mark.parametrize("name", ["mask", "mri", "ct"])
-def test_the_gaussian_warm_start_is_matherons_rule_solved_densely(name):
-    """``x = x_p + s·Σ·Aᵀw`` with ``(s²AΣAᵀ + σ²I)w = y − A(s·x_p + o) − n`` (the real view of
-    complex data), then ``α_t·x + σ_t·ε``: the same draws in the same order."""
-    oracle, problem = _problem(name)
-    prior, t, seed = oracle.prior, 0.3, 5
-    state, start = initial_state(problem, prior, t, torch.Generator().manual_seed(seed))
-
+def _warm_start_by_hand(problem, prior, t, seed):
+    """Matheron's rule solved densely: ``x = x_p + s·Σ·Aᵀw`` with
+    ``(s²AΣAᵀ + σ²I)w = y − A(s·x_p + o) − n`` (the real view of complex data), then
+    ``α_t·x + σ_t·ε``, with the draws ``x_p``, ``n``, ``ε`` taken in that order from ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     fit = prior.gaussian_fit
     prior_draw = fit.sample(problem.batch_size, generator)
@@ -62,13 +53,22 @@ def test_the_gaussian_warm_start_is_matherons_rule_solved_densely(name):
     sigma = problem.noise_std
     if sigma > 0:
         residual = residual - sigma * randn_like(residual, generator)
-    matrix = _realified_matrix(problem.operator)
+    matrix = _realify(problem.operator.to_dense())
     cov = fit.components.T @ torch.diag(fit.variances) @ fit.components
     gram = scale**2 * matrix @ cov @ matrix.T + sigma**2 * torch.eye(matrix.shape[0], dtype=torch.float64)
     weights = torch.linalg.solve(gram, _realified(residual).T)
     clean = prior_draw + (scale * cov @ matrix.T @ weights).T.reshape(prior_draw.shape)
     alpha, sigma_t = (float(v) for v in prior.schedule.alpha_sigma(torch.tensor(t, dtype=torch.float64)))
-    expected = alpha * clean + sigma_t * torch.randn(clean.shape, dtype=clean.dtype, generator=generator)
+    return alpha * clean + sigma_t * torch.randn(clean.shape, dtype=clean.dtype, generator=generator)
+
+
+@pytest.mark.parametrize("name", ["mask", "mri", "ct"])
+def test_the_gaussian_warm_start_is_matherons_rule_solved_densely(name):
+    """The analytic warm start is Matheron's rule (``_warm_start_by_hand``): the same draws in the same order."""
+    oracle, problem = _problem(name)
+    prior, t, seed = oracle.prior, 0.3, 5
+    state, start = initial_state(problem, prior, t, torch.Generator().manual_seed(seed))
+    expected = _warm_start_by_hand(problem, prior, t, seed)
 
     assert start == t and state.dtype == prior.dtype
     torch.testing.assert_close(state, expected, rtol=0, atol=1e-5)
@@ -130,7 +130,7 @@ def test_every_sampler_computes_in_the_priors_precision_from_double_precision_da
     """float64 measurements with a float32 network: the samplers' states and the image stay float32."""
     from invsolve.operators import Mask, random_pixel_mask
 
-    prior = UNetPrior((1, 8, 8), channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4)
+    prior = _tiny_unet(8)
     operator = Mask(random_pixel_mask((8, 8), missing_fraction=0.5, seed=0))
     y = operator(torch.rand(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     problem = Problem(y, GaussianLikelihood(operator, 0.05))
@@ -224,9 +224,7 @@ def test_the_run_checks_name_what_they_refuse():
         match=r"^this sampler needs measurements: the problem has no likelihood \(conditional generation only\)$",
     ):
         Problem(None, None, torch.tensor([1])).residual(oracle.mean)
-    network = UNetPrior(
-        (1, 12, 12), channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4
-    )
+    network = _tiny_unet(12)
     with pytest.raises(
         ValueError,
         match=r"^start_time needs a start image \(start_image=\) or the Gaussian fit of the prior's training data "
@@ -327,27 +325,16 @@ def test_a_scaled_prior_warm_starts_with_its_scale():
     operator = Mask(random_pixel_mask((6, 6), missing_fraction=0.5, seed=0))
     y = operator(prior.sample_exact(1, seed=0))
     problem = Problem(y, GaussianLikelihood(operator, 0.1))
-    generator = torch.Generator().manual_seed(3)
-    state, _ = initial_state(problem, prior, 0.4, generator)
-
-    by_hand = torch.Generator().manual_seed(3)
-    fit = prior.gaussian_fit
-    prior_draw = fit.sample(1, by_hand)
-    residual = y - operator(2.5 * prior_draw + 0.4) - 0.1 * torch.randn(y.shape, dtype=y.dtype, generator=by_hand)
-    matrix = _realified_matrix(operator)
-    cov = fit.components.T @ torch.diag(fit.variances) @ fit.components
-    gram = 2.5**2 * matrix @ cov @ matrix.T + 0.1**2 * torch.eye(matrix.shape[0], dtype=torch.float64)
-    clean = prior_draw + (2.5 * cov @ matrix.T @ torch.linalg.solve(gram, residual.reshape(1, -1).T)).T.reshape(prior_draw.shape)
-    alpha, sigma = (float(v) for v in prior.schedule.alpha_sigma(torch.tensor(0.4, dtype=torch.float64)))
-    expected = alpha * clean + sigma * torch.randn(clean.shape, dtype=clean.dtype, generator=by_hand)
-    torch.testing.assert_close(state, expected, rtol=0, atol=1e-5)
+    assert (prior.normalization.scale, prior.normalization.offset) == (2.5, 0.4)
+    state, _ = initial_state(problem, prior, 0.4, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(state, _warm_start_by_hand(problem, prior, 0.4, 3), rtol=0, atol=1e-5)
 
 
 def test_a_single_precision_network_warm_starts_in_single_precision():
     from invsolve.operators import Mask, random_pixel_mask
     from invsolve.priors import LowRankGaussian
 
-    prior = UNetPrior((1, 8, 8), channels=(8, 16), attention_levels=(False, False), num_head_channels=8, norm_num_groups=4)
+    prior = _tiny_unet(8)
     images = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     prior.set_gaussian_fit(LowRankGaussian.fit(prior.to_network(images), rank=4))
     operator = Mask(random_pixel_mask((8, 8), missing_fraction=0.5, seed=0))
