@@ -16,7 +16,8 @@ Modules
     shards and their merge, resuming an interrupted run.
 :mod:`.classifier`
     The paper's evaluation: a small CNN classifier trained on real-only vs real +
-    synthetic images, completeness and purity per class, conditional consistency.
+    synthetic images, completeness and purity per class (also with the class
+    frequencies corrected back to the real ones), conditional consistency.
 :mod:`.statistics`
     statmorph morphology statistics of real vs generated galaxies, two-sample
     tests, and the memorisation check.
@@ -28,6 +29,7 @@ from .classifier import (
     completeness_purity,
     conditional_consistency,
     evaluate_augmentation,
+    prior_shift_weights,
     train_classifier,
 )
 from .generation import GenerationPlan, generate, plan_from_oversampling, plan_from_query, plan_from_vectors
@@ -44,6 +46,7 @@ __all__ = [
     "read_augmentation",
     "MorphologyClassifier",
     "train_classifier",
+    "prior_shift_weights",
     "completeness_purity",
     "evaluate_augmentation",
     "conditional_consistency",

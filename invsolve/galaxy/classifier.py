@@ -37,8 +37,8 @@ from tqdm.auto import tqdm
 
 from invsolve._checks import check_finite, check_int, check_nonnegative, check_positive, check_tensor
 
-__all__ = ["MorphologyClassifier", "train_classifier", "completeness_purity", "evaluate_augmentation",
-           "conditional_consistency"]
+__all__ = ["MorphologyClassifier", "train_classifier", "prior_shift_weights", "completeness_purity",
+           "evaluate_augmentation", "conditional_consistency"]
 
 MIN_SIZE = 16  #: smallest image side accepted (three 2x poolings leave 2x2 pixels)
 
@@ -107,9 +107,27 @@ class MorphologyClassifier(nn.Module):
             self.train(was_training)
         return torch.softmax(torch.cat(parts), dim=1).to(images.device)
 
-    def predict(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Most probable class ``(N,)`` (int64, on the images' device) of images ``(N, C, H, W)``."""
-        return self.probabilities(images, batch_size).argmax(dim=1)
+    def predict(
+        self, images: torch.Tensor, batch_size: int = 256, class_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Most probable class ``(N,)`` (int64, on the images' device) of images ``(N, C, H, W)``.
+
+        ``class_weights``, a ``(num_classes,)`` tensor of finite weights
+        ``>= 0``, multiplies each class's probability before the most
+        probable is taken: with :func:`prior_shift_weights` it corrects a
+        classifier trained at other class frequencies than the images'.
+        """
+        probabilities = self.probabilities(images, batch_size)
+        if class_weights is None:
+            return probabilities.argmax(dim=1)
+        check_tensor(class_weights, "class_weights", allow_complex=False)
+        if tuple(class_weights.shape) != (self.num_classes,):
+            raise ValueError(f"class_weights must have shape ({self.num_classes},), one weight per class, got "
+                             f"{tuple(class_weights.shape)}")
+        check_finite(class_weights, "class_weights")
+        if bool((class_weights < 0).any()):
+            raise ValueError(f"class_weights must be >= 0, got {class_weights.tolist()}")
+        return (probabilities * class_weights.to(probabilities)).argmax(dim=1)
 
 
 def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -213,6 +231,50 @@ def _dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out
 
 
+def prior_shift_weights(trained_counts: Sequence[int], target_counts: Sequence[int]) -> torch.Tensor:
+    """Class weights that move a classifier from its training class frequencies to others.
+
+    A classifier trained at class frequencies ``π_train`` estimates
+    ``p_train(c | x)``; at frequencies ``π`` the posterior is
+    ``p(c | x) ∝ p_train(c | x) · π(c) / π_train(c)`` (Saerens, Latinne &
+    Decaestecker, "Adjusting the Outputs of a Classifier to New a Priori
+    Probabilities", Neural Computation 14(1):21, 2002).  Synthetic images of a
+    rare class raise its training frequency, so a classifier trained on them
+    puts too many galaxies in it; weighting its probabilities by these weights
+    (:meth:`MorphologyClassifier.predict`) returns it to the real frequencies
+    and keeps what the synthetic images taught about the class's appearance.
+
+    Parameters
+    ----------
+    trained_counts, target_counts : sequence of int
+        ``(num_classes,)`` image counts per class: of the classifier's training
+        set, and of the population it is applied to (e.g. the real training
+        images); counts ``>= 0`` with a positive total, and every class of the
+        target counted in the training set.
+
+    Returns
+    -------
+    torch.Tensor
+        float64 ``(num_classes,)``, ``π(c) / π_train(c)``; 0 for a class the
+        target leaves out.
+    """
+    trained = torch.as_tensor(trained_counts, dtype=torch.float64)
+    target = torch.as_tensor(target_counts, dtype=torch.float64)
+    for name, counts in (("trained_counts", trained), ("target_counts", target)):
+        if counts.ndim != 1 or len(counts) < 2 or bool((counts < 0).any()) or not counts.sum() > 0:
+            raise ValueError(f"{name} must be one count >= 0 per class (at least 2) with a positive total, got "
+                             f"{counts.tolist()}")
+    if trained.shape != target.shape:
+        raise ValueError(f"trained_counts and target_counts must count the same classes, got {len(trained)} and "
+                         f"{len(target)} counts")
+    missing = ((trained == 0) & (target > 0)).nonzero().flatten().tolist()
+    if missing:
+        raise ValueError(f"class(es) {missing} have target counts but none in training; a classifier cannot be "
+                         "moved to a class it never saw")
+    ratio = (target / target.sum()) / (trained / trained.sum())
+    return torch.where(target > 0, ratio, torch.zeros_like(ratio))
+
+
 def completeness_purity(
     predicted: torch.Tensor | Sequence[int], truth: torch.Tensor | Sequence[int], num_classes: int
 ) -> dict:
@@ -263,7 +325,13 @@ def evaluate_augmentation(
     ``augment=True``, ``balance=False``), both with that seed and the same
     number of optimiser steps, ``epochs * ceil((N_train + N_synthetic) /
     batch_size)`` (see the module's "Training budget"), and both are scored
-    by :func:`completeness_purity` on the test set.
+    by :func:`completeness_purity` on the test set.  The augmented classifier
+    is scored twice: as trained (``"augmented"``), and with its probabilities
+    moved from the class frequencies of real + synthetic images back to those
+    of the real training images (``"augmented_prior_corrected"``,
+    :func:`prior_shift_weights`), which the test images are assumed to share:
+    the synthetic images then inform what a class looks like, not how often
+    it occurs.
 
     Parameters
     ----------
@@ -285,14 +353,17 @@ def evaluate_augmentation(
     dict
         JSON-serialisable: ``class_names``, ``seeds``, ``epochs``,
         ``batch_size``, ``steps`` (per run); ``counts`` with the class counts
-        ``train``, ``synthetic``, ``test``; ``per_class``, keyed by class
-        name, each with ``real`` and ``augmented`` holding
+        ``train``, ``synthetic``, ``test``; ``prior_shift_weights`` (per
+        class); ``per_class``, keyed by class name, each with ``real``,
+        ``augmented`` and ``augmented_prior_corrected`` holding
         ``completeness_mean``, ``completeness_std``, ``purity_mean``,
         ``purity_std`` over seeds, plus ``completeness_gain`` (augmented −
         real mean) and ``relative_completeness_gain`` ((augmented − real) /
-        real); ``accuracy`` with ``real`` and ``augmented`` ``mean``/``std``;
-        ``per_seed``, one ``{"seed", "real", "augmented"}`` per seed with the
-        full :func:`completeness_purity` dicts.  Means and (sample, ddof=1)
+        real), each keyed by the two augmented scorings; ``accuracy`` with
+        ``real``, ``augmented`` and ``augmented_prior_corrected``
+        ``mean``/``std``; ``per_seed``, one ``{"seed", "real", "augmented",
+        "augmented_prior_corrected"}`` per seed with the full
+        :func:`completeness_purity` dicts.  Means and (sample, ddof=1)
         standard deviations are over the seeds where the score is defined:
         ``None`` where no seed (for a std, fewer than two) defines it; a
         relative gain is ``None`` where the real-only mean is 0 or ``None``.
@@ -321,32 +392,46 @@ def evaluate_augmentation(
             "augmented": (torch.cat([train_x.to(device, torch.float32), syn_x.to(device, torch.float32)]),
                           torch.cat([train_y, syn_y]))}
     steps = epochs * math.ceil(len(runs["augmented"][1]) / batch_size)
+    counts = {name: torch.bincount(sets[name][1], minlength=num_classes).tolist()
+              for name in ("train", "synthetic", "test")}
+    weights = prior_shift_weights(torch.bincount(runs["augmented"][1], minlength=num_classes).tolist(),
+                                  counts["train"])
+    test_x = test_x.to(device)
     per_seed = []
     with tqdm(total=2 * len(seed_list), desc="augmentation runs", disable=not progress) as bar:
         for seed in seed_list:
-            per_seed.append({"seed": seed})
+            models = {}
             for run, (x, y) in runs.items():
-                model = train_classifier(x, y, num_classes, seed=seed, steps=steps, batch_size=batch_size,
-                                         augment=True, balance=False, device=device, progress=progress)
-                per_seed[-1][run] = completeness_purity(model.predict(test_x.to(device)), test_y, num_classes)
+                models[run] = train_classifier(x, y, num_classes, seed=seed, steps=steps, batch_size=batch_size,
+                                               augment=True, balance=False, device=device, progress=progress)
                 bar.update(1)
+            per_seed.append({
+                "seed": seed,
+                "real": completeness_purity(models["real"].predict(test_x), test_y, num_classes),
+                "augmented": completeness_purity(models["augmented"].predict(test_x), test_y, num_classes),
+                "augmented_prior_corrected": completeness_purity(
+                    models["augmented"].predict(test_x, class_weights=weights), test_y, num_classes),
+            })
 
+    scorings = ("real", "augmented", "augmented_prior_corrected")
     per_class = {}
     for c, name in enumerate(names):
         entry = {run: {f"{key}_{stat}": value for key in ("completeness", "purity")
                        for stat, value in zip(("mean", "std"), _mean_std([s[run][key][c] for s in per_seed]))}
-                 for run in runs}
-        real, aug = entry["real"]["completeness_mean"], entry["augmented"]["completeness_mean"]
-        entry["completeness_gain"] = None if real is None or aug is None else aug - real
-        entry["relative_completeness_gain"] = None if not real or aug is None else (aug - real) / real
+                 for run in scorings}
+        real = entry["real"]["completeness_mean"]
+        augmented = {run: entry[run]["completeness_mean"] for run in scorings[1:]}
+        entry["completeness_gain"] = {run: None if real is None or aug is None else aug - real
+                                      for run, aug in augmented.items()}
+        entry["relative_completeness_gain"] = {run: None if not real or aug is None else (aug - real) / real
+                                               for run, aug in augmented.items()}
         per_class[name] = entry
     return {
         "class_names": names, "seeds": seed_list, "epochs": epochs, "batch_size": batch_size, "steps": steps,
-        "counts": {name: torch.bincount(sets[name][1], minlength=num_classes).tolist()
-                   for name in ("train", "synthetic", "test")},
+        "counts": counts, "prior_shift_weights": weights.tolist(),
         "per_class": per_class,
         "accuracy": {run: dict(zip(("mean", "std"), _mean_std([s[run]["accuracy"] for s in per_seed])))
-                     for run in runs},
+                     for run in scorings},
         "per_seed": per_seed,
     }
 

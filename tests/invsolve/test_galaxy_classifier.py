@@ -18,6 +18,7 @@ from invsolve.galaxy.classifier import (
     completeness_purity,
     conditional_consistency,
     evaluate_augmentation,
+    prior_shift_weights,
     train_classifier,
 )
 
@@ -205,31 +206,96 @@ def test_synthetic_images_of_a_rare_class_raise_its_completeness():
     )
     rare = result["per_class"]["ring"]
     assert rare["augmented"]["completeness_mean"] > rare["real"]["completeness_mean"]
-    assert rare["completeness_gain"] >= 0.3, rare
+    assert rare["completeness_gain"]["augmented"] >= 0.3, rare
 
     assert json.loads(json.dumps(result)) == result
-    assert set(result) == {"class_names", "seeds", "epochs", "batch_size", "steps", "counts", "per_class",
-                           "accuracy", "per_seed"}
+    assert set(result) == {"class_names", "seeds", "epochs", "batch_size", "steps", "counts", "prior_shift_weights",
+                           "per_class", "accuracy", "per_seed"}
     assert result["class_names"] == NAMES and result["seeds"] == [0, 1] and result["epochs"] == 6
     assert result["steps"] == 6 * math.ceil(300 / 64)
     assert result["counts"] == {"train": [98, 98, 4], "synthetic": [0, 0, 100], "test": [40, 40, 40]}
+    # the real training frequencies over those of real + synthetic: (98/200)/(98/300) twice, (4/200)/(104/300)
+    assert result["prior_shift_weights"] == pytest.approx([1.5, 1.5, 0.02 / (104 / 300)])
+    runs = ("real", "augmented", "augmented_prior_corrected")
     assert list(result["per_class"]) == NAMES
     for c, name in enumerate(NAMES):
         entry = result["per_class"][name]
-        for run in ("real", "augmented"):
+        for run in runs:
             assert set(entry[run]) == {"completeness_mean", "completeness_std", "purity_mean", "purity_std"}
             values = [s[run]["completeness"][c] for s in result["per_seed"]]
             assert entry[run]["completeness_mean"] == pytest.approx(sum(values) / 2)
             assert entry[run]["completeness_std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
-        real, augmented = entry["real"]["completeness_mean"], entry["augmented"]["completeness_mean"]
-        assert entry["completeness_gain"] == pytest.approx(augmented - real)
-        expected = None if real == 0 else pytest.approx((augmented - real) / real)
-        assert entry["relative_completeness_gain"] == expected
-    assert set(result["accuracy"]) == {"real", "augmented"}
+        real = entry["real"]["completeness_mean"]
+        assert set(entry["completeness_gain"]) == set(entry["relative_completeness_gain"]) == set(runs[1:])
+        for run in runs[1:]:
+            augmented = entry[run]["completeness_mean"]
+            assert entry["completeness_gain"][run] == pytest.approx(augmented - real)
+            expected = None if real == 0 else pytest.approx((augmented - real) / real)
+            assert entry["relative_completeness_gain"][run] == expected
+    assert set(result["accuracy"]) == set(runs)
     assert [s["seed"] for s in result["per_seed"]] == [0, 1]
     for seed_result in result["per_seed"]:
-        for run in ("real", "augmented"):
+        for run in runs:
             assert len(seed_result[run]["confusion"]) == 3 and seed_result[run]["support"] == [40, 40, 40]
+        # moved back to the real frequencies, the augmented classifier puts no more images in the rare class
+        corrected, raw = seed_result["augmented_prior_corrected"], seed_result["augmented"]
+        assert corrected["predicted_count"][2] <= raw["predicted_count"][2]
+
+
+def test_the_prior_corrected_scores_are_the_augmented_classifier_reweighted():
+    train_y = torch.tensor([0] * 30 + [1] * 30 + [2] * 4)
+    test_y = balanced_labels(60, 12)
+    synthetic_y = torch.full((30,), 2)
+    train_x, test_x, synthetic_x = draw(train_y, 13), draw(test_y, 14), draw(synthetic_y, 15)
+    result = evaluate_augmentation(train_x, train_y, test_x, test_y, synthetic_x, synthetic_y, class_names=NAMES,
+                                   seeds=(3,), epochs=2, batch_size=16)
+    # the same seed and steps train the same network (CPU): score it by hand
+    model = train_classifier(torch.cat([train_x, synthetic_x]), torch.cat([train_y, synthetic_y]), 3, seed=3,
+                             steps=result["steps"], batch_size=16)
+    weights = prior_shift_weights([30, 30, 34], [30, 30, 4])
+    by_hand = (model.probabilities(test_x) * weights.float()).argmax(dim=1)
+    assert result["per_seed"][0]["augmented_prior_corrected"] == completeness_purity(by_hand, test_y, 3)
+    assert result["per_seed"][0]["augmented"] == completeness_purity(model.predict(test_x), test_y, 3)
+    assert not torch.equal(by_hand, model.predict(test_x))  # the weights move some images out of the rare class
+
+
+def test_prior_shift_weights():
+    # target frequencies over trained ones: (0.4, 0.4, 0.2) / (0.25, 0.25, 0.5)
+    assert prior_shift_weights([10, 10, 20], [10, 10, 5]).tolist() == pytest.approx([1.6, 1.6, 0.4])
+    weights = prior_shift_weights([5, 5, 10], [2, 0, 2])
+    assert weights.dtype == torch.float64 and weights.tolist() == pytest.approx([2.0, 0.0, 1.0])
+    # equal frequencies change nothing
+    assert prior_shift_weights([3, 6, 9], [1, 2, 3]).tolist() == pytest.approx([1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("trained, target, message", [
+    ([1, 2], [1, 2, 3], "^trained_counts and target_counts must count the same classes, got 2 and 3"),
+    ([0, 4, 4], [1, 1, 1], r"^class\(es\) \[0\] have target counts but none in training"),
+    ([0, 0], [1, 1], r"^trained_counts must be one count >= 0 per class .*got \[0.0, 0.0\]"),
+    ([1, 1], [1, -1], r"^target_counts must be one count >= 0 per class .*got \[1.0, -1.0\]"),
+    ([4], [4], r"^trained_counts must be one count >= 0 per class \(at least 2\)"),
+])
+def test_prior_shift_weights_errors(trained, target, message):
+    with pytest.raises(ValueError, match=message):
+        prior_shift_weights(trained, target)
+
+
+def test_predict_with_class_weights(trained):
+    model, (test_x, _) = trained["model"], trained["test"]
+    probabilities = model.probabilities(test_x)
+    assert torch.equal(model.predict(test_x, class_weights=torch.ones(3)), model.predict(test_x))
+    weights = torch.tensor([1.0, 0.2, 3.0], dtype=torch.float64)
+    assert torch.equal(model.predict(test_x, class_weights=weights), (probabilities * weights.float()).argmax(1))
+    # a zero weight removes a class
+    assert not (model.predict(test_x, class_weights=torch.tensor([1.0, 0.0, 1.0])) == 1).any()
+    with pytest.raises(ValueError, match=r"^class_weights must have shape \(3,\), one weight per class, got \(2,\)"):
+        model.predict(test_x, class_weights=torch.ones(2))
+    with pytest.raises(ValueError, match=r"^class_weights must be >= 0, got \[1.0, -1.0, 1.0\]"):
+        model.predict(test_x, class_weights=torch.tensor([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="^class_weights must be finite"):
+        model.predict(test_x, class_weights=torch.tensor([1.0, float("nan"), 1.0]))
+    with pytest.raises(TypeError, match="^class_weights must be a floating-point tensor"):
+        model.predict(test_x, class_weights=torch.ones(3, dtype=torch.int64))
 
 
 # ------------------------------------------------------------------------------------- conditional consistency
