@@ -10,7 +10,8 @@ line per run and, last, the best setting per sampler, which is what the preset h
   ``benchmarks/samplers.py`` use 3 000 000.. and the demo its own), prior ``ct-ellipses``,
   PSNR over 2000 HU. (RED-Diff's preset comes from ``benchmarks/ct_demo_tuning.py``.)
 * ``ct-sparse-8`` — the same phantoms and scan at 8 views, DDS from noise or from the TV
-  image (a grid entry ``start_time``, as for ``ct-synthetic``).
+  image (a grid entry ``start_time``, as for ``ct-synthetic``), and DiffPIR from the TV
+  image with all fresh noise at every step.
 * ``ct-limited`` — the same phantoms, 32 views over 90°.
 * ``mri-cartesian`` — four axial slices of the Colin27 template (``ch2better.nii.gz``
   of Debian's mricron-data; slices 110, 130, 150, 170 along the volume's axis 2 — the
@@ -87,6 +88,10 @@ GRIDS = {
         # does a start from TV carry the 16-view gains to 8 views? (README, targets of issue 10)
         "dds": {"start_time": [None, 0.05, 0.1, 0.2, 0.3], "steps": [50], "cg_iterations": [2, 5], "eta": [1.0],
                 "n_samples": [4]},
+        # fresh noise at every step (ζ = 1) from TV: the denoiser sees the noise it was trained for, not streaks
+        # (20 steps: all the discrete schedule has below t = 0.02)
+        "diffpir": {"start_time": [0.02, 0.05, 0.1, 0.2], "steps": [20], "regularization": [0.1, 0.3, 1.0, 7.0],
+                    "zeta": [1.0], "n_samples": [4]},
     },
     "ct-limited": {
         "dds": {"steps": [100], "cg_iterations": [5, 10, 20, 40], "n_samples": [4]},

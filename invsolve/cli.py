@@ -181,8 +181,8 @@ def _add_reconstruct(commands: argparse._SubParsersAction) -> None:
         "--samples", type=int, help="posterior samples; > 1 writes the std map (default: the preset's, else 1)"
     )
     recon.add_argument(
-        "--preset", help="validated settings for the task, e.g. ct-sparse, or ct-sparse-from-tv (starts from the TV "
-        "image) (invsolve.presets); explicit options win"
+        "--preset", help="validated settings for the task, e.g. ct-sparse, or ct-sparse-from-tv and ct-sparse-8-from-tv "
+        "(start from the TV image) (invsolve.presets); explicit options win"
     )
     recon.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     recon.add_argument(

@@ -97,6 +97,28 @@ PRESETS: dict[str, Preset] = {
         ),
         start_tv_weight=1e-2,
     ),
+    "ct-sparse-8-from-tv": Preset(
+        name="ct-sparse-8-from-tv",
+        task=(
+            "parallel-beam CT with about 8 views over 180 degrees, post-log Poisson data, the ct-ellipses prior, the "
+            "sampler started from the TV reconstruction"
+        ),
+        instruments=("RayTransform",),
+        samplers={
+            # start_time 0.02 / 0.05 / 0.1 / 0.2 × λ 0.1 / 0.3 / 1 / 7, 20 steps, ζ 1, 4 samples: best 22.82 dB at
+            # t 0.05 (λ 0.3: 22.79; t 0.1: 21.95; t 0.2: 20.75; TV itself 21.54 dB)
+            "diffpir": {"steps": 20, "n_samples": 4, "regularization": 0.1, "zeta": 1.0, "start_time": 0.05},
+            # start_time None / 0.05 / 0.1 / 0.2 / 0.3 × CG 2 / 5, 50 steps, η 1, 4 samples: best 22.31 dB
+            # (from noise at best 19.9 dB)
+            "dds": {"steps": 50, "n_samples": 4, "cg_iterations": 5, "eta": 1.0, "start_time": 0.1},
+        },
+        source=(
+            "benchmarks/sweep_presets.py --task ct-sparse-8: 8 views, 10^5 photons, the four validation phantoms of "
+            "seeds 2 000 000..2 000 003, prior ct-ellipses, started from TV of weight 0.01, best mean PSNR over 2000 HU "
+            "(docs/benchmarks/sweep_ct_sparse_8.jsonl)"
+        ),
+        start_tv_weight=1e-2,
+    ),
     "ct-limited": Preset(
         name="ct-limited",
         task="parallel-beam CT over a limited arc (32 views over 90 degrees), post-log Poisson data",

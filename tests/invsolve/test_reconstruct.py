@@ -319,7 +319,7 @@ def test_a_preset_supplies_steps_samples_and_hyperparameters():
     [
         ("ct-sparse", "dds", r"preset 'ct-sparse' is tuned for parallel-beam CT .* but the operator is Mask"),
         ("ct-sparse", "daps", None),
-        ("mri-8x", "dds", "unknown preset 'mri-8x'; known presets: ct-limited, ct-sparse, ct-sparse-3d, ct-sparse-from-tv, inpainting, mri-cartesian, mri-cartesian-3d"),
+        ("mri-8x", "dds", "unknown preset 'mri-8x'; known presets: ct-limited, ct-sparse, ct-sparse-3d, ct-sparse-8-from-tv, ct-sparse-from-tv, inpainting, mri-cartesian, mri-cartesian-3d"),
         ("mri-cartesian", "dds", r"preset 'mri-cartesian' is tuned for Cartesian multi-coil MRI .* the operator is Mask"),
     ],
 )
