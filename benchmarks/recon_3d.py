@@ -5,6 +5,7 @@ Run by hand::
     python benchmarks/recon_3d.py [--task ct|mri] [--slices 64] [--views 8]
                                   [--methods dds-3d slice-dds tv-3d tv-dds-3d mbir zero-filled]
                                   [--mbir-steps 1000] [--slice-batch 16 64] [--split validation|test]
+                                  [--device cpu|cuda] [--image-size 64]
 
 ``--task ct`` (default): a random-ellipsoid phantom ``(1, 1, S, 64, 64)`` in 1/mm
 (the distribution whose 2D slices ``ct-ellipses`` was trained on), scanned slice by
@@ -12,6 +13,15 @@ slice by a parallel-beam ray transform (``SliceStack``, CT_small's 84.7 mm field
 of view, ``--views`` views over 180°) with Poisson noise of 10⁵ photons.
 Phantom seeds: ``--split validation`` uses 2 000 000 + 2k (tune there),
 ``--split test`` 3 000 000 + 2k (report there; never tuned on), k = ``--volume``.
+
+``--image-size N`` (CT): N×N slices of the same field of view, and the prior's
+U-Net applied to them with its weights unchanged (:func:`prior_at_size`; the
+network is convolutional).  Its weights learnt 64² slices, so at another size
+the phantom's structures are larger in pixels than anything it saw: the time
+and the memory are results there, the image quality is not.  ``--device cuda``
+runs everything on the GPU (the phantom is drawn on the CPU and moved); the
+seconds then wait for the GPU (``torch.cuda.synchronize``) and each record adds
+the GPU's peak allocated memory.
 
 ``--task mri``: 4× 3D Cartesian MRI of a brain volume with the ``mri-brain`` prior
 (trained on coronal slices of Colin27, which therefore is never a benchmark volume).
@@ -138,19 +148,39 @@ def make_mri_problem(split: str, seed: int, window_top: float):
     return truth * scale, operator, y * scale, MRI_NOISE_STD * scale
 
 
-def make_problem(slices: int, views: int, seed: int):
-    """Truth volume (1/mm), its slice-stacked parallel-beam operator, noisy sinograms and their noise std."""
+def make_problem(slices: int, views: int, seed: int, size: int = IMAGE):
+    """Truth volume ``(1, 1, slices, size, size)`` (1/mm), its slice-stacked parallel-beam operator, noisy
+    sinograms and their noise std."""
     from invsolve.datasets import CT_SMALL_PIXEL_MM
     from invsolve.demo import held_out_phantoms
     from invsolve.operators import PoissonNoise, SliceStack
     from invsolve.operators.ct import ParallelBeam2D, RayTransform, sparse_view_angles
 
-    truth = held_out_phantoms(1, seed, (slices, IMAGE, IMAGE))  # ct-ellipses' distribution, 1/mm
-    geometry = ParallelBeam2D((IMAGE, IMAGE), sparse_view_angles(views), extent=128 * CT_SMALL_PIXEL_MM)
+    truth = held_out_phantoms(1, seed, (slices, size, size))  # ct-ellipses' distribution, 1/mm
+    geometry = ParallelBeam2D((size, size), sparse_view_angles(views), extent=128 * CT_SMALL_PIXEL_MM)
     operator = SliceStack(RayTransform(geometry), n_slices=slices)
     noise = PoissonNoise(1e5)
     y = noise(operator(truth), seed=seed + 1)
     return truth, operator, y, float(noise.variance(y).mean().sqrt())
+
+
+def prior_at_size(prior, size: int):
+    """``prior``'s U-Net on ``size``×``size`` slices: the same weights in a network built for that size.
+
+    For timing and memory only (module docstring, ``--image-size``): the weights learnt 64² slices.
+    """
+    from invsolve.priors import UNetPrior
+
+    resized = UNetPrior((prior.image_shape[0], size, size), prior.schedule, prior.prediction, prior.normalization,
+                        inference_dtype=prior.inference_dtype, **prior.architecture())
+    resized.unet.load_state_dict(prior.unet.state_dict())
+    return resized
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work (the seconds measured are then the computation's)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def phantom_seed(args: argparse.Namespace) -> int:
@@ -196,17 +226,25 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
     from invsolve.priors import pretrained
 
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     task = DEFAULTS[args.task]
     # the samplers use the prior; on MRI data the baselines need its window (the data's scale) as well
     needs_prior = args.task == "mri" or method not in ("tv-3d", "zero-filled")
     prior = pretrained(task["prior"]) if needs_prior else None
+    if prior is not None and args.image_size != IMAGE:
+        prior = prior_at_size(prior, args.image_size)
     if args.task == "ct":
-        truth, operator, y, noise_std = make_problem(args.slices, args.views, phantom_seed(args))
+        truth, operator, y, noise_std = make_problem(args.slices, args.views, phantom_seed(args), args.image_size)
     else:
         truth, operator, y, noise_std = make_mri_problem(args.split, SPLITS[args.split], prior_window(prior)[1])
+    truth, operator, y = truth.to(device), operator.to(device), y.to(device)
+    prior = prior.to(device) if prior is not None else None
     gc.collect()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     with ResidentPeak() as watch:
         at_start = watch.peak_mb
+        synchronize(device)
         started = time.perf_counter()
         if method in ("tv-3d", "tv-dds-3d"):
             image = invsolve.tv_reconstruct(y, operator, args.tv3d_weight, iterations=TV_ITERATIONS, progress=False)
@@ -231,6 +269,7 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
             image, evaluations = result.image, result.info["network_evaluations"]
             if warm:
                 settings = {"start_tv_weight": args.tv3d_weight, "start_time": args.start_time, **settings}
+        synchronize(device)
         seconds = time.perf_counter() - started
     window = float(truth.max() - truth.min())
     return {
@@ -245,6 +284,9 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "reconstruction_peak_rss_mb": watch.peak_mb,
         "rss_before_reconstruction_mb": at_start,
+        "device": str(device),
+        **({"gpu": torch.cuda.get_device_name(device),
+            "gpu_peak_allocated_mb": torch.cuda.max_memory_allocated(device) / 2**20} if device.type == "cuda" else {}),
     }
 
 
@@ -252,7 +294,7 @@ def measure(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str
     """:func:`run_method` in a fresh process; raises if it fails."""
     command = [sys.executable, __file__, "--one", method, "--slice-batch", str(slice_batch)]
     for key in ("task", "slices", "views", "split", "volume", "tv_weight", "rho", "cg_iterations", "tv3d_weight",
-                "mbir_steps", "start_time", "warm_steps", "threads"):
+                "mbir_steps", "start_time", "warm_steps", "threads", "device", "image_size"):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
@@ -263,7 +305,7 @@ def measure(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(DEFAULTS), default="ct", help="(default: %(default)s)")
-    parser.add_argument("--slices", type=int, default=64, help="CT: slices of the 64×64×S volume (default: %(default)s)")
+    parser.add_argument("--slices", type=int, default=64, help="CT: slices of the N×N×S volume (default: %(default)s)")
     parser.add_argument("--views", type=int, default=8, help="CT: views over 180° (default: %(default)s)")
     parser.add_argument("--split", choices=sorted(SPLITS), default="test", help="volumes (default: %(default)s)")
     parser.add_argument("--volume", type=int, default=0,
@@ -278,6 +320,9 @@ def main() -> None:
     parser.add_argument("--warm-steps", type=int, help="tv-dds-3d's steps (default: the task's DEFAULTS)")
     parser.add_argument("--slice-batch", type=int, nargs="+", default=[16], help="(default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="(default: %(default)s)")
+    parser.add_argument("--image-size", type=int, default=IMAGE,
+                        help="CT: N×N slices, the prior's network at that size (timing only; default: %(default)s)")
     parser.add_argument("--out", help="record the JSON here (default: benchmarks/results/recon_3d[.<options>].json)")
     parser.add_argument("--one", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -287,6 +332,9 @@ def main() -> None:
             setattr(args, key, DEFAULTS[args.task][key])
     if args.task == "ct" and "zero-filled" in args.methods + [args.one]:
         parser.error("zero-filled is an MRI baseline (--task mri)")
+    if args.image_size != IMAGE and (args.task == "mri" or args.image_size < 4 or args.image_size % 4):
+        parser.error(f"--image-size applies to the CT task and takes a multiple of 4 (the U-Net's levels), "
+                     f"got {args.image_size} with --task {args.task}")
     if args.volume < 0 or (args.volume and args.task == "mri"):
         parser.error("--volume takes K >= 0 and applies to the CT task (the MRI task has one brain per split)")
     if args.one:

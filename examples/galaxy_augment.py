@@ -189,6 +189,8 @@ def main() -> None:
             "completeness_augmented": rare_scores[AUGMENTATION["scoring"]]["completeness_mean"],
             "purity_real_only": rare_scores["real"]["purity_mean"],
             "purity_augmented": rare_scores[AUGMENTATION["scoring"]]["purity_mean"],
+            "purity_pooled_real_only": rare_scores["real"]["purity_pooled"],
+            "purity_pooled_augmented": rare_scores[AUGMENTATION["scoring"]]["purity_pooled"],
             "relative_completeness_gain": rare_scores["relative_completeness_gain"][AUGMENTATION["scoring"]],
         },
         "conditional_consistency": consistency,

@@ -157,8 +157,10 @@ def test_galaxy_augment_runs_every_stage(tmp_path):
     assert gain["counts"]["train"][-1] == 2 and gain["counts"]["synthetic"] == [0] * 7 + [4]  # dust lanes
     summary = metrics["rare_class_summary"]
     assert set(summary) == {"scoring", "completeness_real_only", "completeness_augmented", "purity_real_only",
-                            "purity_augmented", "relative_completeness_gain"}
+                            "purity_augmented", "purity_pooled_real_only", "purity_pooled_augmented",
+                            "relative_completeness_gain"}
     assert summary["completeness_augmented"] == gain["per_class"]["dust_lane"][summary["scoring"]]["completeness_mean"]
+    assert summary["purity_pooled_augmented"] == gain["per_class"]["dust_lane"][summary["scoring"]]["purity_pooled"]
     assert 0 <= metrics["conditional_consistency"]["rate"] <= 1
     assert set(metrics["statistics"]) == set(metrics["classes"])
     memorisation = metrics["memorisation"]

@@ -357,7 +357,11 @@ def evaluate_augmentation(
         class); ``per_class``, keyed by class name, each with ``real``,
         ``augmented`` and ``augmented_prior_corrected`` holding
         ``completeness_mean``, ``completeness_std``, ``purity_mean``,
-        ``purity_std`` over seeds, plus ``completeness_gain`` (augmented −
+        ``purity_std`` over seeds and ``purity_pooled`` (the seeds' correct
+        predictions of the class over all their predictions of it: unlike the
+        mean, it does not drop the seeds that never predict the class nor
+        weigh a seed that predicts it five times like one that predicts it a
+        hundred times), plus ``completeness_gain`` (augmented −
         real mean) and ``relative_completeness_gain`` ((augmented − real) /
         real), each keyed by the two augmented scorings; ``accuracy`` with
         ``real``, ``augmented`` and ``augmented_prior_corrected``
@@ -419,6 +423,10 @@ def evaluate_augmentation(
         entry = {run: {f"{key}_{stat}": value for key in ("completeness", "purity")
                        for stat, value in zip(("mean", "std"), _mean_std([s[run][key][c] for s in per_seed]))}
                  for run in scorings}
+        for run in scorings:
+            predicted = sum(s[run]["predicted_count"][c] for s in per_seed)
+            correct = sum(s[run]["confusion"][c][c] for s in per_seed)
+            entry[run]["purity_pooled"] = correct / predicted if predicted else None
         real = entry["real"]["completeness_mean"]
         augmented = {run: entry[run]["completeness_mean"] for run in scorings[1:]}
         entry["completeness_gain"] = {run: None if real is None or aug is None else aug - real

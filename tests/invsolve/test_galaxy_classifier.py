@@ -221,10 +221,15 @@ def test_synthetic_images_of_a_rare_class_raise_its_completeness():
     for c, name in enumerate(NAMES):
         entry = result["per_class"][name]
         for run in runs:
-            assert set(entry[run]) == {"completeness_mean", "completeness_std", "purity_mean", "purity_std"}
+            assert set(entry[run]) == {"completeness_mean", "completeness_std", "purity_mean", "purity_std",
+                                       "purity_pooled"}
             values = [s[run]["completeness"][c] for s in result["per_seed"]]
             assert entry[run]["completeness_mean"] == pytest.approx(sum(values) / 2)
             assert entry[run]["completeness_std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+            # pooled: both seeds' predictions of class c (column c of their confusions) in one count
+            predicted = sum(row[c] for s in result["per_seed"] for row in s[run]["confusion"])
+            correct = sum(s[run]["confusion"][c][c] for s in result["per_seed"])
+            assert entry[run]["purity_pooled"] == (pytest.approx(correct / predicted) if predicted else None)
         real = entry["real"]["completeness_mean"]
         assert set(entry["completeness_gain"]) == set(entry["relative_completeness_gain"]) == set(runs[1:])
         for run in runs[1:]:
