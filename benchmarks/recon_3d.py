@@ -5,12 +5,16 @@ Run by hand::
     python benchmarks/recon_3d.py [--task ct|mri] [--slices 64] [--views 8]
                                   [--methods dds-3d slice-dds tv-3d tv-dds-3d mbir zero-filled]
                                   [--mbir-steps 1000] [--slice-batch 16 64] [--split validation|test]
-                                  [--device cpu|cuda] [--image-size 64]
+                                  [--geometry parallel|cone] [--device cpu|cuda] [--image-size 64]
 
 ``--task ct`` (default): a random-ellipsoid phantom ``(1, 1, S, 64, 64)`` in 1/mm
 (the distribution whose 2D slices ``ct-ellipses`` was trained on), scanned slice by
 slice by a parallel-beam ray transform (``SliceStack``, CT_small's 84.7 mm field
 of view, ``--views`` views over 180°) with Poisson noise of 10⁵ photons.
+``--geometry cone``: the volume ``(1, 1, 64, 64, S)`` (axes x, y, z) of isotropic
+voxels scanned by a circular cone-beam scanner, ``--views`` views over 360°
+(:func:`invsolve.demo.cone_beam_demo_scan`, the scan of ``examples/ct_3d_cone.py``);
+the prior sees its axial slices (``axis=2``), with the parallel-beam sweep's λ and ρ.
 Phantom seeds: ``--split validation`` uses 2 000 000 + 2k (tune there),
 ``--split test`` 3 000 000 + 2k (report there; never tuned on), k = ``--volume``.
 
@@ -183,6 +187,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def make_cone_problem(slices: int, views: int, seed: int, size: int = IMAGE):
+    """Truth volume ``(1, 1, size, size, slices)`` (1/mm), its cone-beam transform, noisy projections, noise std."""
+    from invsolve.demo import cone_beam_demo_scan
+    from invsolve.operators import PoissonNoise
+
+    truth, operator, y = cone_beam_demo_scan(slices, views, seed, size)
+    return truth, operator, y, float(PoissonNoise(1e5).variance(y).mean().sqrt())
+
+
 def phantom_seed(args: argparse.Namespace) -> int:
     """The CT phantom's seed: the split's base seed, ``+ 2·--volume`` (the noise takes the next seed)."""
     return SPLITS[args.split] + 2 * args.volume
@@ -233,7 +246,11 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
     prior = pretrained(task["prior"]) if needs_prior else None
     if prior is not None and args.image_size != IMAGE:
         prior = prior_at_size(prior, args.image_size)
-    if args.task == "ct":
+    axis = task["axis"]
+    if args.task == "ct" and args.geometry == "cone":
+        truth, operator, y, noise_std = make_cone_problem(args.slices, args.views, phantom_seed(args), args.image_size)
+        axis = 2  # the cone-beam volume's axes are x, y, z
+    elif args.task == "ct":
         truth, operator, y, noise_std = make_problem(args.slices, args.views, phantom_seed(args), args.image_size)
     else:
         truth, operator, y, noise_std = make_mri_problem(args.split, SPLITS[args.split], prior_window(prior)[1])
@@ -260,7 +277,7 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
                 "rho": args.rho,
                 "cg_iterations": args.cg_iterations if method != "mbir" else 1,
                 "slice_batch": slice_batch,
-                "axis": task["axis"],
+                "axis": axis,
             }
             start = {"start_time": args.start_time, "start_image": image} if warm else {}
             result = invsolve.reconstruct(
@@ -275,6 +292,7 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
     return {
         "task": args.task,
         "volume": BRAINS[args.split] if args.task == "mri" else f"random ellipsoids, seed {phantom_seed(args)}",
+        **({"geometry": args.geometry} if args.task == "ct" else {}),
         "method": method,
         "settings": settings,
         "psnr_db": float(psnr(image, truth, data_range=window)),
@@ -294,7 +312,7 @@ def measure(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str
     """:func:`run_method` in a fresh process; raises if it fails."""
     command = [sys.executable, __file__, "--one", method, "--slice-batch", str(slice_batch)]
     for key in ("task", "slices", "views", "split", "volume", "tv_weight", "rho", "cg_iterations", "tv3d_weight",
-                "mbir_steps", "start_time", "warm_steps", "threads", "device", "image_size"):
+                "mbir_steps", "start_time", "warm_steps", "threads", "device", "image_size", "geometry"):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
@@ -320,6 +338,8 @@ def main() -> None:
     parser.add_argument("--warm-steps", type=int, help="tv-dds-3d's steps (default: the task's DEFAULTS)")
     parser.add_argument("--slice-batch", type=int, nargs="+", default=[16], help="(default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    parser.add_argument("--geometry", choices=["parallel", "cone"], default="parallel",
+                        help="CT: slice-stacked parallel beam over 180° or circular cone beam over 360° (default: %(default)s)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="(default: %(default)s)")
     parser.add_argument("--image-size", type=int, default=IMAGE,
                         help="CT: N×N slices, the prior's network at that size (timing only; default: %(default)s)")
@@ -332,6 +352,8 @@ def main() -> None:
             setattr(args, key, DEFAULTS[args.task][key])
     if args.task == "ct" and "zero-filled" in args.methods + [args.one]:
         parser.error("zero-filled is an MRI baseline (--task mri)")
+    if args.geometry != "parallel" and args.task == "mri":
+        parser.error("--geometry applies to the CT task")
     if args.image_size != IMAGE and (args.task == "mri" or args.image_size < 4 or args.image_size % 4):
         parser.error(f"--image-size applies to the CT task and takes a multiple of 4 (the U-Net's levels), "
                      f"got {args.image_size} with --task {args.task}")

@@ -1,6 +1,6 @@
 """Sparse-view cone-beam CT of a 3D phantom with a 2D diffusion prior: FDK against the slice-augmented DDS.
 
-A random-ellipsoid volume (64×64×S voxels of 0.66 mm, attenuation in 1/mm, the
+A random-ellipsoid volume (64×64×S voxels of 1.32 mm, attenuation in 1/mm, the
 distribution whose slices the embedded ``ct-ellipses`` prior was trained on;
 test seed 3 000 000) is scanned by a circular cone-beam scanner with few views
 over 360° and 10⁵ photons per detector pixel.  It is reconstructed by FDK and by
@@ -22,7 +22,6 @@ seconds-long smoke run.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -30,17 +29,11 @@ import torch
 
 import invsolve
 from invsolve.datasets import CT_SMALL_PIXEL_MM
-from invsolve.demo import held_out_phantoms
+from invsolve.demo import cone_beam_demo_scan
 from invsolve.files import atomic_write, save_json, save_png
 from invsolve.metrics import psnr, ssim
 from invsolve.operators import PoissonNoise
-from invsolve.operators.ct import (
-    MU_WATER_PER_MM,
-    ConeBeam3D,
-    ConeBeamTransform,
-    attenuation_to_hounsfield,
-    sparse_view_angles,
-)
+from invsolve.operators.ct import MU_WATER_PER_MM, attenuation_to_hounsfield
 from invsolve.output_files import write_image
 from invsolve.priors import pretrained
 
@@ -49,23 +42,6 @@ VOXEL_MM = 2 * CT_SMALL_PIXEL_MM  # CT_small's 84.7 mm field of view over 64 vox
 TEST_SEED = 3_000_000
 TV_WEIGHT, RHO = 4e-4, 5e-3  # validation sweep of benchmarks/recon_3d.py (docs/benchmarks/sweep_recon_3d.jsonl)
 DISPLAY_HU = (-1000.0, 1000.0)
-
-
-def scan(slices: int, views: int) -> tuple[torch.Tensor, ConeBeamTransform, torch.Tensor]:
-    """Truth ``(1, 1, 64, 64, S)`` in 1/mm, the cone-beam transform and noisy post-log projections."""
-    # isotropic voxels: the slab of the phantoms' 2-unit reference cube that S slices of 64 cover
-    extent = (2.0, 2.0, 2.0 * slices / SIDE)
-    truth = held_out_phantoms(1, TEST_SEED, (SIDE, SIDE, slices), extent)
-    field = SIDE * VOXEL_MM
-    geometry = ConeBeam3D(
-        (SIDE, SIDE, slices),
-        sparse_view_angles(views, 2 * math.pi),
-        src_radius=2.0 * field,
-        det_radius=field,
-        extent=(field, field, slices * VOXEL_MM),
-    )
-    operator = ConeBeamTransform(geometry)
-    return truth, operator, PoissonNoise(1e5)(operator(truth), seed=TEST_SEED + 1)
 
 
 def orthogonal(volume: torch.Tensor) -> list[torch.Tensor]:
@@ -89,7 +65,7 @@ def main() -> None:
         args.slices, args.steps, args.samples = 8, 10, 2
     out = Path(args.out)
 
-    truth, operator, y = scan(args.slices, args.views)
+    truth, operator, y = cone_beam_demo_scan(args.slices, args.views, TEST_SEED, SIDE)
     noise_std = float(PoissonNoise(1e5).variance(y).mean().sqrt())
     started = time.perf_counter()
     fdk = operator.fbp(y)

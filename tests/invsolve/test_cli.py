@@ -135,6 +135,24 @@ def test_ct_demo_phantoms_are_never_training_images():
     assert phantoms.shape == (2, 1, 64, 64) and 0 <= phantoms.min() and phantoms.max() < 0.045  # 1/mm, below 1.15·2μ_water
 
 
+def test_the_cone_beam_scan_has_isotropic_voxels_of_the_demo_field_and_its_noise_seed():
+    from invsolve.datasets import CT_SMALL_PIXEL_MM
+    from invsolve.demo import cone_beam_demo_scan, held_out_phantoms
+    from invsolve.operators import PoissonNoise
+
+    truth, operator, y = cone_beam_demo_scan(4, 3, 3_000_000, side=16)
+    assert truth.shape == (1, 1, 16, 16, 4) and y.shape == (1, 1, *operator.out_shape[1:])
+    # the slab of the reference cube that 4 voxels of 2/16 cover, the phantom of that seed
+    torch.testing.assert_close(truth, held_out_phantoms(1, 3_000_000, (16, 16, 4), (2.0, 2.0, 0.5)))
+    geometry = operator.geometry
+    assert len(geometry.angles) == 3 and float(geometry.angles[-1]) < 2 * math.pi
+    voxel = 128 * CT_SMALL_PIXEL_MM / 16
+    assert geometry.extent == pytest.approx((16 * voxel, 16 * voxel, 4 * voxel))
+    assert tuple(geometry.voxel_size) == pytest.approx((voxel,) * 3)
+    assert geometry.src_radius == pytest.approx(2 * 128 * CT_SMALL_PIXEL_MM)
+    torch.testing.assert_close(y, PoissonNoise(1e5)(operator(truth), seed=3_000_001))
+
+
 def test_fit_gaussian_adds_the_fit_to_a_checkpoint(tmp_path, capsys):
     from invsolve.priors import Normalization, UNetPrior, load_prior, read_metadata, save_prior
 
