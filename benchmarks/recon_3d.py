@@ -187,15 +187,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_cone_problem(slices: int, views: int, seed: int, size: int = IMAGE):
-    """Truth volume ``(1, 1, size, size, slices)`` (1/mm), its cone-beam transform, noisy projections, noise std."""
-    from invsolve.demo import cone_beam_demo_scan
-    from invsolve.operators import PoissonNoise
-
-    truth, operator, y = cone_beam_demo_scan(slices, views, seed, size)
-    return truth, operator, y, float(PoissonNoise(1e5).variance(y).mean().sqrt())
-
-
 def phantom_seed(args: argparse.Namespace) -> int:
     """The CT phantom's seed: the split's base seed, ``+ 2·--volume`` (the noise takes the next seed)."""
     return SPLITS[args.split] + 2 * args.volume
@@ -234,6 +225,7 @@ class ResidentPeak:
 def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[str, Any]:
     """One method on the chosen split's first volume, in this (fresh) process."""
     import invsolve
+    from invsolve.demo import cone_beam_demo_scan
     from invsolve.metrics import psnr, ssim
     from invsolve.mri_prior import prior_window
     from invsolve.priors import pretrained
@@ -248,7 +240,7 @@ def run_method(method: str, args: argparse.Namespace, slice_batch: int) -> dict[
         prior = prior_at_size(prior, args.image_size)
     axis = task["axis"]
     if args.task == "ct" and args.geometry == "cone":
-        truth, operator, y, noise_std = make_cone_problem(args.slices, args.views, phantom_seed(args), args.image_size)
+        truth, operator, y, noise_std = cone_beam_demo_scan(args.slices, args.views, phantom_seed(args), args.image_size)
         axis = 2  # the cone-beam volume's axes are x, y, z
     elif args.task == "ct":
         truth, operator, y, noise_std = make_problem(args.slices, args.views, phantom_seed(args), args.image_size)

@@ -32,7 +32,6 @@ from invsolve.datasets import CT_SMALL_PIXEL_MM
 from invsolve.demo import cone_beam_demo_scan
 from invsolve.files import atomic_write, save_json, save_png
 from invsolve.metrics import psnr, ssim
-from invsolve.operators import PoissonNoise
 from invsolve.operators.ct import MU_WATER_PER_MM, attenuation_to_hounsfield
 from invsolve.output_files import write_image
 from invsolve.priors import pretrained
@@ -65,8 +64,7 @@ def main() -> None:
         args.slices, args.steps, args.samples = 8, 10, 2
     out = Path(args.out)
 
-    truth, operator, y = cone_beam_demo_scan(args.slices, args.views, TEST_SEED, SIDE)
-    noise_std = float(PoissonNoise(1e5).variance(y).mean().sqrt())
+    truth, operator, y, noise_std = cone_beam_demo_scan(args.slices, args.views, TEST_SEED, SIDE)
     started = time.perf_counter()
     fdk = operator.fbp(y)
     fdk_seconds = time.perf_counter() - started

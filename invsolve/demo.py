@@ -123,7 +123,7 @@ def ct_demo_scan(truth: torch.Tensor, views: int, seed: int) -> tuple[LinearOper
 
 def cone_beam_demo_scan(
     slices: int, views: int, seed: int, side: int = 64
-) -> tuple[torch.Tensor, ConeBeamTransform, torch.Tensor]:
+) -> tuple[torch.Tensor, ConeBeamTransform, torch.Tensor, float]:
     """A random-ellipsoid volume and its sparse-view circular cone-beam scan.
 
     The volume ``(1, 1, side, side, slices)`` (axes ``x, y, z``, attenuation in
@@ -137,8 +137,9 @@ def cone_beam_demo_scan(
 
     Returns
     -------
-    truth, operator, projections
-        The volume, its ``ConeBeamTransform`` and the noisy projections.
+    truth, operator, projections, noise_std
+        The volume, its ``ConeBeamTransform``, the noisy projections and their
+        RMS noise level (post-log, from the Poisson model's variance).
     """
     slices, views, side = check_int(slices, "slices", 1), check_int(views, "views", 1), check_int(side, "side", 1)
     truth = held_out_phantoms(1, seed, (side, side, slices), (2.0, 2.0, 2.0 * slices / side))
@@ -151,7 +152,9 @@ def cone_beam_demo_scan(
         extent=(_FIELD_OF_VIEW_MM, _FIELD_OF_VIEW_MM, slices * voxel_mm),
     )
     operator = ConeBeamTransform(geometry)
-    return truth, operator, PoissonNoise(_INCIDENT_FLUX)(operator(truth), seed=seed + 1)
+    noise = PoissonNoise(_INCIDENT_FLUX)
+    projections = noise(operator(truth), seed=seed + 1)
+    return truth, operator, projections, float(noise.variance(projections).mean().sqrt())
 
 
 def ct_demo_scores(image: torch.Tensor, truth: torch.Tensor) -> dict[str, list[float]]:

@@ -140,7 +140,7 @@ def test_the_cone_beam_scan_has_isotropic_voxels_of_the_demo_field_and_its_noise
     from invsolve.demo import cone_beam_demo_scan, held_out_phantoms
     from invsolve.operators import PoissonNoise
 
-    truth, operator, y = cone_beam_demo_scan(4, 3, 3_000_000, side=16)
+    truth, operator, y, noise_std = cone_beam_demo_scan(4, 3, 3_000_000, side=16)
     assert truth.shape == (1, 1, 16, 16, 4) and y.shape == (1, 1, *operator.out_shape[1:])
     # the slab of the reference cube that 4 voxels of 2/16 cover, the phantom of that seed
     torch.testing.assert_close(truth, held_out_phantoms(1, 3_000_000, (16, 16, 4), (2.0, 2.0, 0.5)))
@@ -151,6 +151,7 @@ def test_the_cone_beam_scan_has_isotropic_voxels_of_the_demo_field_and_its_noise
     assert tuple(geometry.voxel_size) == pytest.approx((voxel,) * 3)
     assert geometry.src_radius == pytest.approx(2 * 128 * CT_SMALL_PIXEL_MM)
     torch.testing.assert_close(y, PoissonNoise(1e5)(operator(truth), seed=3_000_001))
+    assert noise_std == pytest.approx(float(PoissonNoise(1e5).variance(y).mean().sqrt()))
 
 
 def test_fit_gaussian_adds_the_fit_to_a_checkpoint(tmp_path, capsys):
