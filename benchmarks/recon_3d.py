@@ -154,18 +154,12 @@ def make_mri_problem(split: str, seed: int, window_top: float):
 
 def make_problem(slices: int, views: int, seed: int, size: int = IMAGE):
     """Truth volume ``(1, 1, slices, size, size)`` (1/mm), its slice-stacked parallel-beam operator, noisy
-    sinograms and their noise std."""
-    from invsolve.datasets import CT_SMALL_PIXEL_MM
-    from invsolve.demo import held_out_phantoms
-    from invsolve.operators import PoissonNoise, SliceStack
-    from invsolve.operators.ct import ParallelBeam2D, RayTransform, sparse_view_angles
+    sinograms and their noise std: the demo's scan of every slice (:func:`invsolve.demo.ct_demo_scan`)."""
+    from invsolve.demo import ct_demo_noise_std, ct_demo_scan, held_out_phantoms
 
     truth = held_out_phantoms(1, seed, (slices, size, size))  # ct-ellipses' distribution, 1/mm
-    geometry = ParallelBeam2D((size, size), sparse_view_angles(views), extent=128 * CT_SMALL_PIXEL_MM)
-    operator = SliceStack(RayTransform(geometry), n_slices=slices)
-    noise = PoissonNoise(1e5)
-    y = noise(operator(truth), seed=seed + 1)
-    return truth, operator, y, float(noise.variance(y).mean().sqrt())
+    operator, y = ct_demo_scan(truth, views, seed + 1)
+    return truth, operator, y, ct_demo_noise_std(y)
 
 
 def prior_at_size(prior, size: int):

@@ -25,7 +25,7 @@ from invsolve.baselines import tv_reconstruct
 from invsolve.datasets import CT_SMALL_PIXEL_MM, ct_small_slice, random_ellipse_phantoms
 from invsolve.files import save_json, save_png
 from invsolve.metrics import psnr, rmse, ssim
-from invsolve.operators import GaussianNoise, LinearOperator, Mask, PoissonNoise, box_mask, random_pixel_mask
+from invsolve.operators import GaussianNoise, LinearOperator, Mask, PoissonNoise, SliceStack, box_mask, random_pixel_mask
 from invsolve.operators.ct import (
     MU_WATER_PER_MM,
     ConeBeam3D,
@@ -48,6 +48,7 @@ __all__ = [
     "run_inpainting_demo",
     "ct_demo_prior",
     "ct_demo_scan",
+    "ct_demo_noise_std",
     "cone_beam_demo_scan",
     "ct_demo_scores",
     "held_out_phantoms",
@@ -110,15 +111,28 @@ def held_out_phantoms(
 
 
 def ct_demo_scan(truth: torch.Tensor, views: int, seed: int) -> tuple[LinearOperator, torch.Tensor]:
-    """The demo's scan of ``truth`` (``(B, 1, H, W)``, 1/mm): its ray transform and noisy post-log sinograms.
+    """The demo's scan of ``truth`` (1/mm): its ray transform and noisy post-log sinograms.
 
     Parallel beam over 180° with ``views`` equally spaced views, CT_small's
     84.7 mm field of view, Poisson noise of 10⁵ incident photons per
-    detector pixel.
+    detector pixel (seed ``seed``).  ``truth`` is a batch of slices
+    ``(B, 1, H, W)`` or volumes ``(B, 1, D, H, W)``, whose ``D`` slices are
+    scanned each in this geometry (:class:`~invsolve.operators.SliceStack`:
+    ``benchmarks/recon_3d.py``'s parallel-beam volumes).
     """
+    if truth.dim() not in (4, 5):
+        raise ValueError(f"truth must be slices (B, 1, H, W) or volumes (B, 1, D, H, W), got shape {tuple(truth.shape)}")
     geometry = ParallelBeam2D(tuple(truth.shape[-2:]), sparse_view_angles(views), extent=_FIELD_OF_VIEW_MM)
-    operator = RayTransform(geometry).to(truth.dtype)
+    operator: LinearOperator = RayTransform(geometry).to(truth.dtype)
+    if truth.dim() == 5:
+        operator = SliceStack(operator, n_slices=truth.shape[2])
     return operator, PoissonNoise(_INCIDENT_FLUX)(operator(truth), seed=seed)
+
+
+def ct_demo_noise_std(measurement: torch.Tensor) -> float:
+    """RMS noise level of the demo scans' post-log ``measurement`` (10⁵ photons), from the Poisson model's variance:
+    the likelihood's ``noise_std`` for the samplers, as in the presets' sweeps."""
+    return float(PoissonNoise(_INCIDENT_FLUX).variance(measurement).mean().sqrt())
 
 
 def cone_beam_demo_scan(
@@ -152,9 +166,8 @@ def cone_beam_demo_scan(
         extent=(_FIELD_OF_VIEW_MM, _FIELD_OF_VIEW_MM, slices * voxel_mm),
     )
     operator = ConeBeamTransform(geometry)
-    noise = PoissonNoise(_INCIDENT_FLUX)
-    projections = noise(operator(truth), seed=seed + 1)
-    return truth, operator, projections, float(noise.variance(projections).mean().sqrt())
+    projections = PoissonNoise(_INCIDENT_FLUX)(operator(truth), seed=seed + 1)
+    return truth, operator, projections, ct_demo_noise_std(projections)
 
 
 def ct_demo_scores(image: torch.Tensor, truth: torch.Tensor) -> dict[str, list[float]]:
@@ -247,8 +260,7 @@ def run_ct_demo(
     reconstructions["tv"] = tv_reconstruct(y, operator, _TV_WEIGHT, iterations=_TV_ITERATIONS, progress=progress)
     seconds["tv"] = time.perf_counter() - start
     chosen = {} if steps is None else {"steps": steps}
-    # the likelihood's noise level: the RMS post-log noise of the sinograms, as in the preset's sweep
-    noise_std = float(PoissonNoise(_INCIDENT_FLUX).variance(y).mean().sqrt())
+    noise_std = ct_demo_noise_std(y)
     labels = tuple(_PRESETS)  # the batch order
     samplers = tuple(_PRESETS[labels[0]])
     runs = {

@@ -154,6 +154,21 @@ def test_the_cone_beam_scan_has_isotropic_voxels_of_the_demo_field_and_its_noise
     assert noise_std == pytest.approx(float(PoissonNoise(1e5).variance(y).mean().sqrt()))
 
 
+def test_the_parallel_scan_of_a_volume_is_the_scan_of_each_slice():
+    from invsolve.demo import ct_demo_noise_std, ct_demo_scan, held_out_phantoms
+    from invsolve.operators import PoissonNoise, SliceStack
+
+    volume = held_out_phantoms(1, 3_000_000, (3, 16, 16))
+    operator, y = ct_demo_scan(volume, 5, seed=7)
+    assert isinstance(operator, SliceStack) and y.shape == (1, 1, 3, 5, operator.out_shape[-1])
+    slice_operator, _ = ct_demo_scan(volume[:, :, 0], 5, seed=7)
+    torch.testing.assert_close(operator(volume)[:, :, 1], slice_operator(volume[:, :, 1]))
+    torch.testing.assert_close(y, PoissonNoise(1e5)(operator(volume), seed=7))
+    assert ct_demo_noise_std(y) == pytest.approx(float(PoissonNoise(1e5).variance(y).mean().sqrt()))
+    with pytest.raises(ValueError, match=r"truth must be slices \(B, 1, H, W\) or volumes \(B, 1, D, H, W\), got shape \(16, 16\)"):
+        ct_demo_scan(volume[0, 0, 0], 5, seed=7)
+
+
 def test_fit_gaussian_adds_the_fit_to_a_checkpoint(tmp_path, capsys):
     from invsolve.priors import Normalization, UNetPrior, load_prior, read_metadata, save_prior
 
