@@ -20,8 +20,8 @@ range, and gCNR of the cysts against the ring of background around them.
 
 Methods: ``clean`` (the clean frame itself: what a perfect dehazer would score, with
 the echo levels in the cysts that explain it — the clean tissue's and the haze's mean
-power in the cysts, dB relative to the tissue's in the ring), ``hazy`` (the input), ``nlm`` (:func:`invsolve.nlm_bmode` at each
-``--nlm-strength``) and ``joint-dehaze`` (:func:`invsolve.dehaze` at every combination
+power in the cysts, dB relative to the tissue's in the ring), ``hazy`` (the input),
+``nlm`` (:func:`invsolve.nlm_bmode` at each ``--nlm-strength``) and ``joint-dehaze`` (:func:`invsolve.dehaze` at every combination
 of ``--tissue-weight``, ``--haze-weight``, ``--tau`` and ``--guidance``, ``--samples``
 posterior samples averaged; with ``--post-nlm``, also that mean filtered by
 non-local means at each strength — the ``joint-dehaze+nlm`` records, RF domain only:
