@@ -28,7 +28,6 @@ from pathlib import Path
 import torch
 
 import invsolve
-from invsolve.datasets import CT_SMALL_PIXEL_MM
 from invsolve.demo import cone_beam_demo_scan
 from invsolve.files import atomic_write, save_json, save_png
 from invsolve.metrics import psnr, ssim
@@ -37,7 +36,6 @@ from invsolve.output_files import write_image
 from invsolve.priors import pretrained
 
 SIDE = 64  # the prior's slices are 64×64
-VOXEL_MM = 2 * CT_SMALL_PIXEL_MM  # CT_small's 84.7 mm field of view over 64 voxels
 TEST_SEED = 3_000_000
 TV_WEIGHT, RHO = 4e-4, 5e-3  # validation sweep of benchmarks/recon_3d.py (docs/benchmarks/sweep_recon_3d.jsonl)
 DISPLAY_HU = (-1000.0, 1000.0)
@@ -79,11 +77,11 @@ def main() -> None:
 
     hounsfield = {name: attenuation_to_hounsfield(volume) for name, volume in (("truth", truth), ("fdk", fdk), ("mean", result.image))}
     std_hu = result.std * 1000.0 / MU_WATER_PER_MM
-    spacing = (VOXEL_MM, VOXEL_MM, VOXEL_MM)
+    spacing = tuple(float(size) for size in operator.geometry.voxel_size)  # isotropic: CT_small's field over 64 voxels
     for name, volume in (("dds3d_mean", hounsfield["mean"]), ("dds3d_std", std_hu), ("fdk", hounsfield["fdk"])):
         atomic_write(out / f"{name}.nii.gz", lambda tmp, v=volume: write_image(tmp, ".nii.gz", v[0, 0], spacing, name, {}))
     metrics = {
-        "volume": f"random ellipsoids, {SIDE}×{SIDE}×{args.slices} voxels of {VOXEL_MM:.3f} mm, seed {TEST_SEED}",
+        "volume": f"random ellipsoids, {SIDE}×{SIDE}×{args.slices} voxels of {spacing[0]:.3f} mm, seed {TEST_SEED}",
         "views": args.views,
         "fdk": {**scores(fdk), "seconds": fdk_seconds},
         "dds3d_mean": {
