@@ -34,11 +34,12 @@ line per run and, last, the best setting per sampler, which is what the preset h
   ``ct-ellipses``, PSNR over 2000 HU.
 
     python benchmarks/sweep_presets.py --task mri-cartesian [--sampler dds] [--fix steps=100]
-        [--mri-prior CHECKPOINT] [--zoom 0.6]
+        [--mri-prior CHECKPOINT] [--zoom 0.6] [--ct-prior CHECKPOINT]
 
 ``--zoom`` shrinks the MRI validation brains onto the centre of the field of view
 (the scale of scans whose field of view is larger than the brain); ``--fix KEY=VALUE``
-runs one value of a grid entry.
+runs one value of a grid entry; ``--ct-prior`` scores another prior of the ellipse
+phantoms on their tasks (``configs/ct-ellipses-large.toml``'s, against ``ct-ellipses``).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def synthetic_ct_truth() -> torch.Tensor:
     return hounsfield_to_attenuation(synthetic_ct_slices(4, (64, 64), seed=VALIDATION_SEED, fill=fill)).float()
 
 
-def inpainting_cases() -> list[Case]:
+def inpainting_cases(prior) -> list[Case]:
     truth = held_out_phantoms(4, VALIDATION_SEED)
     observed = random_pixel_mask((64, 64), missing_fraction=0.6, seed=1) & box_mask(
         (64, 64), n_boxes=1, size_range=(0.25, 0.3), seed=2
@@ -175,8 +176,13 @@ def inpainting_cases() -> list[Case]:
     operator = Mask(observed).to(truth.dtype)
     noise_std = INPAINTING_NOISE_HU * MU_WATER_PER_MM / 1000  # 10 HU in 1/mm
     y = GaussianNoise(noise_std)(operator(truth), seed=3)
-    return [Case(y, operator, noise_std, ct_demo_prior(),
+    return [Case(y, operator, noise_std, prior,
                  lambda image: statistics.fmean(ct_demo_scores(image, truth)["psnr_db"]))]
+
+
+def ellipse_prior(args: argparse.Namespace):
+    """The prior of the ellipse-phantom tasks: ``--ct-prior`` if given, else the embedded ``ct-ellipses``."""
+    return load_prior(args.ct_prior) if args.ct_prior else ct_demo_prior()
 
 
 def colin27_slices(zoom: float = 1.0) -> torch.Tensor:
@@ -226,15 +232,15 @@ def mri_cases(prior_file: str | None = None, zoom: float = 1.0) -> list[Case]:
 #: task → its validation cases, from the command-line arguments
 CASES = {
     "ct-sparse": lambda args: [ct_case("ct-sparse", held_out_phantoms(4, VALIDATION_SEED), sparse_view_angles(16),
-                                       ct_demo_prior())],
+                                       ellipse_prior(args))],
     "ct-sparse-8": lambda args: [ct_case("ct-sparse-8", held_out_phantoms(4, VALIDATION_SEED), sparse_view_angles(8),
-                                         ct_demo_prior())],
+                                         ellipse_prior(args))],
     "ct-limited": lambda args: [ct_case("ct-limited", held_out_phantoms(4, VALIDATION_SEED),
-                                        limited_angle_angles(32, 0.0, torch.pi / 2), ct_demo_prior())],
+                                        limited_angle_angles(32, 0.0, torch.pi / 2), ellipse_prior(args))],
     "mri-cartesian": lambda args: mri_cases(args.mri_prior, args.zoom),
     "ct-synthetic": lambda args: [ct_case("ct-synthetic", synthetic_ct_truth(), sparse_view_angles(16),
                                           pretrained("ct-synthetic"))],
-    "inpainting": lambda args: inpainting_cases(),
+    "inpainting": lambda args: inpainting_cases(ellipse_prior(args)),
 }
 
 
@@ -246,6 +252,8 @@ def main() -> None:
     parser.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
                         help="run only this value of a grid entry, e.g. --fix steps=100 (repeatable)")
     parser.add_argument("--mri-prior", help="mri-cartesian: a prior checkpoint instead of the embedded mri-brain")
+    parser.add_argument("--ct-prior", help="ct-sparse, ct-sparse-8, ct-limited, inpainting: a prior checkpoint instead "
+                        "of the embedded ct-ellipses (e.g. runs/ct-ellipses-large/prior.pt)")
     parser.add_argument("--zoom", type=float, default=1.0,
                         help="mri-cartesian: shrink the validation brains by this factor in (0, 1] (default 1)")
     args = parser.parse_args()
