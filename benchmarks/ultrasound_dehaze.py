@@ -21,11 +21,12 @@ range, and gCNR of the cysts against the ring of background around them.
 Methods: ``clean`` (the clean frame itself: what a perfect dehazer would score, with
 the echo levels in the cysts that explain it — the clean tissue's and the haze's mean
 power in the cysts, dB relative to the tissue's in the ring), ``hazy`` (the input),
-``nlm`` (:func:`invsolve.nlm_bmode` at each ``--nlm-strength``) and ``joint-dehaze`` (:func:`invsolve.dehaze` at every combination
-of ``--tissue-weight``, ``--haze-weight``, ``--tau`` and ``--guidance``, ``--samples``
-posterior samples averaged; with ``--post-nlm``, also that mean filtered by
-non-local means at each strength — the ``joint-dehaze+nlm`` records, RF domain only:
-dehazing and speckle smoothing together, against ``nlm`` on the hazy input).
+``nlm`` (:func:`invsolve.nlm_bmode` at each ``--nlm-strength``) and ``joint-dehaze``
+(:func:`invsolve.dehaze` at every combination of ``--tissue-weight``, ``--haze-weight``,
+``--tau`` and ``--guidance``, ``--samples`` posterior samples averaged; with
+``--post-nlm``, also that mean filtered by non-local means at each strength — the
+``joint-dehaze+nlm`` records, RF domain only: dehazing and speckle smoothing together,
+against ``nlm`` on the hazy input).
 
 ``--domain rf`` (default): joint-dehaze on the RF with ``us-tissue``/``us-haze``,
 ``y = x + γh``, scored at the RF grid's rows.  ``--domain bmode``: every method sees
