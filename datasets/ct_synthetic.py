@@ -86,7 +86,9 @@ averaged over 2×2 blocks is the ``N × N`` slice drawn with twice the
 supersampling.  All arithmetic is float32 on the CPU; values may differ in
 the last bits between CPU types.
 
-This module imports neither operators nor priors.
+This module imports neither operators nor priors.  The drawing kit (random
+draws, tissue table, body outline, canvas) is in :mod:`._ct_canvas`, the
+spine and the three regions' anatomy in :mod:`._ct_anatomy`.
 
 References
 ----------
@@ -102,11 +104,13 @@ import math
 import numbers
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from invsolve._checks import check_int, check_range, check_shape
+
+from ._ct_anatomy import Spine, abdomen, calcifications, pelvis, thorax
+from ._ct_canvas import PROFILE_ANGLES, Body, Canvas, Draws, Palette, gaussian_field, slice_generator
 
 __all__ = ["synthetic_ct_slices", "CT_SYNTHETIC_REGIONS", "CT_SYNTHETIC_HU_RANGE"]
 
@@ -123,56 +127,6 @@ _TEXTURE_STREAM = 1
 # The largest fill accepted (fills above 1 crop the view inside the body).
 _MAX_FILL = 4.0
 _MAX_SUPERSAMPLE = 8
-_AIR = -1000.0
-# Directions at which a body's boundaries are tabulated, and the boundaries.
-_PROFILE_ANGLES = 1024
-_PROFILES = ("outer", "fat_inner", "cavity")
-
-# Unenhanced HU ranges (module docstring) and, for "_contrast" entries, the enhanced ones.
-_HU = {
-    "gas": (-1000.0, -880.0),
-    "lung": (-900.0, -750.0),
-    "fat": (-120.0, -75.0),
-    "fluid": (0.0, 20.0),
-    "skin": (10.0, 60.0),
-    "muscle": (35.0, 60.0),
-    "blood": (35.0, 55.0),
-    "blood_contrast": (150.0, 320.0),
-    "liver": (45.0, 70.0),
-    "liver_contrast": (90.0, 130.0),
-    "spleen": (40.0, 55.0),
-    "spleen_contrast": (100.0, 140.0),
-    "kidney": (25.0, 45.0),
-    "kidney_contrast": (140.0, 220.0),
-    "medulla_contrast": (70.0, 120.0),
-    "pancreas": (30.0, 50.0),
-    "pancreas_contrast": (80.0, 120.0),
-    "bowel": (30.0, 55.0),
-    "cartilage": (80.0, 200.0),
-    "marrow": (150.0, 400.0),
-    "cortical": (700.0, 1500.0),
-    "calcification": (300.0, 1000.0),
-}
-# Texture standard deviations in HU: (fine field range, coarse field range).
-_TEXTURE = {
-    "gas": ((3.0, 10.0), (0.0, 2.0)),
-    "lung": ((12.0, 25.0), (6.0, 15.0)),
-    "fat": ((3.0, 8.0), (2.0, 5.0)),
-    "fluid": ((3.0, 6.0), (1.0, 3.0)),
-    "skin": ((4.0, 8.0), (2.0, 4.0)),
-    "muscle": ((5.0, 10.0), (3.0, 8.0)),
-    "blood": ((4.0, 8.0), (1.0, 4.0)),
-    "liver": ((4.0, 8.0), (5.0, 12.0)),
-    "spleen": ((4.0, 8.0), (3.0, 7.0)),
-    "kidney": ((4.0, 8.0), (3.0, 7.0)),
-    "medulla": ((4.0, 8.0), (3.0, 7.0)),
-    "pancreas": ((6.0, 10.0), (8.0, 14.0)),
-    "bowel": ((5.0, 10.0), (4.0, 8.0)),
-    "cartilage": ((8.0, 15.0), (4.0, 8.0)),
-    "marrow": ((25.0, 60.0), (10.0, 20.0)),
-    "cortical": ((20.0, 50.0), (0.0, 10.0)),
-    "calcification": ((20.0, 40.0), (0.0, 5.0)),
-}
 
 
 def synthetic_ct_slices(
@@ -298,307 +252,27 @@ def synthetic_ct_slices(
     slices = torch.empty(count, 1, rows, cols, dtype=torch.float32)
     for offset in range(count):
         index = start + offset
-        draws = _Draws(_slice_generator(seed, index, _ANATOMY_STREAM))
-        noise = _slice_generator(seed, index, _TEXTURE_STREAM)
+        draws = Draws(slice_generator(seed, index, _ANATOMY_STREAM))
+        noise = slice_generator(seed, index, _TEXTURE_STREAM)
         slices[offset, 0] = _render_slice(
             draws, noise, rows, cols, factor, pixel_mm, fill_range, weights, contrast, texture
         )
     return slices
 
 
-# -- random numbers ------------------------------------------------------------------
-def _slice_generator(seed: int, index: int, stream: int) -> torch.Generator:
-    """A CPU generator seeded from ``SeedSequence((seed, index, stream))``."""
-    high, low = np.random.SeedSequence((seed, index, stream)).generate_state(2, np.uint32)
-    return torch.Generator().manual_seed((int(high) << 32) | int(low))
-
-
-class _Draws:
-    """Scalar random draws of one slice, taken in order from a seeded generator."""
-
-    def __init__(self, generator: torch.Generator) -> None:
-        self._generator = generator
-        self._pool: list[float] = []
-
-    def _next(self) -> float:
-        if not self._pool:
-            self._pool = torch.rand(256, generator=self._generator, dtype=torch.float64).tolist()[::-1]
-        return self._pool.pop()
-
-    def uniform(self, low: float, high: float) -> float:
-        return low + (high - low) * self._next()
-
-    def integer(self, low: int, high: int) -> int:
-        """Uniform in ``low..high`` inclusive."""
-        return low + min(int(self._next() * (high - low + 1)), high - low)
-
-    def chance(self, probability: float) -> bool:
-        return self._next() < probability
-
-    def choice(self, weights: dict[str, float]) -> str:
-        draw, total = self._next() * sum(weights.values()), 0.0
-        for name, weight in weights.items():
-            total += weight
-            if draw < total:
-                return name
-        return name
-
-    def wobble(self, amplitude: float, orders: int = 5) -> tuple[tuple[float, float], ...]:
-        """Coefficients ``(α_k, β_k)``, ``k = 1 … orders``, of a smooth radial perturbation."""
-        return tuple(
-            (self.uniform(-1, 1) * amplitude / k, self.uniform(-1, 1) * amplitude / k) for k in range(1, orders + 1)
-        )
-
-
-class _Palette:
-    """The HU value and texture amplitudes of each tissue in one slice, drawn on first use."""
-
-    def __init__(self, draws: _Draws, enhanced: bool, noise_level: float) -> None:
-        self._draws = draws
-        self.enhanced = enhanced
-        self._noise = noise_level
-        self._values: dict[str, float] = {}
-        self._textures: dict[str, tuple[float, float]] = {}
-
-    def hu(self, tissue: str) -> float:
-        if tissue not in self._values:
-            key = f"{tissue}_contrast" if self.enhanced and f"{tissue}_contrast" in _HU else tissue
-            self._values[tissue] = self._draws.uniform(*_HU[key])
-        return self._values[tissue]
-
-    def texture(self, tissue: str) -> tuple[float, float]:
-        if tissue not in self._textures:
-            (fine_low, fine_high), (coarse_low, coarse_high) = _TEXTURE[tissue]
-            fine = self._draws.uniform(fine_low, fine_high) * self._noise
-            self._textures[tissue] = (fine, self._draws.uniform(coarse_low, coarse_high))
-        return self._textures[tissue]
-
-
-# -- geometry ------------------------------------------------------------------------
-Window = tuple[slice, slice]
-
-
-def _wobble(c: torch.Tensor, s: torch.Tensor, coefficients: Sequence[tuple[float, float]]) -> torch.Tensor:
-    """``1 + Σ_k α_k cos(kψ) + β_k sin(kψ)`` from ``c = cos ψ``, ``s = sin ψ``."""
-    total = torch.ones_like(c)
-    cos_k, sin_k = c, s
-    for alpha, beta in coefficients:
-        total = total + alpha * cos_k + beta * sin_k
-        cos_k, sin_k = cos_k * c - sin_k * s, sin_k * c + cos_k * s
-    return total
-
-
-def _superellipse_radius(c: torch.Tensor, s: torch.Tensor, a: float, b: float, power: float) -> torch.Tensor:
-    """Distance from the centre to ``|x/a|^p + |y/b|^p = 1`` in the direction ``(c, s)``."""
-    if power == 2.0:
-        return ((c / a).square() + (s / b).square()).rsqrt()
-    return ((c / a).abs().pow(power) + (s / b).abs().pow(power)).pow(-1.0 / power)
-
-
-class _Body:
-    """The outline and layers of a trunk: boundaries' distances from its centre by direction.
-
-    Directions are ``(c, s) = (cos ψ, sin ψ)`` in body coordinates ``(u, v)``:
-    ``u`` towards the image's right (patient's left), ``v`` towards the back.
-    """
-
-    def __init__(self, draws: _Draws, region: str, scale: float) -> None:
-        self.a = draws.uniform(130.0, 220.0) * scale
-        ratio = {"thorax": (0.62, 0.8), "abdomen": (0.65, 0.88), "pelvis": (0.6, 0.8)}[region]
-        self.b = self.a * draws.uniform(*ratio)
-        self.power = draws.uniform(2.0, 2.6)
-        self.shape = draws.wobble(0.05)
-        self.flat = draws.uniform(0.0, 0.12)  # flattened back (lying on the table)
-        self.skin = draws.uniform(1.5, 3.0) * scale
-        lean = region == "thorax"
-        self.fat = math.exp(draws.uniform(math.log(3.0), math.log(28.0 if lean else 40.0))) * scale
-        self.fat_shape = draws.wobble(0.5, 4)
-        self.fat_front = draws.uniform(0.0, 0.8)  # more fat in front of the abdomen
-        self.muscle = draws.uniform(5.0, 12.0 if lean else 15.0) * scale
-        self.muscle_shape = draws.wobble(0.4, 4)
-        self.back = draws.uniform(40.0, 60.0) * scale  # paraspinal muscles
-        self.back_width = draws.uniform(0.15, 0.3)
-
-        # The boundaries' distances from the centre, tabulated over directions.
-        angles = torch.arange(_PROFILE_ANGLES, dtype=torch.float64) * (2 * math.pi / _PROFILE_ANGLES) - math.pi
-        c, s = torch.cos(angles), torch.sin(angles)
-        outer = _superellipse_radius(c, s, self.a, self.b, self.power) * _wobble(c, s, self.shape)
-        outer = outer * (1 - self.flat * s.clamp_min(0).pow(4))
-        fat = self.fat * _wobble(c, s, self.fat_shape).clamp_min(0.3) * (1 + self.fat_front * (-s).clamp_min(0))
-        fat_inner = outer - self.skin - fat
-        muscle = self.muscle * _wobble(c, s, self.muscle_shape).clamp_min(0.4) + self.back * torch.exp(
-            (s - 1) / self.back_width)
-        cavity = torch.minimum(fat_inner - muscle, 0.8 * fat_inner).clamp_min(5.0)
-        self.profiles = torch.stack([outer, fat_inner, cavity])
-        self._tables = dict(zip(_PROFILES, self.profiles.tolist()))
-
-    def at(self, profile: str, angle: float) -> float:
-        """The distance (mm) from the centre to the boundary ``profile`` in the direction ``angle`` (radians)."""
-        table = self._tables[profile]
-        position = ((angle + math.pi) % (2 * math.pi)) * (_PROFILE_ANGLES / (2 * math.pi))
-        index = int(position)
-        fraction = position - index
-        return table[index % _PROFILE_ANGLES] * (1 - fraction) + table[(index + 1) % _PROFILE_ANGLES] * fraction
-
-    def on_grid(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """The profiles ``(3, *u.shape)`` (outer, fat_inner, cavity) in each point's direction, float32.
-
-        Linear interpolation in the table, closed periodically (its first
-        direction, −π, repeated at +π).
-        """
-        table = torch.cat([self.profiles, self.profiles[:, :1]], dim=1).to(torch.float32)
-        steps = table[:, 1:] - table[:, :-1]
-        position = (torch.atan2(v, u) + math.pi) * (_PROFILE_ANGLES / (2 * math.pi))
-        index = position.long().clamp_(0, _PROFILE_ANGLES - 1)
-        fraction = position - index
-        return table[:, index] + fraction * steps[:, index]
-
-
-class _Canvas:
-    """The supersampled grid of one slice, in body coordinates (mm), and what is painted on it."""
-
-    def __init__(
-        self, rows: int, cols: int, factor: int, pixel_mm: float, shift: tuple[float, float], tilt: float,
-        palette: _Palette, body: _Body,
-    ) -> None:
-        self.rows, self.cols, self.factor = rows * factor, cols * factor, factor
-        self.pixel_mm = pixel_mm
-        self.step = pixel_mm / factor
-        self.shift = shift
-        self.cos, self.sin = math.cos(tilt), math.sin(tilt)
-        self.palette = palette
-        self.body = body
-        y = (torch.arange(self.rows, dtype=torch.float32) + 0.5) * self.step - rows * pixel_mm / 2 - shift[1]
-        x = (torch.arange(self.cols, dtype=torch.float32) + 0.5) * self.step - cols * pixel_mm / 2 - shift[0]
-        self.u = self.cos * x[None, :] + self.sin * y[:, None]
-        self.v = -self.sin * x[None, :] + self.cos * y[:, None]
-        self.radius = torch.hypot(self.u, self.v).clamp_min(1e-6)
-        self.hu = torch.full((self.rows, self.cols), _AIR, dtype=torch.float32)
-        self.fine = torch.zeros_like(self.hu)
-        self.coarse = torch.zeros_like(self.hu)
-        # Body layers: the radius of each boundary in every pixel's direction from the body's centre.
-        self.outer, self.fat_inner, self.cavity = body.on_grid(self.u, self.v).unbind(0)
-
-    def window(self, cu: float, cv: float, extent: float) -> Window | None:
-        """Grid slices covering the disc of radius ``extent`` (mm) about the body point ``(cu, cv)``."""
-        x = self.cos * cu - self.sin * cv + self.shift[0] + self.cols * self.step / 2
-        y = self.sin * cu + self.cos * cv + self.shift[1] + self.rows * self.step / 2
-        col0, col1 = max(0, math.floor((x - extent) / self.step)), min(self.cols, math.ceil((x + extent) / self.step))
-        row0, row1 = max(0, math.floor((y - extent) / self.step)), min(self.rows, math.ceil((y + extent) / self.step))
-        if col0 >= col1 or row0 >= row1:
-            return None
-        return slice(row0, row1), slice(col0, col1)
-
-    def shape(
-        self, cu: float, cv: float, a: float, b: float, angle: float = 0.0, power: float = 2.0,
-        wobble: Sequence[tuple[float, float]] = (), bend: float = 0.0,
-    ) -> tuple[Window, torch.Tensor, torch.Tensor] | None:
-        """``(window, r, R)`` of a rotated, wobbled, bent superellipse: inside where ``r <= R``.
-
-        ``r`` is the distance of each pixel of the window from the centre and
-        ``R`` the outline's distance in that direction, both in mm.  The shape's
-        first axis is turned by ``angle`` from ``u`` towards ``v``; ``bend``
-        (1/mm) curves it into the parabola ``y = bend · x²`` of its own axes.
-        """
-        bound = max(a, b) * (math.sqrt(2.0) if power > 2.0 else 1.0) * (1 + sum(abs(p) + abs(q) for p, q in wobble))
-        window = self.window(cu, cv, bound + abs(bend) * a * a)
-        if window is None:
-            return None
-        du, dv = self.u[window] - cu, self.v[window] - cv
-        cos, sin = math.cos(angle), math.sin(angle)
-        x, y = cos * du + sin * dv, cos * dv - sin * du
-        if bend:
-            y = y - bend * x.square()
-        r = torch.hypot(x, y).clamp_min(1e-6)
-        c, s = x / r, y / r
-        outline = _superellipse_radius(c, s, a, b, power)
-        if wobble:
-            outline = outline * _wobble(c, s, wobble)
-        return window, r, outline
-
-    def put(self, window: Window, mask: torch.Tensor, tissue: str, hu: float | torch.Tensor | None = None) -> None:
-        """Paint ``tissue`` (its HU value unless ``hu`` is given, and its texture) where ``mask``."""
-        value = self.palette.hu(tissue) if hu is None else hu
-        fine, coarse = self.palette.texture(tissue)
-        view = self.hu[window]
-        if isinstance(value, torch.Tensor):
-            view.copy_(torch.where(mask, value, view))
-        else:
-            view.masked_fill_(mask, value)
-        self.fine[window].masked_fill_(mask, fine)
-        self.coarse[window].masked_fill_(mask, coarse)
-
-    def in_cavity(self, window: Window, inset: float = 0.0) -> torch.Tensor:
-        return self.radius[window] <= self.cavity[window] - inset
-
-    def blob(
-        self, tissue: str, cu: float, cv: float, a: float, b: float, angle: float = 0.0,
-        wobble: Sequence[tuple[float, float]] = (), *, inside_cavity: float | None = None, power: float = 2.0,
-        hu: float | None = None, bend: float = 0.0,
-    ) -> None:
-        """Paint a filled shape, optionally only where it lies ``inside_cavity`` mm within the cavity."""
-        found = self.shape(cu, cv, a, b, angle, power, wobble, bend)
-        if found is None:
-            return
-        window, r, outline = found
-        mask = r <= outline
-        if inside_cavity is not None:
-            mask &= self.in_cavity(window, inside_cavity)
-        self.put(window, mask, tissue, hu)
-
-    def bone(
-        self, cu: float, cv: float, a: float, b: float, angle: float, cortex: float,
-        wobble: Sequence[tuple[float, float]] = (), power: float = 2.0, marrow: str = "marrow", bend: float = 0.0,
-    ) -> None:
-        """A bone: a cortical shell ``cortex`` mm thick around marrow."""
-        found = self.shape(cu, cv, a, b, angle, power, wobble, bend)
-        if found is None:
-            return
-        window, r, outline = found
-        self.put(window, r <= outline, "cortical")
-        self.put(window, r <= outline - cortex, marrow)
-
-    def point(self, draws: _Draws, low: float, high: float) -> tuple[float, float]:
-        """A random body point in the cavity, at ``low``–``high`` of the cavity's radius."""
-        angle = draws.uniform(0.0, 2 * math.pi)
-        distance = draws.uniform(low, high) * self.body.at("cavity", angle)
-        return distance * math.cos(angle), distance * math.sin(angle)
-
-    def clamp_to_wall(self, direction: float, distance: float, margin: float) -> float:
-        """``distance`` along ``direction``, moved in to stay ``margin`` mm inside the muscle layer."""
-        return min(distance, self.body.at("fat_inner", direction) - margin)
-
-
-def _gaussian_field(
-    generator: torch.Generator, rows: int, cols: int, length: float, row_length: float | None = None
-) -> torch.Tensor:
-    """A periodic stationary Gaussian random field of unit standard deviation.
-
-    White noise filtered by a Gaussian kernel of standard deviation ``length``
-    pixels along the columns and ``row_length`` (default ``length``) along the rows.
-    """
-    row_length = length if row_length is None else row_length
-    noise = torch.randn(rows, cols, generator=generator, dtype=torch.float32)
-    fy = torch.fft.fftfreq(rows, dtype=torch.float32)[:, None] * row_length
-    fx = torch.fft.rfftfreq(cols, dtype=torch.float32)[None, :] * length
-    spectrum = torch.exp(-2 * math.pi**2 * (fy.square() + fx.square()))
-    field = torch.fft.irfft2(torch.fft.rfft2(noise) * spectrum, s=(rows, cols))
-    return field / field.std().clamp_min(1e-12)
-
-
 # -- one slice -----------------------------------------------------------------------
 def _render_slice(
-    draws: _Draws, noise: torch.Generator, rows: int, cols: int, factor: int, pixel_mm: float | None,
+    draws: Draws, noise: torch.Generator, rows: int, cols: int, factor: int, pixel_mm: float | None,
     fill_range: tuple[float, float] | None, weights: dict[str, float], contrast: float, texture: float,
 ) -> torch.Tensor:
     region = draws.choice(weights)
     scale = draws.uniform(0.55, 0.85) if draws.chance(0.1) else 1.0
-    body = _Body(draws, region, scale)
+    body = Body(draws, region, scale)
     tilt = math.radians(draws.uniform(-8.0, 8.0))
-    palette = _Palette(draws, draws.chance(contrast), draws.uniform(0.5, 1.5))
+    palette = Palette(draws, draws.chance(contrast), draws.uniform(0.5, 1.5))
 
     # The view: the body's extent in image axes (from its outline) sets the pixel size for a fill.
-    angles = torch.arange(_PROFILE_ANGLES, dtype=torch.float64) * (2 * math.pi / _PROFILE_ANGLES) - math.pi
+    angles = torch.arange(PROFILE_ANGLES, dtype=torch.float64) * (2 * math.pi / PROFILE_ANGLES) - math.pi
     outline = body.profiles[0]
     bu, bv = outline * torch.cos(angles), outline * torch.sin(angles)
     bx, by = math.cos(tilt) * bu - math.sin(tilt) * bv, math.sin(tilt) * bu + math.cos(tilt) * bv
@@ -613,7 +287,7 @@ def _render_slice(
         # Keep 2 % of the view as air on each side, or stay on the body when it is larger than the view.
         room = max(0.0, slack - 0.02 * pixels * pixel_mm) if slack >= 0 else -slack
         shifts.append(-middle + draws.uniform(-room, room) * (0.5 if slack >= 0 else 0.8))
-    canvas = _Canvas(rows, cols, factor, pixel_mm, (shifts[0], shifts[1]), tilt, palette, body)
+    canvas = Canvas(rows, cols, factor, pixel_mm, (shifts[0], shifts[1]), tilt, palette, body)
 
     # Skin, fat, muscle, cavity: radial layers about the body's centre.
     full = (slice(None), slice(None))
@@ -622,461 +296,25 @@ def _render_slice(
     canvas.put(full, canvas.radius <= canvas.fat_inner, "muscle")
     canvas.put(full, canvas.in_cavity(full), "fat")
 
-    spine = _Spine(draws, body, region, scale)
+    spine = Spine(draws, body, region, scale)
     if region == "thorax":
-        _thorax(canvas, draws, noise, body, spine, scale)
+        thorax(canvas, draws, noise, body, spine, scale)
     elif region == "abdomen":
-        _abdomen(canvas, draws, noise, body, spine, scale)
+        abdomen(canvas, draws, noise, body, spine, scale)
     else:
-        _pelvis(canvas, draws, body, spine, scale)
-    _calcifications(canvas, draws)
+        pelvis(canvas, draws, body, spine, scale)
+    calcifications(canvas, draws)
 
     hu = F.avg_pool2d(canvas.hu[None, None], factor)[0, 0]
     if texture > 0:
         fine = F.avg_pool2d(canvas.fine[None, None], factor)[0, 0]
         coarse = F.avg_pool2d(canvas.coarse[None, None], factor)[0, 0]
         hu = hu + texture * (
-            fine * _gaussian_field(noise, rows, cols, draws.uniform(0.6, 1.5))
-            + coarse * _gaussian_field(noise, rows, cols, draws.uniform(2.0, 5.0))
+            fine * gaussian_field(noise, rows, cols, draws.uniform(0.6, 1.5))
+            + coarse * gaussian_field(noise, rows, cols, draws.uniform(2.0, 5.0))
         )
     return hu.clamp_(*CT_SYNTHETIC_HU_RANGE)
 
-
-class _Spine:
-    """Where the vertebra sits (drawn first: the aorta and kidneys are placed relative to it)."""
-
-    def __init__(self, draws: _Draws, body: _Body, region: str, scale: float) -> None:
-        self.kind = "sacrum" if region == "pelvis" and draws.chance(0.5) else "vertebra"
-        lumbar = region != "thorax"
-        self.a = draws.uniform(18.0, 25.0) if lumbar else draws.uniform(13.0, 18.0)
-        self.b = draws.uniform(13.0, 17.0) if lumbar else draws.uniform(11.0, 15.0)
-        if self.kind == "sacrum":
-            self.a, self.b = draws.uniform(35.0, 50.0), draws.uniform(12.0, 18.0)
-        self.a, self.b = self.a * scale, self.b * scale
-        self.canal = draws.uniform(7.0, 10.0) * scale
-        self.arch = draws.uniform(3.0, 5.0) * scale
-        self.cortex = draws.uniform(1.0, 2.5) * scale
-        back = body.at("cavity", math.pi / 2)
-        self.v = back - self.b * draws.uniform(0.0, 0.5)
-        self.canal_v = self.v + self.b + self.canal * 0.8
-        skin = body.at("fat_inner", math.pi / 2)
-        room = skin - (self.canal_v + self.canal + self.arch) - 3.0
-        self.spinous = max(4.0, min(draws.uniform(20.0, 35.0) * scale, room))
-        self.transverse = draws.uniform(14.0, 28.0) * scale
-        self.transverse_angle = math.radians(draws.uniform(5.0, 30.0))
-        self.wobble = draws.wobble(0.04, 4)
-
-    def paint(self, canvas: _Canvas, draws: _Draws) -> None:
-        # Transverse and spinous processes, the neural arch with the canal, then the body on top.
-        width = self.arch * 1.2
-        for side in (-1.0, 1.0):
-            length = self.transverse
-            cu = side * (self.canal + length * 0.5)
-            cv = self.canal_v - self.canal * 0.2 + math.sin(self.transverse_angle) * length * 0.5
-            canvas.bone(cu, cv, length * 0.5, width * 0.5, side * self.transverse_angle, self.cortex * 0.6)
-        canvas.bone(0.0, self.canal_v + self.canal + self.spinous * 0.5, width * 0.5, self.spinous * 0.5 + self.arch,
-                    0.0, self.cortex * 0.6)
-        canvas.bone(0.0, self.canal_v, self.canal + self.arch, self.canal + self.arch, 0.0, self.cortex,
-                    wobble=self.wobble)
-        canvas.blob("fluid", 0.0, self.canal_v, self.canal, self.canal * 0.85, 0.0, self.wobble)
-        if self.kind == "sacrum":
-            canvas.bone(0.0, self.v, self.a, self.b, 0.0, self.cortex, draws.wobble(0.08, 4), power=2.3)
-        else:
-            canvas.bone(0.0, self.v, self.a, self.b, 0.0, self.cortex, self.wobble, power=2.4)
-
-
-# -- regions -------------------------------------------------------------------------
-class _Cavity:
-    """Half-width, front and back distances, depth and centre line of a body's cavity (mm)."""
-
-    def __init__(self, body: _Body) -> None:
-        self.half = 0.5 * (body.at("cavity", 0.0) + body.at("cavity", math.pi))
-        self.front, self.back = body.at("cavity", -math.pi / 2), body.at("cavity", math.pi / 2)
-        self.depth = 0.5 * (self.front + self.back)  # half the front-to-back extent
-        self.middle = 0.5 * (self.back - self.front)  # v of the cavity's centre
-
-
-def _thorax(
-    canvas: _Canvas, draws: _Draws, noise: torch.Generator, body: _Body, spine: _Spine, scale: float
-) -> None:
-    cavity = _Cavity(body)
-    half, front, depth, middle = cavity.half, cavity.front, cavity.depth, cavity.middle
-    full = (slice(None), slice(None))
-    lower = draws.chance(0.55)  # heart level, else the great vessels and trachea
-    canvas.put(full, canvas.in_cavity(full), "fat", hu=canvas.palette.hu("fat") + draws.uniform(0.0, 40.0))
-
-    # Lungs: each follows the chest wall (the cavity less a pleural inset), denser towards the back.
-    gradient = draws.uniform(0.0, 80.0)
-    lungs = torch.zeros(canvas.hu.shape, dtype=torch.bool)
-    windows = []
-    # The deepest point of the cavity lies beside the spine, behind the paraspinal muscles' edge.
-    deep = max(body.at("cavity", math.radians(angle)) * math.sin(math.radians(angle)) for angle in range(30, 151, 15))
-    for side in (-1.0, 1.0):
-        cu = side * half * draws.uniform(0.45, 0.6)
-        cv = 0.5 * (deep - front) + depth * draws.uniform(-0.05, 0.05)
-        found = canvas.shape(cu, cv, half * draws.uniform(0.6, 0.75), 0.5 * (deep + front) * draws.uniform(1.0, 1.2),
-                             side * draws.uniform(-0.15, 0.15), draws.uniform(2.5, 3.5), draws.wobble(0.06, 4))
-        inset = draws.uniform(0.5, 2.0) * scale
-        if found is not None:
-            window, r, outline = found
-            lungs[window] |= (r <= outline) & canvas.in_cavity(window, inset)
-            windows.append((side, window))
-    # The mediastinum, from the sternum to the spine, separates them.
-    top, bottom = -front, spine.v
-    found = canvas.shape(half * draws.uniform(-0.02, 0.08), 0.5 * (top + bottom), half * draws.uniform(0.1, 0.2),
-                         0.5 * (bottom - top), 0.0, draws.uniform(2.0, 3.0), draws.wobble(0.05, 3))
-    if found is not None:
-        window, r, outline = found
-        lungs[window] &= r > outline
-    values = canvas.palette.hu("lung") + gradient * ((canvas.v - middle) / depth).clamp(-1, 1)
-    canvas.put(full, lungs, "lung", hu=values)
-    _lung_vessels(canvas, draws, noise, lungs, windows, half, middle, depth, scale)
-    for _ in range(draws.integer(1, 2) if draws.chance(0.25) else 0):  # nodules
-        cu, cv = canvas.point(draws, 0.3, 0.85)
-        radius = draws.uniform(2.0, 6.0) * scale
-        found = canvas.shape(cu, cv, radius, radius * draws.uniform(0.7, 1.0), draws.uniform(0, math.pi), 2.0,
-                             draws.wobble(0.1, 3))
-        if found is not None:
-            window, r, outline = found
-            canvas.put(window, (r <= outline) & lungs[window], "muscle", hu=draws.uniform(20.0, 60.0))
-
-    # Mediastinum: the heart in pericardial fat, or the great vessels with the trachea or bronchi.
-    aorta = draws.uniform(10.0, 14.0) * scale
-    if lower:
-        a, b = half * draws.uniform(0.35, 0.5), depth * draws.uniform(0.35, 0.5)
-        cu, cv = half * draws.uniform(0.05, 0.25), -front + b * draws.uniform(0.9, 1.3)
-        angle, wobble = -math.radians(draws.uniform(20.0, 45.0)), draws.wobble(0.06, 3)
-        canvas.blob("fat", cu, cv, a * 1.1, b * 1.1, angle, wobble, inside_cavity=0.0)
-        if canvas.palette.enhanced:  # myocardium around bright chambers
-            canvas.blob("muscle", cu, cv, a, b, angle, wobble, inside_cavity=0.0,
-                        hu=canvas.palette.hu("muscle") + draws.uniform(30.0, 70.0))
-            for _ in range(draws.integer(2, 4)):
-                du, dv = a * draws.uniform(-0.4, 0.4), b * draws.uniform(-0.4, 0.4)
-                canvas.blob("blood", cu + du, cv + dv, a * draws.uniform(0.25, 0.45), b * draws.uniform(0.25, 0.45),
-                            draws.uniform(0, math.pi), draws.wobble(0.08, 3), inside_cavity=2.0,
-                            hu=canvas.palette.hu("blood") * draws.uniform(0.7, 1.0))
-        else:
-            canvas.blob("blood", cu, cv, a, b, angle, wobble, inside_cavity=0.0)
-    else:
-        trachea = spine.v - spine.b - draws.uniform(12.0, 22.0) * scale
-        vessels = (  # ascending aorta, pulmonary trunk, superior vena cava: (u, depth behind the front, radius)
-            (draws.uniform(-5.0, 15.0), draws.uniform(25.0, 45.0), draws.uniform(13.0, 18.0)),
-            (draws.uniform(20.0, 35.0), draws.uniform(25.0, 45.0), draws.uniform(11.0, 15.0)),
-            (-draws.uniform(20.0, 30.0), draws.uniform(35.0, 55.0), draws.uniform(8.0, 12.0)),
-        )
-        for cu, behind, radius in vessels:
-            cv = min(-front + behind * scale, trachea - (radius + 12.0) * scale)
-            canvas.blob("blood", cu * scale, cv, radius * scale, radius * scale * draws.uniform(0.85, 1.0),
-                        inside_cavity=0.0)
-        wall = draws.uniform(1.5, 2.5) * scale
-        if draws.chance(0.5):  # main bronchi
-            for side in (-1.0, 1.0):
-                radius = draws.uniform(5.0, 8.0) * scale
-                cu = side * draws.uniform(14.0, 22.0) * scale
-                canvas.blob("muscle", cu, trachea, radius + wall, radius + wall)
-                canvas.blob("gas", cu, trachea, radius, radius * draws.uniform(0.8, 1.0))
-        else:
-            radius = draws.uniform(8.0, 11.0) * scale
-            cu = draws.uniform(-3.0, 3.0) * scale
-            canvas.blob("muscle", cu, trachea, radius + wall, radius + wall * 0.8)
-            canvas.blob("gas", cu, trachea, radius, radius * draws.uniform(0.8, 1.0))
-    # Descending aorta beside the spine, the oesophagus in front of it.
-    canvas.blob("blood", spine.a * 0.5 + aorta + draws.uniform(2.0, 8.0) * scale,
-                spine.v - spine.b * draws.uniform(0.2, 0.8), aorta, aorta)
-    oesophagus = draws.uniform(5.0, 8.0) * scale
-    cu, cv = draws.uniform(-4.0, 6.0) * scale, spine.v - spine.b - oesophagus - draws.uniform(1.0, 4.0) * scale
-    canvas.blob("bowel", cu, cv, oesophagus, oesophagus * 0.8)
-    if draws.chance(0.4):
-        canvas.blob("gas", cu, cv, oesophagus * 0.35, oesophagus * 0.3)
-
-    # Chest wall: ribs (cartilage at the front), the sternum, the scapulae in their muscles.
-    for side in (-1.0, 1.0):
-        count = draws.integer(4, 7)
-        for _ in range(count):
-            angle = draws.uniform(math.radians(-75.0), math.radians(72.0))
-            direction = angle if side > 0 else math.pi - angle
-            long, short = draws.uniform(5.0, 14.0) * scale, draws.uniform(3.0, 5.5) * scale
-            distance = body.at("cavity", direction) + draws.uniform(1.0, 4.0) * scale + short
-            distance = canvas.clamp_to_wall(direction, distance, short + 1.0 * scale)
-            cu, cv = distance * math.cos(direction), distance * math.sin(direction)
-            front_rib = math.sin(direction) < -0.8
-            canvas.bone(cu, cv, long, short, direction + math.pi / 2, draws.uniform(0.8, 1.6) * scale,
-                        draws.wobble(0.05, 3), marrow="cartilage" if front_rib else "marrow")
-    if draws.chance(0.8):
-        thickness = draws.uniform(5.0, 8.0) * scale
-        distance = canvas.clamp_to_wall(-math.pi / 2, front + thickness + draws.uniform(0.0, 3.0) * scale, thickness)
-        canvas.bone(draws.uniform(-3.0, 3.0) * scale, -distance, draws.uniform(12.0, 20.0) * scale, thickness, 0.0,
-                    draws.uniform(1.0, 2.0) * scale)
-    if not lower and draws.chance(0.6):
-        for side in (-1.0, 1.0):
-            direction = math.pi / 2 - side * math.radians(draws.uniform(35.0, 55.0))
-            distance = body.at("cavity", direction) + draws.uniform(10.0, 18.0) * scale
-            distance = canvas.clamp_to_wall(direction, distance, 12.0 * scale)
-            cu, cv = distance * math.cos(direction), distance * math.sin(direction)
-            length = draws.uniform(20.0, 40.0) * scale
-            angle = direction + math.pi / 2 + side * math.radians(draws.uniform(-15.0, 15.0))
-            canvas.blob("muscle", cu, cv, length * 1.15, 12.0 * scale, angle)
-            canvas.bone(cu, cv, length, draws.uniform(2.0, 4.0) * scale, angle, draws.uniform(0.8, 1.5) * scale)
-    spine.paint(canvas, draws)
-
-
-def _lung_vessels(
-    canvas: _Canvas, draws: _Draws, noise: torch.Generator, lungs: torch.Tensor,
-    windows: Sequence[tuple[float, Window]], half: float, middle: float, depth: float, scale: float,
-) -> None:
-    """Vessel-like lines in the lungs that branch out from each hilum and thin towards the periphery.
-
-    For each lung a smooth random field ``g`` is read at ``(ψ·max(ρ, ρ₀), ρ)``,
-    about the arc length and the distance from the hilum, with a short
-    correlation length along the arc and a long one along the radius.  Its
-    zero set is then made of wiggly, mostly radial lines whose number grows
-    with ``ρ`` beyond ``ρ₀`` (lines appear, like branches).  The vessels are the pixels closer to
-    them than half their width, ``|g| / |∇g| < w/2``, interrupted where a
-    second field is low.
-    """
-    reach = 2.0 * max(half, depth)  # mm of radius covered by the field
-    arc = draws.uniform(3.0, 6.0) * scale  # mm, correlation along the arc
-    radial = draws.uniform(30.0, 60.0) * scale  # mm, along the radius
-    width = draws.uniform(1.2, 2.2) * scale  # mm near the hilum, 40 % of it at the periphery
-    threshold = draws.uniform(-0.6, 0.0)
-    value = canvas.palette.hu("blood") * 0.5 + 10.0
-    rows, cols = 64, 1024  # about 2 mm along the arc, 5 mm along the radius
-    trunk = draws.uniform(25.0, 45.0) * scale  # ρ₀ in mm
-    hila = {side: (side * half * draws.uniform(0.05, 0.2), middle - depth * draws.uniform(0.0, 0.25))
-            for side in (-1.0, 1.0)}
-    for side, window in windows:
-        hu, hv = hila[side]
-        # Columns span the arc length ±π·reach, rows the radius 0..reach.
-        field = _gaussian_field(noise, rows, cols, arc * cols / (2 * math.pi * reach), radial * rows / reach)
-        breaks = _gaussian_field(noise, rows // 2, cols // 2, 2 * arc * cols / (4 * math.pi * reach),
-                                 radial * rows / (2 * reach))
-        du, dv = side * (canvas.u[window] - hu), canvas.v[window] - hv  # ψ = ±π lies towards the mediastinum
-        rho = torch.hypot(du, dv).clamp(1.0, reach)
-        arc_length = torch.atan2(dv, du) * rho.clamp_min(trunk) / (math.pi * reach)
-        grid = torch.stack([arc_length, rho / reach * 2 - 1], dim=-1)[None]
-        if min(grid.shape[1:3]) < 2:
-            continue  # the image edge cuts the lung's box to one row or column: no room for vessels
-        g = F.grid_sample(field[None, None], grid, mode="bicubic", padding_mode="border", align_corners=False)
-        h = F.grid_sample(breaks[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
-        g = g[0, 0]
-        slope = torch.hypot(*torch.gradient(g, spacing=canvas.step))  # per mm
-        band = 0.5 * width * (1.0 - 0.6 * (rho / (0.5 * reach)).clamp(0, 1))
-        vessels = lungs[window] & (canvas.u[window] * side > 0) & (g.abs() < band * slope) & (h[0, 0] > threshold)
-        vessels &= rho > 0.6 * trunk
-        canvas.put(window, vessels, "blood", hu=value)
-
-
-def _organ_vessels(
-    canvas: _Canvas, draws: _Draws, noise: torch.Generator, window: Window, organ: torch.Tensor, cu: float,
-    cv: float, extent: float, scale: float,
-) -> None:
-    """Vessels in a solid organ, darker than it without contrast and bright with it.
-
-    Like the lung vessels, the band about the zero set of a smooth field
-    (read from a 128×128 field over the organ's box, so the same at every
-    resolution), interrupted where a second field is low.
-    """
-    spacing = draws.uniform(10.0, 20.0) * scale  # mm, correlation length
-    width = draws.uniform(2.0, 4.0) * scale  # mm
-    threshold = draws.uniform(0.0, 0.6)
-    field = _gaussian_field(noise, 128, 128, spacing * 64 / extent)
-    breaks = _gaussian_field(noise, 128, 128, spacing * 64 / extent)
-    grid = torch.stack([(canvas.u[window] - cu) / extent, (canvas.v[window] - cv) / extent], dim=-1)[None]
-    if min(grid.shape[1:3]) < 2:
-        return  # the image edge cuts the organ's box to one row or column: no room for vessels
-    g = F.grid_sample(field[None, None], grid, mode="bicubic", padding_mode="border", align_corners=False)[0, 0]
-    h = F.grid_sample(breaks[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]
-    slope = torch.hypot(*torch.gradient(g, spacing=canvas.step))
-    vessels = organ & (g.abs() < 0.5 * width * slope) & (h > threshold)
-    if canvas.palette.enhanced:
-        value = canvas.palette.hu("blood") * draws.uniform(0.6, 0.9)
-    else:
-        value = canvas.palette.hu("liver") - draws.uniform(8.0, 20.0)
-    canvas.put(window, vessels, "blood", hu=value)
-
-
-def _abdomen(
-    canvas: _Canvas, draws: _Draws, noise: torch.Generator, body: _Body, spine: _Spine, scale: float
-) -> None:
-    cavity = _Cavity(body)
-    half, depth, middle = cavity.half, cavity.depth, cavity.middle
-    _bowel(canvas, draws, draws.integer(8, 20), scale)
-    _colon(canvas, draws, body, scale)
-    # Solid organs over the bowel: liver with gallbladder, spleen, stomach.
-    if draws.chance(0.9):
-        size = draws.uniform(0.45, 1.0)
-        cu, cv = -half * draws.uniform(0.3, 0.5), middle + depth * draws.uniform(-0.25, 0.1)
-        a, b = half * draws.uniform(0.5, 0.75) * size, depth * draws.uniform(0.6, 0.9) * size
-        found = canvas.shape(cu, cv, a, b, draws.uniform(-0.3, 0.3), 2.0, draws.wobble(0.08, 4))
-        if found is not None:
-            window, r, outline = found
-            liver = (r <= outline) & canvas.in_cavity(window, 0.0)
-            canvas.put(window, liver, "liver")
-            _organ_vessels(canvas, draws, noise, window, liver, cu, cv, 1.3 * max(a, b), scale)
-        if draws.chance(0.4):
-            radius = draws.uniform(10.0, 20.0) * scale
-            canvas.blob("fluid", cu + a * draws.uniform(0.2, 0.6), cv - b * draws.uniform(0.0, 0.5), radius,
-                        radius * draws.uniform(0.6, 0.9), draws.uniform(0, math.pi), inside_cavity=3.0)
-    if draws.chance(0.7):
-        canvas.blob("spleen", half * draws.uniform(0.5, 0.7), middle + depth * draws.uniform(0.2, 0.5),
-                    half * draws.uniform(0.15, 0.28), depth * draws.uniform(0.25, 0.45),
-                    -draws.uniform(0.4, 1.1), draws.wobble(0.08, 4), inside_cavity=0.0)
-    if draws.chance(0.6):
-        cu, cv = half * draws.uniform(0.15, 0.45), middle - depth * draws.uniform(0.1, 0.45)
-        a, b = half * draws.uniform(0.18, 0.35), depth * draws.uniform(0.2, 0.35)
-        found = canvas.shape(cu, cv, a, b, draws.uniform(-0.5, 0.5), 2.0, draws.wobble(0.08, 4))
-        if found is not None:
-            window, r, outline = found
-            inside = canvas.in_cavity(window, 1.0)
-            canvas.put(window, (r <= outline) & inside, "bowel")
-            content = (r <= outline - draws.uniform(3.0, 5.0) * scale) & inside
-            gas = content & (canvas.v[window] < cv - b + 2 * b * draws.uniform(0.0, 0.6))  # gas rises to the front
-            canvas.put(window, content & ~gas, "fluid", hu=draws.uniform(0.0, 40.0))
-            canvas.put(window, gas, "gas")
-    # Retroperitoneum: kidneys in perirenal fat, psoas, pancreas, aorta and vena cava.
-    if draws.chance(0.75):
-        for side in (-1.0, 1.0):
-            if draws.chance(0.1):
-                continue
-            cu = side * (spine.a + draws.uniform(22.0, 40.0) * scale)
-            cv = spine.v + draws.uniform(-10.0, 8.0) * scale
-            a, b = draws.uniform(15.0, 22.0) * scale, draws.uniform(20.0, 30.0) * scale
-            angle = side * draws.uniform(0.3, 0.8)  # long axis towards the front and the side
-            margin = draws.uniform(4.0, 12.0) * scale
-            canvas.blob("fat", cu, cv, a + margin, b + margin, angle, inside_cavity=0.0)
-            canvas.blob("kidney", cu, cv, a, b, angle, draws.wobble(0.04, 3), inside_cavity=0.0)
-            if canvas.palette.enhanced:
-                canvas.blob("medulla", cu, cv, a * 0.7, b * 0.75, angle, draws.wobble(0.1, 4), inside_cavity=0.0,
-                            hu=draws.uniform(*_HU["medulla_contrast"]))
-            sinus = -side * a * 0.55  # the hilum faces the midline and the front
-            su = cu + sinus * math.cos(angle)
-            sv = cv + sinus * math.sin(angle) - b * 0.15
-            canvas.blob("fat", su, sv, a * 0.45, b * 0.35, angle, draws.wobble(0.1, 3), inside_cavity=0.0)
-            if draws.chance(0.4):
-                canvas.blob("fluid", su, sv, a * 0.2, b * 0.2, angle, inside_cavity=0.0)
-    if draws.chance(0.5):
-        _psoas(canvas, draws, spine, scale, 0.5)
-    if draws.chance(0.6):
-        cv = spine.v - spine.b - draws.uniform(25.0, 45.0) * scale
-        canvas.blob("pancreas", half * draws.uniform(-0.05, 0.15), cv, half * draws.uniform(0.22, 0.35),
-                    draws.uniform(8.0, 14.0) * scale, draws.uniform(-0.35, 0.15), draws.wobble(0.12, 5),
-                    inside_cavity=2.0)
-    _great_vessels(canvas, draws, spine, scale)
-    # Lower ribs in the flanks, costal cartilage in front.
-    if draws.chance(0.6):
-        for side in (-1.0, 1.0):
-            for _ in range(draws.integer(1, 3)):
-                angle = draws.uniform(math.radians(-60.0), math.radians(20.0))
-                direction = angle if side > 0 else math.pi - angle
-                short = draws.uniform(3.0, 5.0) * scale
-                distance = body.at("cavity", direction) + draws.uniform(1.0, 4.0) * scale + short
-                distance = canvas.clamp_to_wall(direction, distance, short + 1.0 * scale)
-                canvas.bone(distance * math.cos(direction), distance * math.sin(direction),
-                            draws.uniform(5.0, 12.0) * scale, short, direction + math.pi / 2,
-                            draws.uniform(0.8, 1.5) * scale,
-                            marrow="cartilage" if math.sin(direction) < -0.6 else "marrow")
-    spine.paint(canvas, draws)
-
-
-def _pelvis(canvas: _Canvas, draws: _Draws, body: _Body, spine: _Spine, scale: float) -> None:
-    front = _Cavity(body).front
-    _bowel(canvas, draws, draws.integer(12, 26), scale)
-    _colon(canvas, draws, body, scale)
-    if draws.chance(0.5):  # bladder behind the front wall
-        radius = draws.uniform(25.0, 50.0) * scale
-        canvas.blob("fluid", draws.uniform(-10.0, 10.0) * scale, -front + radius + draws.uniform(5.0, 25.0) * scale,
-                    radius * draws.uniform(0.9, 1.3), radius, draws.uniform(-0.3, 0.3), draws.wobble(0.05, 3),
-                    inside_cavity=2.0, hu=draws.uniform(0.0, 15.0))
-    _psoas(canvas, draws, spine, scale, 1.0)
-    _great_vessels(canvas, draws, spine, scale)
-    # Iliac wings: curved plates from beside the sacrum forwards and outwards, muscle on both faces.
-    for side in (-1.0, 1.0):
-        length = draws.uniform(35.0, 55.0) * scale
-        thickness = draws.uniform(3.5, 8.0) * scale
-        slope = draws.uniform(0.35, 0.9)  # radians from the lateral axis, the front end outwards
-        angle = -side * slope
-        bend = side * draws.uniform(0.0, 0.008) / scale  # hollow towards the inside of the pelvis
-        cu = side * (spine.a + length * math.cos(slope) * draws.uniform(0.8, 1.1))
-        cv = spine.v - length * math.sin(slope) * draws.uniform(0.6, 0.9)
-        direction = math.atan2(cv, cu)
-        room = body.at("fat_inner", direction) - 10.0 * scale - math.hypot(cu, cv)
-        if room < 0:
-            continue
-        canvas.blob("muscle", cu, cv, length * 1.1, thickness + draws.uniform(8.0, 16.0) * scale, angle,
-                    inside_cavity=-3.0 * thickness, bend=bend)
-        canvas.bone(cu, cv, length, thickness, angle, draws.uniform(1.5, 3.0) * scale, draws.wobble(0.05, 3),
-                    bend=bend)
-    spine.paint(canvas, draws)
-
-
-def _great_vessels(canvas: _Canvas, draws: _Draws, spine: _Spine, scale: float) -> None:
-    """The aorta (left, sometimes with a calcified wall) and inferior vena cava (right) in front of the spine."""
-    radius = draws.uniform(8.0, 13.0) * scale
-    cu, cv = draws.uniform(3.0, 12.0) * scale, spine.v - spine.b - radius - draws.uniform(0.0, 4.0) * scale
-    canvas.blob("blood", cu, cv, radius, radius)
-    if draws.chance(0.3):
-        angle = draws.uniform(0, 2 * math.pi)
-        size = draws.uniform(0.7, 1.4) * canvas.pixel_mm
-        canvas.blob("calcification", cu + radius * math.cos(angle), cv + radius * math.sin(angle), size,
-                    size * 0.7, angle + math.pi / 2, hu=draws.uniform(*_HU["calcification"]))
-    canvas.blob("blood", -draws.uniform(18.0, 30.0) * scale, spine.v - spine.b - draws.uniform(8.0, 15.0) * scale,
-                draws.uniform(9.0, 15.0) * scale, draws.uniform(7.0, 12.0) * scale, draws.uniform(-0.3, 0.3))
-
-
-def _bowel(canvas: _Canvas, draws: _Draws, count: int, scale: float) -> None:
-    """Bowel loops: a wall around gas, fluid or mixed contents (gas in front)."""
-    for _ in range(count):
-        cu, cv = canvas.point(draws, 0.05, 0.8)
-        radius = draws.uniform(9.0, 24.0) * scale
-        a, b, angle = radius, radius * draws.uniform(0.5, 1.0), draws.uniform(0, math.pi)
-        found = canvas.shape(cu, cv, a, b, angle, 2.0, draws.wobble(0.1, 4))
-        if found is None:
-            continue
-        window, r, outline = found
-        inside = canvas.in_cavity(window, 1.0)
-        canvas.put(window, (r <= outline) & inside, "bowel")
-        content = (r <= outline - draws.uniform(1.5, 3.5) * scale) & inside
-        kind = draws.uniform(0.0, 1.0)
-        if kind < 0.35:
-            canvas.put(window, content, "gas")
-        elif kind < 0.75:
-            canvas.put(window, content, "fluid", hu=draws.uniform(0.0, 30.0))
-        else:
-            gas = content & (canvas.v[window] < cv + b * draws.uniform(-0.6, 0.6))
-            canvas.put(window, content & ~gas, "fluid", hu=draws.uniform(-20.0, 40.0))
-            canvas.put(window, gas, "gas")
-
-
-def _colon(canvas: _Canvas, draws: _Draws, body: _Body, scale: float) -> None:
-    """Ascending and descending colon in the flanks, mostly gas."""
-    for side in (-1.0, 1.0):
-        if not draws.chance(0.6):
-            continue
-        direction = (0.0 if side > 0 else math.pi) + side * draws.uniform(-0.5, 0.3)
-        radius = draws.uniform(14.0, 28.0) * scale
-        distance = max(0.0, body.at("cavity", direction) - radius - draws.uniform(2.0, 10.0) * scale)
-        cu, cv = distance * math.cos(direction), distance * math.sin(direction)
-        canvas.blob("bowel", cu, cv, radius, radius * draws.uniform(0.7, 1.0), draws.uniform(0, math.pi),
-                    draws.wobble(0.08, 4), inside_cavity=0.5)
-        canvas.blob("gas", cu, cv, radius - 2.5 * scale, radius * 0.65, draws.uniform(0, math.pi),
-                    draws.wobble(0.15, 5), inside_cavity=3.0, hu=draws.uniform(-1000.0, -600.0))
-
-
-def _psoas(canvas: _Canvas, draws: _Draws, spine: _Spine, scale: float, size: float) -> None:
-    for side in (-1.0, 1.0):
-        radius = draws.uniform(12.0, 25.0) * scale * size
-        canvas.blob("muscle", side * (spine.a + radius * 0.7), spine.v - spine.b * draws.uniform(0.0, 0.5),
-                    radius, radius * draws.uniform(0.7, 1.0), side * draws.uniform(0.0, 0.6), draws.wobble(0.06, 3),
-                    inside_cavity=0.0)
-
-
-def _calcifications(canvas: _Canvas, draws: _Draws) -> None:
-    """0–4 small dense dots of 1–3 pixels anywhere in the cavity."""
-    for _ in range(draws.integer(0, 4)):
-        cu, cv = canvas.point(draws, 0.0, 0.9)
-        radius = draws.uniform(0.6, 1.4) * canvas.pixel_mm
-        canvas.blob("calcification", cu, cv, radius, radius * draws.uniform(0.7, 1.0), draws.uniform(0, math.pi),
-                    inside_cavity=0.0, hu=draws.uniform(*_HU["calcification"]))
 
 
 # -- validation ----------------------------------------------------------------------

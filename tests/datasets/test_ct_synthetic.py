@@ -1,4 +1,4 @@
-"""Tests of the synthetic CT slices (datasets/ct_synthetic.py) and their training source."""
+"""Tests of the synthetic CT slices (datasets/ct_synthetic.py and its kit) and their training source."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-import invsolve.datasets.ct_synthetic as ct_synthetic
+import invsolve.datasets._ct_canvas as _ct_canvas
 from invsolve.datasets import SyntheticCTDataset, synthetic_ct_slices, training_dataset
 from invsolve.datasets.ct_synthetic import CT_SYNTHETIC_HU_RANGE, CT_SYNTHETIC_REGIONS
 
@@ -98,13 +98,13 @@ def test_pixel_mm_fixes_the_pixel_size():
 def test_anatomy_is_the_same_at_every_size(monkeypatch):
     # Without texture, and without the calcifications (sized in pixels), a slice at 2N
     # pixels averaged 2x2 is the slice at N pixels drawn on the same fine grid.
-    original = ct_synthetic._Canvas.blob
+    original = _ct_canvas.Canvas.blob
 
     def no_calcifications(self, tissue, *args, **kwargs):
         if tissue != "calcification":
             original(self, tissue, *args, **kwargs)
 
-    monkeypatch.setattr(ct_synthetic._Canvas, "blob", no_calcifications)
+    monkeypatch.setattr(_ct_canvas.Canvas, "blob", no_calcifications)
     fine = synthetic_ct_slices(6, (48, 48), seed=3, texture=0.0, supersample=2)
     coarse = synthetic_ct_slices(6, (24, 24), seed=3, texture=0.0, supersample=4)
     torch.testing.assert_close(F.avg_pool2d(fine, 2), coarse, rtol=0, atol=0.05)
