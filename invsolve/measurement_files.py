@@ -34,7 +34,9 @@ from invsolve.datasets.io.checks import (
     open_hdf5,
 )
 
-__all__ = ["INPUT_FORMATS", "REFERENCE_DATASETS", "ArrayFile", "read_array", "read_npy", "select_plane"]
+__all__ = [
+    "INPUT_FORMATS", "REFERENCE_DATASETS", "ArrayFile", "drop_leading_ones", "read_array", "read_npy", "select_plane"
+]
 
 INPUT_FORMATS = ".npy, .h5/.hdf5, .nii/.nii.gz, a .dcm file or a folder holding one DICOM series"
 #: preferred datasets of an HDF5 reference image
@@ -305,3 +307,10 @@ def select_plane(
             raise ValueError(f"--slice must be between 0 and {count - 1} for {source}, got {slice_index}")
         return data[slice_index]
     raise ValueError(f"{source} holds an array of shape {tuple(data.shape)}; expected {layout} (or slices of them)")
+
+
+def drop_leading_ones(array: torch.Tensor, ndim: int) -> torch.Tensor:
+    """``array`` without its leading axes of length 1, down to ``ndim`` axes (a volume stored with batch axes)."""
+    while array.dim() > ndim and array.shape[0] == 1:
+        array = array[0]
+    return array
