@@ -163,28 +163,28 @@ writes files and shows progress.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from invsolve._precision import native_bfloat16
-from invsolve.datasets.training import EpochSampler, TrainingDataset
+from invsolve.datasets.training import TrainingDataset
 from invsolve.files import atomic_write, save_json, save_png
 
 from .base import Normalization
 from .checkpoint import save_prior
+from .data_parallel import ShardBatches, process_group, rows_only
 from .gaussian_fit import LowRankGaussian
 from .recipe import (
     TrainSettings,
@@ -330,7 +330,7 @@ def train(
         "output": {"dir": str(out if out is not None else tables.get("output", {}).get("dir"))},
     }
     state = _resume_state(resume, output_dir, resolved, description)
-    with _process_group(settings.device) as (rank, world_size, device):
+    with process_group(settings.device) as (rank, world_size, device):
         if settings.batch_size % world_size:
             raise ValueError(
                 f"[train] batch_size = {settings.batch_size} must be divisible by the number of processes, "
@@ -467,7 +467,7 @@ class _Trainer:
         if self.rank == 0:
             save_json(self.output_dir / "config.json", self.resolved)
         position = start * settings.batch_size
-        batches = _ShardBatches(
+        batches = ShardBatches(
             len(self.dataset),
             seed=settings.seed,
             batch_size=settings.batch_size,
@@ -530,7 +530,7 @@ class _Trainer:
             drop = (torch.rand(settings.batch_size, generator=self.generator) < self.condition_drop).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             per_item = self.prior.training_loss(
-                x0, self.generator, condition, drop, network=_rows_only(self.network, low, high)
+                x0, self.generator, condition, drop, network=rows_only(self.network, low, high)
             )
         loss = per_item[low:high].mean()
         self.optimizer.zero_grad(set_to_none=True)
@@ -641,75 +641,6 @@ class _Trainer:
         return step
 
 
-class _ShardBatches(Sampler):
-    """One rank's rows of consecutive global batches of ``(index, epoch)`` pairs.
-
-    The global sequence runs through the :class:`EpochSampler` orders of
-    epochs ``epoch, epoch + 1, …`` from position ``start`` of the first;
-    global batches of ``batch_size`` pairs cross epoch boundaries, and
-    ``rows = (low, high)`` picks this rank's part of each.  ``count``
-    batches are yielded.
-    """
-
-    def __init__(
-        self,
-        length: int,
-        *,
-        seed: int,
-        batch_size: int,
-        rows: tuple[int, int],
-        epoch: int,
-        start: int,
-        count: int,
-    ) -> None:
-        self.length = length
-        self.seed = seed
-        self.batch_size = batch_size
-        self.rows = rows
-        self.epoch = epoch
-        self.start = start
-        self.count = count
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        sampler = EpochSampler(self.length, seed=self.seed, epoch=self.epoch, start=self.start)
-        epoch, batch, produced = self.epoch, [], 0
-        while produced < self.count:
-            for pair in sampler:
-                batch.append(pair)
-                if len(batch) == self.batch_size:
-                    yield batch[self.rows[0] : self.rows[1]]
-                    batch, produced = [], produced + 1
-                    if produced == self.count:
-                        return
-            epoch += 1
-            sampler.set_epoch(epoch)
-
-
-def _rows_only(network: Callable[..., torch.Tensor], low: int, high: int) -> Callable[..., torch.Tensor]:
-    """``network`` run on rows ``[low, high)`` of a batch; the other rows of the output are zero.
-
-    :meth:`UNetPrior.training_loss` draws ``t`` and ``ε`` for the whole
-    global batch (the same numbers on every rank); only this rank's rows
-    reach the network and the loss that is back-propagated.
-    """
-
-    def run(
-        x_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None, drop: torch.Tensor | None
-    ) -> torch.Tensor:
-        rows = slice(low, high)
-        output = network(
-            x_t[rows], t[rows], None if condition is None else condition[rows], None if drop is None else drop[rows]
-        )
-        before = output.new_zeros((low, *output.shape[1:]))
-        after = output.new_zeros((x_t.shape[0] - high, *output.shape[1:]))
-        return torch.cat([before, output, after])
-
-    return run
-
-
 # -- the config ------------------------------------------------------------------------
 def _resume_state(
     resume: bool | str | os.PathLike, output_dir: Path, resolved: dict[str, Any], description: dict[str, Any]
@@ -753,34 +684,7 @@ def _differences(old: object, new: object, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix or "(the whole value)"]
 
 
-# -- processes, seeds, summaries --------------------------------------------------------
-@contextlib.contextmanager
-def _process_group(device_setting: str) -> Iterator[tuple[int, int, torch.device]]:
-    """``(rank, world_size, device)``, joining a ``torch.distributed`` group when ``WORLD_SIZE > 1``."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_setting == "auto":
-        device_setting = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(f"cuda:{local_rank}" if device_setting == "cuda" else device_setting)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"[train] device = {device_setting!r}, but CUDA is not available")
-        torch.cuda.set_device(device)
-    if world_size == 1:
-        yield 0, 1, device
-        return
-    import torch.distributed as dist
-
-    owner = not dist.is_initialized()
-    if owner:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield dist.get_rank(), dist.get_world_size(), device
-    finally:
-        if owner:
-            dist.destroy_process_group()
-
-
+# -- seeds, summaries --------------------------------------------------------
 def _stream_seed(seed: int, stream: int) -> int:
     """A 64-bit seed for one random stream of a run, from ``SeedSequence((seed, stream))``."""
     high, low = np.random.SeedSequence((seed, stream)).generate_state(2, np.uint32)
