@@ -327,10 +327,13 @@ def test_pretrained_lookup(tmp_path):
 
 
 def test_every_shipped_prior_loads_and_is_small():
+    # the 1.1 M-parameter priors take 3.4 MB in float16; issue 10 allows its larger prior up to 25 MB
+    largest = {"ct-ellipses-large": 25 * 10**6}
     folder = resources.files("invsolve.priors").joinpath("pretrained")
     for name in available_pretrained():
         with resources.as_file(folder.joinpath(f"{name}.pt")) as path:
-            assert os.path.getsize(path) <= 5 * 2**20, f"{name}.pt is larger than 5 MiB"
+            limit = largest.get(name, 5 * 2**20)
+            assert os.path.getsize(path) <= limit, f"{name}.pt is larger than {limit} bytes"
             assert read_metadata(path)["training"] is not None, f"{name}.pt does not say how it was trained"
         assert isinstance(pretrained(name), DiffusionPrior)
 
